@@ -1,0 +1,141 @@
+//! The fields of any input record before validation, and the one validation of them.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::{DecodeError, DefaultKind, truncated};
+use crate::record::{Company, JobEvent, ProfileFields, Record};
+
+/// Every field any record may carry, under its canonical name and its aliases.
+/// Unknown fields are ignored. Filled by the fast scanner or by `serde_json`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRecord<'a> {
+    /// The `type` tag of mixed inputs.
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    /// `companyID`, alias `company_id`, `tenantID`.
+    #[serde(rename = "companyID", alias = "company_id", alias = "tenantID")]
+    #[serde(borrow, default)]
+    pub company_id: Option<Cow<'a, str>>,
+    /// `userID`, alias `userid`, `user_id`.
+    #[serde(rename = "userID", alias = "userid", alias = "user_id", borrow, default)]
+    pub user_id: Option<Cow<'a, str>>,
+    /// `nbJobs`, alias `nb_job_submitted`, `#job_submitted`, `jobSubmitted`.
+    #[serde(rename = "nbJobs", alias = "nb_job_submitted", alias = "#job_submitted")]
+    #[serde(alias = "jobSubmitted", default)]
+    pub nb_jobs: Option<i64>,
+    /// `creationDate`, alias `ts`, `timestamp`: epoch milliseconds.
+    #[serde(rename = "creationDate", alias = "ts", alias = "timestamp", default)]
+    pub creation_date: Option<i64>,
+    /// `industry`.
+    #[serde(borrow, default)]
+    pub industry: Option<Cow<'a, str>>,
+    /// `revenu` (the original spelling).
+    #[serde(default)]
+    pub revenu: Option<i64>,
+    /// `employees`, alias `employee`.
+    #[serde(alias = "employee", default)]
+    pub employees: Option<i64>,
+    /// `job30`.
+    #[serde(default)]
+    pub job30: Option<i64>,
+    /// `job90`.
+    #[serde(default)]
+    pub job90: Option<i64>,
+    /// `monthlyFee`.
+    #[serde(rename = "monthlyFee", default)]
+    pub monthly_fee: Option<f64>,
+    /// `totalFee`.
+    #[serde(rename = "totalFee", default)]
+    pub total_fee: Option<f64>,
+    /// `riskOfChurn`, accepted and ignored on input: the job computes it.
+    #[serde(rename = "riskOfChurn", default)]
+    pub risk_of_churn: Option<bool>,
+}
+
+impl<'a> RawRecord<'a> {
+    /// Validates the fields into a record of the tagged, or else the default, kind.
+    ///
+    /// # Errors
+    /// What is missing or out of range, naming the field.
+    pub fn into_record(self, default_kind: DefaultKind) -> Result<Record<'a>, DecodeError> {
+        let is_company = match self.kind.as_deref() {
+            Some("job") => false,
+            Some("company") => true,
+            Some(other) => return Err(DecodeError::UnknownType(truncated(other, 64).into())),
+            None => match default_kind {
+                DefaultKind::Job => false,
+                DefaultKind::Company => true,
+                DefaultKind::Infer => self.industry.is_some(),
+            },
+        };
+        if is_company {
+            self.into_company().map(Record::Company)
+        } else {
+            self.into_job().map(Record::Job)
+        }
+    }
+
+    fn into_job(self) -> Result<JobEvent<'a>, DecodeError> {
+        const KIND: &str = "job";
+        let company_id = required_id(self.company_id, KIND)?;
+        let user_id = required(self.user_id, "userID", KIND)?;
+        let nb_jobs = non_negative(required(self.nb_jobs, "nbJobs", KIND)?, "nbJobs")?;
+        Ok(JobEvent {
+            company_id,
+            user_id,
+            nb_jobs,
+            creation_date: self.creation_date,
+        })
+    }
+
+    fn into_company(self) -> Result<Company<'a>, DecodeError> {
+        const KIND: &str = "company";
+        let company_id = required_id(self.company_id, KIND)?;
+        let profile = ProfileFields {
+            industry: required(self.industry, "industry", KIND)?,
+            revenu: required(self.revenu, "revenu", KIND)?,
+            employees: required(self.employees, "employees", KIND)?,
+            job30: count(required(self.job30, "job30", KIND)?, "job30")?,
+            job90: count(required(self.job90, "job90", KIND)?, "job90")?,
+            monthly_fee: finite(required(self.monthly_fee, "monthlyFee", KIND)?, "monthlyFee")?,
+            total_fee: finite(required(self.total_fee, "totalFee", KIND)?, "totalFee")?,
+        };
+        Ok(Company {
+            company_id,
+            profile,
+        })
+    }
+}
+
+fn required<T>(value: Option<T>, field: &'static str, kind: &'static str) -> Result<T, DecodeError> {
+    value.ok_or(DecodeError::MissingField { field, kind })
+}
+
+fn required_id<'a>(
+    value: Option<Cow<'a, str>>,
+    kind: &'static str,
+) -> Result<Cow<'a, str>, DecodeError> {
+    let id = required(value, "companyID", kind)?;
+    if id.is_empty() {
+        return Err(DecodeError::Empty("companyID"));
+    }
+    Ok(id)
+}
+
+fn non_negative(value: i64, field: &'static str) -> Result<u64, DecodeError> {
+    u64::try_from(value).map_err(|_| DecodeError::Negative { field, value })
+}
+
+fn count(value: i64, field: &'static str) -> Result<i64, DecodeError> {
+    non_negative(value, field).map(|_| value)
+}
+
+fn finite(value: f64, field: &'static str) -> Result<f64, DecodeError> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(DecodeError::NotFinite(field))
+    }
+}

@@ -1,0 +1,302 @@
+//! The churn model: a logistic regression over standardised features and one-hot
+//! industry weights, in the file format of `bench/model.json`.
+//!
+//! `z = intercept + Σ weight_i · (x_i − mean_i) / std_i + industry_weight`, summed in
+//! that order (the order of the file's features), `churnScore = 1 / (1 + e^−z)` (an
+//! overflowing exponential gives exactly 0), `riskOfChurn = churnScore >= threshold`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The model used when none is given.
+const BUILTIN_MODEL: &str = include_str!("../models/builtin.json");
+
+/// Why a model file cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The file cannot be read.
+    #[error("cannot read model file {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a model of a known kind.
+    #[error("model file {path} is not a valid model")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The model's values are unusable.
+    #[error("model {name}: {problem}")]
+    Invalid {
+        /// The model's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// A model input feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Feature {
+    /// Revenue.
+    #[serde(rename = "revenu")]
+    Revenu,
+    /// Employees.
+    #[serde(rename = "employees")]
+    Employees,
+    /// 30-day job count (with the window).
+    #[serde(rename = "job30")]
+    Job30,
+    /// 90-day job count (with the window).
+    #[serde(rename = "job90")]
+    Job90,
+    /// Monthly fee.
+    #[serde(rename = "monthlyFee")]
+    MonthlyFee,
+    /// Total fee.
+    #[serde(rename = "totalFee")]
+    TotalFee,
+}
+
+/// The numeric inputs of one scoring.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Features {
+    /// Revenue.
+    pub revenu: f64,
+    /// Employees.
+    pub employees: f64,
+    /// 30-day job count.
+    pub job30: f64,
+    /// 90-day job count.
+    pub job90: f64,
+    /// Monthly fee.
+    pub monthly_fee: f64,
+    /// Total fee.
+    pub total_fee: f64,
+}
+
+impl Features {
+    fn get(&self, feature: Feature) -> f64 {
+        match feature {
+            Feature::Revenu => self.revenu,
+            Feature::Employees => self.employees,
+            Feature::Job30 => self.job30,
+            Feature::Job90 => self.job90,
+            Feature::MonthlyFee => self.monthly_fee,
+            Feature::TotalFee => self.total_fee,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum ModelFile {
+    LogisticRegression(LogisticRegressionFile),
+}
+
+#[derive(Deserialize)]
+struct LogisticRegressionFile {
+    name: String,
+    threshold: f64,
+    intercept: f64,
+    features: Vec<FeatureFile>,
+    #[serde(default)]
+    categorical: CategoricalFile,
+}
+
+#[derive(Deserialize)]
+struct FeatureFile {
+    name: Feature,
+    mean: f64,
+    std: f64,
+    weight: f64,
+}
+
+#[derive(Deserialize, Default)]
+struct CategoricalFile {
+    #[serde(default)]
+    industry: HashMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    feature: Feature,
+    mean: f64,
+    std: f64,
+    weight: f64,
+}
+
+/// A validated churn model, ready to score.
+#[derive(Debug, Clone)]
+pub struct Model {
+    name: String,
+    threshold: f64,
+    intercept: f64,
+    terms: Vec<Term>,
+    industry: HashMap<Box<str>, f64>,
+}
+
+impl Model {
+    /// The built-in model, for runs without a model file.
+    pub fn builtin() -> Self {
+        Self::from_json(BUILTIN_MODEL, "<builtin>").expect("the built-in model is valid")
+    }
+
+    /// Loads and validates a model file.
+    ///
+    /// # Errors
+    /// When the file cannot be read, parsed or used.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a model from JSON text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// When the text is not a valid model.
+    pub fn from_json(text: &str, origin: &str) -> Result<Self, ModelError> {
+        let ModelFile::LogisticRegression(file) =
+            serde_json::from_str(text).map_err(|source| ModelError::Parse {
+                path: origin.to_owned(),
+                source,
+            })?;
+        let invalid = |problem: String| ModelError::Invalid {
+            name: file.name.clone(),
+            problem,
+        };
+        if !(0.0..=1.0).contains(&file.threshold) {
+            return Err(invalid(format!("threshold {} is not in [0, 1]", file.threshold)));
+        }
+        if !file.intercept.is_finite() {
+            return Err(invalid("intercept is not finite".into()));
+        }
+        let mut terms: Vec<Term> = Vec::with_capacity(file.features.len());
+        for f in &file.features {
+            if terms.iter().any(|t| t.feature == f.name) {
+                return Err(invalid(format!("feature {:?} appears twice", f.name)));
+            }
+            if !(f.std.is_finite() && f.std > 0.0 && f.mean.is_finite() && f.weight.is_finite()) {
+                return Err(invalid(format!(
+                    "feature {:?}: mean and weight must be finite and std > 0",
+                    f.name
+                )));
+            }
+            terms.push(Term {
+                feature: f.name,
+                mean: f.mean,
+                std: f.std,
+                weight: f.weight,
+            });
+        }
+        if let Some((k, _)) = file.categorical.industry.iter().find(|(_, w)| !w.is_finite()) {
+            return Err(invalid(format!("industry weight of {k} is not finite")));
+        }
+        Ok(Self {
+            threshold: file.threshold,
+            intercept: file.intercept,
+            terms,
+            industry: file
+                .categorical
+                .industry
+                .into_iter()
+                .map(|(k, w)| (k.into_boxed_str(), w))
+                .collect(),
+            name: file.name,
+        })
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The weight of an industry; 0 for an industry the model does not list.
+    pub fn industry_weight(&self, industry: &str) -> f64 {
+        self.industry.get(industry).copied().unwrap_or(0.0)
+    }
+
+    /// The churn probability, given the industry's weight.
+    pub fn score(&self, features: &Features, industry_weight: f64) -> f64 {
+        let mut z = self.intercept;
+        for t in &self.terms {
+            z += t.weight * (features.get(t.feature) - t.mean) / t.std;
+        }
+        z += industry_weight;
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// Whether a score flags a churn risk.
+    pub fn is_risk(&self, score: f64) -> bool {
+        score >= self.threshold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W1_MODEL: &str = include_str!("../../../../shared/bench/model.json");
+
+    fn features() -> Features {
+        Features {
+            revenu: 1_234_567.0,
+            employees: 250.0,
+            job30: 15.0,
+            job90: 43.0,
+            monthly_fee: 450.0,
+            total_fee: 9800.0,
+        }
+    }
+
+    #[test]
+    fn scores_by_the_formula() {
+        let model = Model::from_json(W1_MODEL, "model.json").unwrap();
+        let f = features();
+        let z = -1.0 + -0.3 * (f.revenu - 5e6) / 3e6 + -0.2 * (f.employees - 500.0) / 400.0
+            + -0.8 * (f.job30 - 50.0) / 40.0
+            + -0.5 * (f.job90 - 150.0) / 120.0
+            + 0.6 * (f.monthly_fee - 1000.0) / 800.0
+            + -0.4 * (f.total_fee - 20000.0) / 15000.0
+            + 0.2;
+        let score = model.score(&f, model.industry_weight("retail"));
+        assert_eq!(score, 1.0 / (1.0 + (-z).exp()));
+        assert_eq!(model.industry_weight("agriculture"), 0.0);
+        assert_eq!(model.is_risk(score), score >= 0.5);
+    }
+
+    #[test]
+    fn overflowing_exponent_scores_zero() {
+        let model = Model::from_json(W1_MODEL, "model.json").unwrap();
+        let f = Features { revenu: 1e300, ..features() };
+        assert_eq!(model.score(&f, 0.0), 0.0);
+    }
+
+    #[test]
+    fn builtin_model_loads() {
+        assert_eq!(Model::builtin().name(), "tenantflow-builtin-v1");
+    }
+
+    #[test]
+    fn invalid_models_say_what_is_wrong() {
+        let bad = W1_MODEL.replace("\"std\": 400.0", "\"std\": 0.0");
+        let err = Model::from_json(&bad, "m").unwrap_err();
+        assert!(err.to_string().contains("std > 0"), "{err}");
+        let err = Model::from_json(r#"{"kind":"forest"}"#, "m").unwrap_err();
+        assert!(matches!(err, ModelError::Parse { .. }), "{err}");
+    }
+}

@@ -1,0 +1,190 @@
+//! Keyed tenant state: the latest profile of each tenant (the table side of the
+//! stream-table join) and its day buckets.
+
+use std::collections::HashMap;
+
+use tenantflow_core::{Company, CompanyProfile};
+
+use crate::score::{Features, Model};
+use crate::window::{DayWindow, Retention, WindowError};
+
+/// One tenant's state. `X` is whatever the worker keeps beside the profile (for
+/// instance the profile pre-encoded for the output format), rebuilt on each update.
+#[derive(Debug)]
+pub struct Tenant<X> {
+    /// The latest profile.
+    pub profile: CompanyProfile,
+    /// The model's weight of the profile's industry.
+    pub industry_weight: f64,
+    /// Jobs per day.
+    pub window: DayWindow,
+    /// The worker's extension.
+    pub ext: X,
+}
+
+/// A job event joined, counted and scored.
+#[derive(Debug)]
+pub struct Joined<'t, X> {
+    /// The tenant's state after the event.
+    pub tenant: &'t Tenant<X>,
+    /// `profile.job30` + jobs of the 30 days ending on the event's day.
+    pub job30: i64,
+    /// `profile.job90` + jobs of the 90 days ending on the event's day.
+    pub job90: i64,
+    /// The model's probability.
+    pub churn_score: f64,
+    /// `churn_score >= threshold`.
+    pub risk_of_churn: bool,
+}
+
+/// What became of a job event.
+#[derive(Debug)]
+pub enum JobOutcome<'t, X> {
+    /// Joined with a profile: one result.
+    Joined(Joined<'t, X>),
+    /// No profile for the tenant.
+    UnknownCompany,
+    /// Too late for the tenant's window.
+    TooLate(WindowError),
+}
+
+/// The state of all tenants a worker owns.
+#[derive(Debug)]
+pub struct TenantTable<X> {
+    tenants: HashMap<Box<str>, Tenant<X>, foldhash::fast::RandomState>,
+    retention: Retention,
+}
+
+impl<X> TenantTable<X> {
+    /// An empty table whose windows keep what `retention` needs.
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            tenants: HashMap::default(),
+            retention,
+        }
+    }
+
+    /// Number of tenants with a profile.
+    pub fn len(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// True when no tenant has a profile.
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// The state of a tenant, if it has a profile.
+    pub fn get(&self, company_id: &str) -> Option<&Tenant<X>> {
+        self.tenants.get(company_id)
+    }
+
+    /// Makes `company` the tenant's latest profile, keeping its windows.
+    /// `ext` builds the worker's extension from the new profile.
+    pub fn upsert(
+        &mut self,
+        company: &Company<'_>,
+        model: &Model,
+        ext: impl FnOnce(&CompanyProfile) -> X,
+    ) {
+        let profile = company.profile.to_profile();
+        let industry_weight = model.industry_weight(&profile.industry);
+        let ext = ext(&profile);
+        match self.tenants.get_mut(company.company_id.as_ref()) {
+            Some(tenant) => {
+                tenant.profile = profile;
+                tenant.industry_weight = industry_weight;
+                tenant.ext = ext;
+            }
+            None => {
+                self.tenants.insert(
+                    company.company_id.as_ref().into(),
+                    Tenant {
+                        profile,
+                        industry_weight,
+                        window: DayWindow::default(),
+                        ext,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Counts a job event into its tenant's window, then scores the tenant.
+    pub fn process_job(
+        &mut self,
+        company_id: &str,
+        nb_jobs: u64,
+        creation_date: i64,
+        model: &Model,
+    ) -> JobOutcome<'_, X> {
+        let Some(tenant) = self.tenants.get_mut(company_id) else {
+            return JobOutcome::UnknownCompany;
+        };
+        let day = tenantflow_core::time::day_of(creation_date);
+        let counts = match tenant.window.add(day, nb_jobs, self.retention) {
+            Ok(counts) => counts,
+            Err(e) => return JobOutcome::TooLate(e),
+        };
+        let p = &tenant.profile;
+        let job30 = p.job30.saturating_add(saturating_i64(counts.sum30));
+        let job90 = p.job90.saturating_add(saturating_i64(counts.sum90));
+        let features = Features {
+            revenu: p.revenu as f64,
+            employees: p.employees as f64,
+            job30: job30 as f64,
+            job90: job90 as f64,
+            monthly_fee: p.monthly_fee,
+            total_fee: p.total_fee,
+        };
+        let churn_score = model.score(&features, tenant.industry_weight);
+        JobOutcome::Joined(Joined {
+            tenant,
+            job30,
+            job90,
+            churn_score,
+            risk_of_churn: model.is_risk(churn_score),
+        })
+    }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+    use tenantflow_core::record::ProfileFields;
+
+    fn company(id: &str, job30: i64) -> Company<'_> {
+        Company {
+            company_id: Cow::Borrowed(id),
+            profile: ProfileFields {
+                industry: Cow::Borrowed("retail"),
+                revenu: 29080,
+                employees: 14540,
+                job30,
+                job90: 13,
+                monthly_fee: 461.0,
+                total_fee: 1172.0,
+            },
+        }
+    }
+
+    #[test]
+    fn joins_latest_profile_and_keeps_windows_across_updates() {
+        let model = Model::builtin();
+        let mut table = TenantTable::new(Retention::default());
+        assert!(matches!(table.process_job("comp_4", 1, 0, &model), JobOutcome::UnknownCompany));
+        table.upsert(&company("comp_4", 4), &model, |_| ());
+        let JobOutcome::Joined(j) = table.process_job("comp_4", 1, 0, &model) else { panic!() };
+        assert_eq!((j.job30, j.job90), (5, 14));
+        table.upsert(&company("comp_4", 100), &model, |_| ());
+        let JobOutcome::Joined(j) = table.process_job("comp_4", 2, 0, &model) else { panic!() };
+        assert_eq!((j.job30, j.job90), (103, 16));
+        assert_eq!(j.tenant.profile.job30, 100);
+        assert_eq!(table.len(), 1);
+    }
+}
