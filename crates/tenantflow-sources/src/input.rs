@@ -1,0 +1,231 @@
+//! The inputs of a run: what the user named, resolved at start into an ordered list of
+//! byte streams, each opened only when its turn comes.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::generator::{Generator, GeneratorConfig};
+
+/// What the user named as input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSpec {
+    /// A file or a folder of files.
+    Path(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+    /// The built-in generator.
+    Generator(GeneratorConfig),
+}
+
+impl InputSpec {
+    /// `-` is stdin, anything else a path.
+    pub fn from_arg(arg: &str) -> Self {
+        if arg == "-" {
+            InputSpec::Stdin
+        } else {
+            InputSpec::Path(PathBuf::from(arg))
+        }
+    }
+}
+
+/// How the lines of an input are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputFormat {
+    /// By file name: `.csv` (or `.csv.gz`) is CSV, anything else NDJSON.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Ndjson,
+    /// Headerless CSV lines (see `Decoder::decode_csv`).
+    Csv,
+}
+
+/// Why an input cannot be read.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The path does not exist or cannot be listed.
+    #[error("input {path}: cannot open")]
+    Open {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A folder holds no input file.
+    #[error("input folder {0} holds no input file")]
+    EmptyFolder(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+enum Origin {
+    File { path: PathBuf, gzip: bool },
+    Stdin,
+    Generator(GeneratorConfig),
+}
+
+/// One input stream, resolved but not yet opened.
+#[derive(Debug, Clone)]
+pub struct Input {
+    name: String,
+    format: InputFormat,
+    origin: Origin,
+}
+
+impl Input {
+    /// Resolves `specs` into inputs in reading order: folders expand to their files in
+    /// name order (hidden files and names starting with `_` skipped).
+    ///
+    /// # Errors
+    /// A path that does not exist or cannot be listed, or a folder with no input file.
+    pub fn resolve(specs: &[InputSpec], format: InputFormat) -> Result<Vec<Input>, SourceError> {
+        let mut inputs = Vec::new();
+        for spec in specs {
+            match spec {
+                InputSpec::Stdin => inputs.push(Input {
+                    name: "-".into(),
+                    format: if format == InputFormat::Auto { InputFormat::Ndjson } else { format },
+                    origin: Origin::Stdin,
+                }),
+                InputSpec::Generator(config) => inputs.push(Input {
+                    name: "generator".into(),
+                    format: InputFormat::Ndjson,
+                    origin: Origin::Generator(config.clone()),
+                }),
+                InputSpec::Path(path) => {
+                    let meta = std::fs::metadata(path).map_err(|source| SourceError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    if meta.is_dir() {
+                        let files = list_folder(path)?;
+                        if files.is_empty() {
+                            return Err(SourceError::EmptyFolder(path.clone()));
+                        }
+                        inputs.extend(files.into_iter().map(|f| Input::file(f, format)));
+                    } else {
+                        inputs.push(Input::file(path.clone(), format));
+                    }
+                }
+            }
+        }
+        Ok(inputs)
+    }
+
+    fn file(path: PathBuf, format: InputFormat) -> Input {
+        let name = path.to_string_lossy().into_owned();
+        let gzip = name.ends_with(".gz");
+        let stem = name.strip_suffix(".gz").unwrap_or(&name);
+        let format = match format {
+            InputFormat::Auto if stem.ends_with(".csv") => InputFormat::Csv,
+            InputFormat::Auto => InputFormat::Ndjson,
+            chosen => chosen,
+        };
+        Input {
+            name,
+            format,
+            origin: Origin::File { path, gzip },
+        }
+    }
+
+    /// The name of the input in dead letters and logs: its path, `-` or `generator`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its line format (never [`InputFormat::Auto`]).
+    pub fn format(&self) -> InputFormat {
+        self.format
+    }
+
+    /// Opens the stream.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn open(&self) -> Result<Box<dyn Read + Send>, SourceError> {
+        match &self.origin {
+            Origin::Stdin => Ok(Box::new(io::stdin())),
+            Origin::Generator(config) => Ok(Box::new(Generator::new(config.clone()))),
+            Origin::File { path, gzip } => {
+                let file = File::open(path).map_err(|source| SourceError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                if *gzip {
+                    let buffered = BufReader::with_capacity(1 << 16, file);
+                    Ok(Box::new(flate2::read::MultiGzDecoder::new(buffered)))
+                } else {
+                    Ok(Box::new(file))
+                }
+            }
+        }
+    }
+}
+
+fn list_folder(path: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let open_error = |source| SourceError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(open_error)? {
+        let entry = entry.map_err(open_error)?;
+        let name = entry.file_name();
+        let hidden = name.to_string_lossy().starts_with(['.', '_']);
+        if !hidden && entry.file_type().map_err(open_error)?.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn folders_expand_in_name_order_and_formats_follow_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.ndjson", "a.csv", "c.json.gz", ".hidden", "_rejected"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let inputs = Input::resolve(&[InputSpec::Path(dir.path().into())], InputFormat::Auto).unwrap();
+        let names: Vec<_> = inputs
+            .iter()
+            .map(|i| (Path::new(i.name()).file_name().unwrap().to_owned(), i.format()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a.csv".into(), InputFormat::Csv),
+                ("b.ndjson".into(), InputFormat::Ndjson),
+                ("c.json.gz".into(), InputFormat::Ndjson),
+            ]
+        );
+    }
+
+    #[test]
+    fn gzip_files_are_decompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.ndjson.gz");
+        let mut gz = flate2::write::GzEncoder::new(File::create(&path).unwrap(), Default::default());
+        gz.write_all(b"hello\n").unwrap();
+        gz.finish().unwrap();
+        let inputs = Input::resolve(&[InputSpec::Path(path)], InputFormat::Auto).unwrap();
+        let mut text = String::new();
+        inputs[0].open().unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hello\n");
+    }
+
+    #[test]
+    fn missing_paths_fail_at_resolve() {
+        let err = Input::resolve(&[InputSpec::from_arg("/no/such/file")], InputFormat::Auto).unwrap_err();
+        assert!(err.to_string().contains("/no/such/file"), "{err}");
+    }
+}

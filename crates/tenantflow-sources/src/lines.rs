@@ -1,0 +1,273 @@
+//! Cutting a byte stream into lines, in bounded memory.
+//!
+//! The reader reads large chunks into one reused buffer and hands out each complete
+//! line as a slice of it: no copy and no allocation per line. A line longer than the
+//! record size limit is not buffered: it is skipped up to its newline and reported as
+//! [`Line::TooLarge`] with its first bytes, so a 10 GB line costs no more memory than a
+//! short one.
+
+use std::io::{self, Read};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Bytes read per call.
+const CHUNK: usize = 1 << 20;
+/// Bytes of an over-long line kept for its dead letter.
+pub const TOO_LARGE_PREFIX: usize = 1024;
+
+/// What the reader found.
+#[derive(Debug)]
+pub enum Line<'a> {
+    /// A line within the limit, without its `\n` (and `\r`).
+    Record(&'a [u8]),
+    /// A line over the limit.
+    TooLarge {
+        /// Its first bytes.
+        prefix: &'a [u8],
+        /// Its full length in bytes.
+        len: u64,
+    },
+}
+
+/// A line with where and when it was read.
+#[derive(Debug)]
+pub struct LineEvent<'a> {
+    /// 1-based line number.
+    pub number: u64,
+    /// Byte offset of the line's start in the stream.
+    pub offset: u64,
+    /// Wall-clock time of the read that completed the line, epoch milliseconds: the
+    /// event time of records that carry none.
+    pub arrival_ms: i64,
+    /// The line.
+    pub line: Line<'a>,
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError<E> {
+    /// The stream failed.
+    #[error("read failed")]
+    Io(#[source] io::Error),
+    /// The line handler stopped the read.
+    #[error("line handler failed")]
+    Handler(#[source] E),
+}
+
+/// Cuts a stream into lines.
+pub struct LineReader<R> {
+    inner: R,
+    max_record: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> LineReader<R> {
+    /// A reader of `inner` whose lines may be at most `max_record` bytes.
+    pub fn new(inner: R, max_record: usize) -> Self {
+        Self {
+            inner,
+            max_record,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Calls `on_line` for every line, in order, until the stream ends.
+    ///
+    /// # Errors
+    /// A read error of the stream, or the first error of `on_line`.
+    pub fn read_all<E>(
+        &mut self,
+        mut on_line: impl FnMut(LineEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), ReadError<E>> {
+        let max = self.max_record;
+        self.buf.resize(CHUNK + max + 1, 0);
+        let buf = &mut self.buf;
+        let (mut start, mut end) = (0usize, 0usize);
+        // Stream offset of buf[0], and the next line's number.
+        let mut base: u64 = 0;
+        let mut number: u64 = 1;
+        // An over-long line being skipped: (offset, prefix kept in `prefix`, length so far).
+        let mut skipping: Option<(u64, u64)> = None;
+        let mut prefix: Vec<u8> = Vec::new();
+        loop {
+            if buf.len() - end < CHUNK {
+                buf.copy_within(start..end, 0);
+                base += start as u64;
+                end -= start;
+                start = 0;
+            }
+            let n = loop {
+                match self.inner.read(&mut buf[end..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(ReadError::Io(e)),
+                }
+            };
+            let arrival_ms = now_ms();
+            let mut scan = end;
+            end += n;
+            if let Some((offset, len)) = skipping {
+                match memchr::memchr(b'\n', &buf[scan..end]) {
+                    Some(i) => {
+                        let total = len + i as u64;
+                        on_line(LineEvent {
+                            number,
+                            offset,
+                            arrival_ms,
+                            line: Line::TooLarge { prefix: &prefix, len: total },
+                        })
+                        .map_err(ReadError::Handler)?;
+                        number += 1;
+                        skipping = None;
+                        start = scan + i + 1;
+                        scan = start;
+                    }
+                    None if n == 0 => {
+                        on_line(LineEvent {
+                            number,
+                            offset,
+                            arrival_ms,
+                            line: Line::TooLarge { prefix: &prefix, len },
+                        })
+                        .map_err(ReadError::Handler)?;
+                        return Ok(());
+                    }
+                    None => {
+                        skipping = Some((offset, len + n as u64));
+                        start = end;
+                        continue;
+                    }
+                }
+            }
+            for i in memchr::memchr_iter(b'\n', &buf[scan..end]) {
+                let nl = scan + i;
+                emit(&buf[start..nl], number, base + start as u64, arrival_ms, max, &mut on_line)?;
+                number += 1;
+                start = nl + 1;
+            }
+            if n == 0 {
+                if start < end {
+                    emit(&buf[start..end], number, base + start as u64, arrival_ms, max, &mut on_line)?;
+                }
+                return Ok(());
+            }
+            if end - start > max {
+                prefix.clear();
+                prefix.extend_from_slice(&buf[start..start + TOO_LARGE_PREFIX.min(end - start)]);
+                skipping = Some((base + start as u64, (end - start) as u64));
+                start = end;
+            }
+        }
+    }
+}
+
+fn emit<E>(
+    raw: &[u8],
+    number: u64,
+    offset: u64,
+    arrival_ms: i64,
+    max: usize,
+    on_line: &mut impl FnMut(LineEvent<'_>) -> Result<(), E>,
+) -> Result<(), ReadError<E>> {
+    let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let line = if bytes.len() > max {
+        Line::TooLarge {
+            prefix: &bytes[..TOO_LARGE_PREFIX.min(bytes.len())],
+            len: bytes.len() as u64,
+        }
+    } else {
+        Line::Record(bytes)
+    };
+    on_line(LineEvent {
+        number,
+        offset,
+        arrival_ms,
+        line,
+    })
+    .map_err(ReadError::Handler)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out at most `step` bytes per call, to cut lines anywhere.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(self.data.len()).min(out.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Record(u64, u64, Vec<u8>),
+        TooLarge(u64, u64, usize, u64),
+    }
+
+    fn collect(data: &[u8], step: usize, max: usize) -> Vec<Seen> {
+        let mut out = Vec::new();
+        LineReader::new(Trickle { data, step }, max)
+            .read_all(|e| {
+                out.push(match e.line {
+                    Line::Record(b) => Seen::Record(e.number, e.offset, b.to_vec()),
+                    Line::TooLarge { prefix, len } => Seen::TooLarge(e.number, e.offset, prefix.len(), len),
+                });
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn lines_numbers_and_offsets_whatever_the_read_sizes() {
+        let data = b"one\r\ntwo\n\nthree";
+        let want = vec![
+            Seen::Record(1, 0, b"one".to_vec()),
+            Seen::Record(2, 5, b"two".to_vec()),
+            Seen::Record(3, 9, b"".to_vec()),
+            Seen::Record(4, 10, b"three".to_vec()),
+        ];
+        for step in [1, 2, 3, 7, 100] {
+            assert_eq!(collect(data, step, 64), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn over_long_lines_are_reported_not_buffered() {
+        let long = vec![b'x'; 3 * CHUNK + 17];
+        let mut data = b"ok\n".to_vec();
+        data.extend_from_slice(&long);
+        data.extend_from_slice(b"\nafter\n");
+        data.extend_from_slice(&long);
+        let got = collect(&data, CHUNK, 1000);
+        let second = 3 + long.len() as u64 + 1;
+        assert_eq!(
+            got,
+            vec![
+                Seen::Record(1, 0, b"ok".to_vec()),
+                Seen::TooLarge(2, 3, TOO_LARGE_PREFIX, long.len() as u64),
+                Seen::Record(3, second, b"after".to_vec()),
+                Seen::TooLarge(4, second + 6, TOO_LARGE_PREFIX, long.len() as u64),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_just_over_the_limit_in_one_read_is_too_large() {
+        let got = collect(b"12345\n123\n", 100, 4);
+        assert_eq!(got, vec![Seen::TooLarge(1, 0, 5, 5), Seen::Record(2, 6, b"123".to_vec())]);
+    }
+}
