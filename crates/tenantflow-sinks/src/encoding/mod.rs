@@ -1,0 +1,165 @@
+//! Result encodings.
+
+mod csv;
+mod ndjson;
+pub mod parquet;
+
+use tenantflow_core::{CompanyProfile, ResultRow};
+
+/// The output format of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// One JSON object per line, all result fields in order.
+    #[default]
+    Ndjson,
+    /// The original system's 9 headerless columns:
+    /// `companyID,industry,revenu,employees,job30,job90,monthlyFee,totalFee,riskOfChurn`.
+    Csv,
+    /// Parquet with typed columns, Snappy-compressed.
+    Parquet,
+}
+
+impl Format {
+    /// The file extension of the format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    /// Pre-encodes what of a row depends on the profile only.
+    pub fn profile_fragments(self, company_id: &str, profile: &CompanyProfile) -> ProfileFragments {
+        match self {
+            Format::Ndjson => ndjson::profile_fragments(company_id, profile),
+            Format::Csv => csv::profile_fragments(company_id, profile),
+            Format::Parquet => ProfileFragments::default(),
+        }
+    }
+
+    /// Appends one encoded row to `out`. Only for the row formats: Parquet rows go
+    /// through [`parquet::ParquetPart`].
+    pub fn encode_row(self, out: &mut Vec<u8>, row: &ResultRow<'_>, fragments: &ProfileFragments) {
+        match self {
+            Format::Ndjson => ndjson::encode_row(out, row, fragments),
+            Format::Csv => csv::encode_row(out, row, fragments),
+            Format::Parquet => unreachable!("Parquet rows are columnar, not encoded one by one"),
+        }
+    }
+}
+
+/// The bytes of a row that depend only on the tenant's profile: those before `job30`
+/// and those between `job90` and the per-event fields. Rebuilt on each profile update.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileFragments {
+    bytes: Box<[u8]>,
+    head_len: usize,
+}
+
+impl ProfileFragments {
+    fn new(head: &[u8], middle: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(head.len() + middle.len());
+        bytes.extend_from_slice(head);
+        bytes.extend_from_slice(middle);
+        Self {
+            bytes: bytes.into_boxed_slice(),
+            head_len: head.len(),
+        }
+    }
+
+    fn head(&self) -> &[u8] {
+        &self.bytes[..self.head_len]
+    }
+
+    fn middle(&self) -> &[u8] {
+        &self.bytes[self.head_len..]
+    }
+}
+
+fn push_f64(out: &mut Vec<u8>, value: f64) {
+    out.extend_from_slice(ryu::Buffer::new().format(value).as_bytes());
+}
+
+fn push_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn profile() -> CompanyProfile {
+        CompanyProfile {
+            industry: "retail".into(),
+            revenu: 1_234_567,
+            employees: 250,
+            job30: 12,
+            job90: 40,
+            monthly_fee: 450.0,
+            total_fee: 9800.0,
+        }
+    }
+
+    pub(crate) fn row<'a>(company_id: &'a str, profile: &'a CompanyProfile, user_id: &'a str) -> ResultRow<'a> {
+        ResultRow {
+            company_id,
+            profile,
+            job30: 15,
+            job90: 43,
+            risk_of_churn: false,
+            churn_score: 0.2734510917391542,
+            user_id,
+            nb_jobs: 3,
+            creation_date: 1_767_225_601_555,
+        }
+    }
+
+    fn encode(format: Format, row: &ResultRow<'_>) -> String {
+        let fragments = format.profile_fragments(row.company_id, row.profile);
+        let mut out = Vec::new();
+        format.encode_row(&mut out, row, &fragments);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn ndjson_row_has_every_field_in_order() {
+        let p = profile();
+        assert_eq!(
+            encode(Format::Ndjson, &row("c-00042", &p, "u-01234")),
+            concat!(
+                r#"{"companyID":"c-00042","industry":"retail","revenu":1234567,"employees":250,"#,
+                r#""job30":15,"job90":43,"monthlyFee":450.0,"totalFee":9800.0,"riskOfChurn":false,"#,
+                r#""churnScore":0.2734510917391542,"userID":"u-01234","nbJobs":3,"creationDate":1767225601555}"#,
+                "\n"
+            )
+        );
+    }
+
+    #[test]
+    fn ndjson_escapes_strings_and_round_trips() {
+        let mut p = profile();
+        p.industry = "a\"b\\c\u{1}é".into();
+        let text = encode(Format::Ndjson, &row("id\n", &p, "u\t"));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["companyID"], "id\n");
+        assert_eq!(value["industry"], "a\"b\\c\u{1}é");
+        assert_eq!(value["userID"], "u\t");
+        assert_eq!(value["churnScore"].as_f64(), Some(0.2734510917391542));
+    }
+
+    #[test]
+    fn csv_row_is_the_original_nine_columns() {
+        let p = profile();
+        assert_eq!(
+            encode(Format::Csv, &row("c-00042", &p, "u")),
+            "c-00042,retail,1234567,250,15,43,450.0,9800.0,false\n"
+        );
+        let mut q = profile();
+        q.industry = "a,\"b\"".into();
+        assert_eq!(
+            encode(Format::Csv, &row("c", &q, "u")),
+            "c,\"a,\"\"b\"\"\",1234567,250,15,43,450.0,9800.0,false\n"
+        );
+    }
+}
