@@ -13,7 +13,9 @@ fn decode(c: &mut Criterion) {
     let decoder = Decoder::new(DefaultKind::Infer);
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("job_scanner", |b| b.iter(|| decoder.decode_json(black_box(JOB)).unwrap()));
+    group.bench_function("job_scanner", |b| {
+        b.iter(|| decoder.decode_json(black_box(JOB)).unwrap())
+    });
     group.bench_function("job_serde_fallback", |b| {
         b.iter(|| decoder.decode_json(black_box(JOB_ESCAPED)).unwrap())
     });
@@ -21,7 +23,11 @@ fn decode(c: &mut Criterion) {
         b.iter(|| decoder.decode_json(black_box(COMPANY)).unwrap())
     });
     group.bench_function("csv_job", |b| {
-        b.iter(|| decoder.decode_csv(black_box(b"comp_4,user_1,1,1767225601555")).unwrap())
+        b.iter(|| {
+            decoder
+                .decode_csv(black_box(b"comp_4,user_1,1,1767225601555"))
+                .unwrap()
+        })
     });
     group.finish();
 }

@@ -183,11 +183,20 @@ mod tests {
         let mut batch = Batch::with_capacity(2);
         for (i, line) in lines.iter().enumerate() {
             let record = decoder.decode_json(line).unwrap();
-            batch.push(&record, 99, Position { source: 0, line: i as u64 + 1 });
+            batch.push(
+                &record,
+                99,
+                Position {
+                    source: 0,
+                    line: i as u64 + 1,
+                },
+            );
         }
         let back: Vec<_> = batch.iter().collect();
         assert_eq!(back[0].0, decoder.decode_json(lines[0]).unwrap());
-        let Record::Job(job) = &back[1].0 else { panic!("not a job") };
+        let Record::Job(job) = &back[1].0 else {
+            panic!("not a job")
+        };
         assert_eq!((job.nb_jobs, job.creation_date), (7, Some(99)));
         assert_eq!(back[1].1, Position { source: 0, line: 2 });
         batch.clear();

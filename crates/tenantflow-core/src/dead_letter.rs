@@ -68,7 +68,10 @@ pub struct DeadLetter<'a> {
     #[serde(rename = "recordLossy", skip_serializing_if = "std::ops::Not::not")]
     pub record_lossy: bool,
     /// Set when `record` is only the start of a longer record.
-    #[serde(rename = "recordTruncatedFrom", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "recordTruncatedFrom",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub record_truncated_from: Option<u64>,
 }
 

@@ -51,8 +51,14 @@ mod tests {
 
     #[test]
     fn hour_bucket_names() {
-        assert_eq!(hour_bucket_name(hour_of(1_767_225_601_555)), "2026-01-01--00");
-        assert_eq!(hour_bucket_name(hour_of(1_767_225_600_000 + 13 * HOUR_MS + 5)), "2026-01-01--13");
+        assert_eq!(
+            hour_bucket_name(hour_of(1_767_225_601_555)),
+            "2026-01-01--00"
+        );
+        assert_eq!(
+            hour_bucket_name(hour_of(1_767_225_600_000 + 13 * HOUR_MS + 5)),
+            "2026-01-01--13"
+        );
         assert_eq!(hour_bucket_name(hour_of(-1)), "1969-12-31--23");
     }
 

@@ -22,7 +22,9 @@ fn operators(c: &mut Criterion) {
     group.bench_function("window_add_in_order", |b| {
         b.iter(|| {
             t += 1;
-            window.add(black_box(20_000 + t / 50_000), 1, retention).unwrap()
+            window
+                .add(black_box(20_000 + t / 50_000), 1, retention)
+                .unwrap()
         })
     });
 
@@ -34,7 +36,9 @@ fn operators(c: &mut Criterion) {
         monthly_fee: 450.0,
         total_fee: 9800.0,
     };
-    group.bench_function("score", |b| b.iter(|| model.score(black_box(&features), 0.2)));
+    group.bench_function("score", |b| {
+        b.iter(|| model.score(black_box(&features), 0.2))
+    });
 
     let ids: Vec<String> = (0..10_000).map(|i| format!("c-{i:05}")).collect();
     let mut table: TenantTable<()> = TenantTable::new(retention);

@@ -180,7 +180,10 @@ impl Model {
             problem,
         };
         if !(0.0..=1.0).contains(&file.threshold) {
-            return Err(invalid(format!("threshold {} is not in [0, 1]", file.threshold)));
+            return Err(invalid(format!(
+                "threshold {} is not in [0, 1]",
+                file.threshold
+            )));
         }
         if !file.intercept.is_finite() {
             return Err(invalid("intercept is not finite".into()));
@@ -203,7 +206,12 @@ impl Model {
                 weight: f.weight,
             });
         }
-        if let Some((k, _)) = file.categorical.industry.iter().find(|(_, w)| !w.is_finite()) {
+        if let Some((k, _)) = file
+            .categorical
+            .industry
+            .iter()
+            .find(|(_, w)| !w.is_finite())
+        {
             return Err(invalid(format!("industry weight of {k} is not finite")));
         }
         Ok(Self {
@@ -267,7 +275,9 @@ mod tests {
     fn scores_by_the_formula() {
         let model = Model::from_json(W1_MODEL, "model.json").unwrap();
         let f = features();
-        let z = -1.0 + -0.3 * (f.revenu - 5e6) / 3e6 + -0.2 * (f.employees - 500.0) / 400.0
+        let z = -1.0
+            + -0.3 * (f.revenu - 5e6) / 3e6
+            + -0.2 * (f.employees - 500.0) / 400.0
             + -0.8 * (f.job30 - 50.0) / 40.0
             + -0.5 * (f.job90 - 150.0) / 120.0
             + 0.6 * (f.monthly_fee - 1000.0) / 800.0
@@ -282,7 +292,10 @@ mod tests {
     #[test]
     fn overflowing_exponent_scores_zero() {
         let model = Model::from_json(W1_MODEL, "model.json").unwrap();
-        let f = Features { revenu: 1e300, ..features() };
+        let f = Features {
+            revenu: 1e300,
+            ..features()
+        };
         assert_eq!(model.score(&f, 0.0), 0.0);
     }
 

@@ -177,12 +177,19 @@ mod tests {
     fn joins_latest_profile_and_keeps_windows_across_updates() {
         let model = Model::builtin();
         let mut table = TenantTable::new(Retention::default());
-        assert!(matches!(table.process_job("comp_4", 1, 0, &model), JobOutcome::UnknownCompany));
+        assert!(matches!(
+            table.process_job("comp_4", 1, 0, &model),
+            JobOutcome::UnknownCompany
+        ));
         table.upsert(&company("comp_4", 4), &model, |_| ());
-        let JobOutcome::Joined(j) = table.process_job("comp_4", 1, 0, &model) else { panic!() };
+        let JobOutcome::Joined(j) = table.process_job("comp_4", 1, 0, &model) else {
+            panic!()
+        };
         assert_eq!((j.job30, j.job90), (5, 14));
         table.upsert(&company("comp_4", 100), &model, |_| ());
-        let JobOutcome::Joined(j) = table.process_job("comp_4", 2, 0, &model) else { panic!() };
+        let JobOutcome::Joined(j) = table.process_job("comp_4", 2, 0, &model) else {
+            panic!()
+        };
         assert_eq!((j.job30, j.job90), (103, 16));
         assert_eq!(j.tenant.profile.job30, 100);
         assert_eq!(table.len(), 1);

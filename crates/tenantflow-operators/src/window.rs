@@ -103,11 +103,19 @@ impl DayWindow {
     /// # Errors
     /// [`WindowError::TooLate`] when `day` is before what `retention` keeps; the
     /// window is then unchanged.
-    pub fn add(&mut self, day: i64, jobs: u64, retention: Retention) -> Result<Counts, WindowError> {
+    pub fn add(
+        &mut self,
+        day: i64,
+        jobs: u64,
+        retention: Retention,
+    ) -> Result<Counts, WindowError> {
         let day32 = clamp_day(day);
         let Some(&(newest, _)) = self.days.last() else {
             self.days.push((day32, jobs));
-            self.newest = Counts { sum30: jobs, sum90: jobs };
+            self.newest = Counts {
+                sum30: jobs,
+                sum90: jobs,
+            };
             return Ok(self.newest);
         };
         let newest = i64::from(newest);
@@ -122,7 +130,9 @@ impl DayWindow {
         if day > newest {
             self.days.push((day32, jobs));
             let keep_from = day - retention.lateness_days - (WINDOW_90 - 1);
-            let expired = self.days.partition_point(|&(d, _)| i64::from(d) < keep_from);
+            let expired = self
+                .days
+                .partition_point(|&(d, _)| i64::from(d) < keep_from);
             self.days.drain(..expired);
             self.newest = self.sums_at(day);
             return Ok(self.newest);
@@ -198,7 +208,10 @@ mod tests {
         fn add(&mut self, day: i64, jobs: u64) -> Counts {
             *self.days.entry(day).or_default() += jobs;
             let sum = |len: i64| self.days.range(day - len + 1..=day).map(|(_, j)| j).sum();
-            Counts { sum30: sum(WINDOW_30), sum90: sum(WINDOW_90) }
+            Counts {
+                sum30: sum(WINDOW_30),
+                sum90: sum(WINDOW_90),
+            }
         }
     }
 
@@ -227,7 +240,11 @@ mod tests {
             let mut newest = 1_000i64;
             for _ in 0..500 {
                 newest += rng.below(4) as i64 * (rng.below(3) as i64);
-                let late = if rng.below(4) == 0 { rng.below(100) as i64 } else { 0 };
+                let late = if rng.below(4) == 0 {
+                    rng.below(100) as i64
+                } else {
+                    0
+                };
                 let day = newest - late;
                 let jobs = rng.below(10);
                 match window.add(day, jobs, retention) {
@@ -255,7 +272,14 @@ mod tests {
         let r = Retention::new(5);
         w.add(100, 1, r).unwrap();
         let err = w.add(94, 1, r).unwrap_err();
-        assert_eq!(err, WindowError::TooLate { day: 94, newest: 100, lateness_days: 5 });
+        assert_eq!(
+            err,
+            WindowError::TooLate {
+                day: 94,
+                newest: 100,
+                lateness_days: 5
+            }
+        );
         assert_eq!(w.add(100, 1, r).unwrap(), Counts { sum30: 2, sum90: 2 });
         assert_eq!(w.add(95, 1, r).unwrap(), Counts { sum30: 1, sum90: 1 });
     }

@@ -56,11 +56,14 @@ impl DeadLetterSink {
         let file = match &mut self.file {
             Some(file) => file,
             None => {
-                std::fs::create_dir_all(&self.dir).map_err(io_error("creating folder", &self.dir))?;
-                self.file.insert(File::create(&path).map_err(io_error("creating", &path))?)
+                std::fs::create_dir_all(&self.dir)
+                    .map_err(io_error("creating folder", &self.dir))?;
+                self.file
+                    .insert(File::create(&path).map_err(io_error("creating", &path))?)
             }
         };
-        file.write_all(&self.buf).map_err(io_error("writing", &path))?;
+        file.write_all(&self.buf)
+            .map_err(io_error("writing", &path))?;
         self.buf.clear();
         Ok(())
     }
@@ -90,7 +93,12 @@ mod tests {
     fn no_file_without_dead_letters_and_one_line_each_otherwise() {
         let dir = tempfile::tempdir().unwrap();
         let rejected = dir.path().join("_rejected");
-        assert_eq!(DeadLetterSink::new(rejected.clone(), "reader").close().unwrap(), 0);
+        assert_eq!(
+            DeadLetterSink::new(rejected.clone(), "reader")
+                .close()
+                .unwrap(),
+            0
+        );
         assert!(!rejected.exists());
         let mut sink = DeadLetterSink::new(rejected.clone(), "reader");
         for line in 1..=2 {

@@ -87,7 +87,11 @@ pub struct FileStats {
 }
 
 enum Body {
-    Rows { file: File, buf: Vec<u8>, bytes: u64 },
+    Rows {
+        file: File,
+        buf: Vec<u8>,
+        bytes: u64,
+    },
     Parquet(Box<ParquetPart>),
 }
 
@@ -111,13 +115,17 @@ impl OpenPart {
     fn complete(self) -> Result<u64, SinkError> {
         match self.body {
             Body::Rows { mut file, buf, .. } => {
-                file.write_all(&buf).map_err(io_error("writing", &self.in_progress))?;
-                file.flush().map_err(io_error("writing", &self.in_progress))?;
+                file.write_all(&buf)
+                    .map_err(io_error("writing", &self.in_progress))?;
+                file.flush()
+                    .map_err(io_error("writing", &self.in_progress))?;
             }
             Body::Parquet(part) => part.finish(&self.in_progress)?,
         }
-        std::fs::rename(&self.in_progress, &self.path).map_err(io_error("renaming", &self.in_progress))?;
-        let meta = std::fs::metadata(&self.path).map_err(io_error("reading metadata of", &self.path))?;
+        std::fs::rename(&self.in_progress, &self.path)
+            .map_err(io_error("renaming", &self.in_progress))?;
+        let meta =
+            std::fs::metadata(&self.path).map_err(io_error("reading metadata of", &self.path))?;
         Ok(meta.len())
     }
 }
@@ -156,7 +164,11 @@ impl PartitionedFileSink {
     ///
     /// # Errors
     /// When a file cannot be created, written or completed.
-    pub fn write(&mut self, row: &ResultRow<'_>, fragments: &ProfileFragments) -> Result<(), SinkError> {
+    pub fn write(
+        &mut self,
+        row: &ResultRow<'_>,
+        fragments: &ProfileFragments,
+    ) -> Result<(), SinkError> {
         let hour = hour_of(row.creation_date);
         let i = match self.open.get(self.last) {
             Some(part) if part.hour == hour => self.last,
@@ -172,7 +184,8 @@ impl PartitionedFileSink {
             Body::Rows { file, buf, bytes } => {
                 format.encode_row(buf, row, fragments);
                 if buf.len() >= WRITE_BUFFER {
-                    file.write_all(buf).map_err(io_error("writing", &part.in_progress))?;
+                    file.write_all(buf)
+                        .map_err(io_error("writing", &part.in_progress))?;
                     *bytes += buf.len() as u64;
                     buf.clear();
                 }
@@ -209,7 +222,12 @@ impl PartitionedFileSink {
         let dir = self.config.dir.join(self.config.partitioning.folder(hour));
         std::fs::create_dir_all(&dir).map_err(io_error("creating folder", &dir))?;
         self.seq += 1;
-        let name = format!("{}-{:06}.{}", self.prefix, self.seq, self.config.format.extension());
+        let name = format!(
+            "{}-{:06}.{}",
+            self.prefix,
+            self.seq,
+            self.config.format.extension()
+        );
         let in_progress = dir.join(format!(".{name}.inprogress"));
         let file = File::create(&in_progress).map_err(io_error("creating", &in_progress))?;
         let body = match self.config.format {
@@ -333,7 +351,12 @@ mod tests {
         let names: Vec<String> = result_files(dir.path())
             .unwrap()
             .iter()
-            .map(|p| p.strip_prefix(dir.path()).unwrap().to_string_lossy().into_owned())
+            .map(|p| {
+                p.strip_prefix(dir.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(
             names,
@@ -367,7 +390,13 @@ mod tests {
 
     #[test]
     fn hive_partitioning_folders() {
-        assert_eq!(Partitioning::Hive.folder(T0 / HOUR + 13), "dt=2026-01-01/hour=13");
-        assert_eq!(Partitioning::Hourly.folder(T0 / HOUR + 13), "2026-01-01--13");
+        assert_eq!(
+            Partitioning::Hive.folder(T0 / HOUR + 13),
+            "dt=2026-01-01/hour=13"
+        );
+        assert_eq!(
+            Partitioning::Hourly.folder(T0 / HOUR + 13),
+            "2026-01-01--13"
+        );
     }
 }

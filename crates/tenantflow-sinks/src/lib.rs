@@ -41,7 +41,10 @@ pub enum SinkError {
     },
 }
 
-pub(crate) fn io_error(op: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> SinkError {
+pub(crate) fn io_error(
+    op: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> SinkError {
     let path = path.to_path_buf();
     move |source| SinkError::Io { op, path, source }
 }

@@ -105,8 +105,12 @@ impl Generator {
             let j = rng.below(i as u64 + 1) as usize;
             rank_to_company.swap(i, j);
         }
-        let industry = (0..n).map(|_| rng.below(INDUSTRIES.len() as u64) as u8).collect();
-        let revenu = (0..n).map(|_| 50_000 + rng.below(19_950_000) as u32).collect();
+        let industry = (0..n)
+            .map(|_| rng.below(INDUSTRIES.len() as u64) as u8)
+            .collect();
+        let revenu = (0..n)
+            .map(|_| 50_000 + rng.below(19_950_000) as u32)
+            .collect();
         let on_time = config.events as f64 * (1.0 - (1.0 - UPDATE_FRACTION) * LATE_FRACTION);
         Self {
             rng,
@@ -171,7 +175,10 @@ impl Generator {
         }
         let total = self.cumulative.last().copied().unwrap_or(1.0);
         let u = self.rng.next_f64() * total;
-        let rank = self.cumulative.partition_point(|&x| x <= u).min(self.cumulative.len() - 1);
+        let rank = self
+            .cumulative
+            .partition_point(|&x| x <= u)
+            .min(self.cumulative.len() - 1);
         let c = self.rank_to_company[rank];
         let user = self.rng.below(USERS as u64);
         let x = self.rng.next_f64();
@@ -183,7 +190,8 @@ impl Generator {
             self.max_ts
         };
         let mut ibuf = itoa::Buffer::new();
-        self.buf.extend_from_slice(b"{\"type\":\"job\",\"companyID\":\"c-");
+        self.buf
+            .extend_from_slice(b"{\"type\":\"job\",\"companyID\":\"c-");
         pad5(&mut self.buf, u64::from(c));
         self.buf.extend_from_slice(b"\",\"userID\":\"u-");
         pad5(&mut self.buf, user);
@@ -199,7 +207,10 @@ impl Generator {
 fn pad5(out: &mut Vec<u8>, n: u64) {
     let mut ibuf = itoa::Buffer::new();
     let digits = ibuf.format(n).as_bytes();
-    out.extend(std::iter::repeat_n(b'0', 5usize.saturating_sub(digits.len())));
+    out.extend(std::iter::repeat_n(
+        b'0',
+        5usize.saturating_sub(digits.len()),
+    ));
     out.extend_from_slice(digits);
 }
 
@@ -234,14 +245,32 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_and_the_promised_shape() {
-        let config = GeneratorConfig { events: 20_000, companies: 50, seed: 7 };
+        let config = GeneratorConfig {
+            events: 20_000,
+            companies: 50,
+            seed: 7,
+        };
         let text = generate(config.clone());
         assert_eq!(text, generate(config));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 50 + 20_000);
-        assert!(lines[..50].iter().all(|l| l.starts_with(r#"{"type":"company""#)));
-        let updates = lines[50..].iter().filter(|l| l.contains(r#""type":"company""#)).count();
+        assert!(
+            lines[..50]
+                .iter()
+                .all(|l| l.starts_with(r#"{"type":"company""#))
+        );
+        let updates = lines[50..]
+            .iter()
+            .filter(|l| l.contains(r#""type":"company""#))
+            .count();
         assert!((40..200).contains(&updates), "{updates}");
-        assert_ne!(text, generate(GeneratorConfig { events: 20_000, companies: 50, seed: 8 }));
+        assert_ne!(
+            text,
+            generate(GeneratorConfig {
+                events: 20_000,
+                companies: 50,
+                seed: 8
+            })
+        );
     }
 }

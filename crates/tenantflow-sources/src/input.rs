@@ -88,7 +88,11 @@ impl Input {
             match spec {
                 InputSpec::Stdin => inputs.push(Input {
                     name: "-".into(),
-                    format: if format == InputFormat::Auto { InputFormat::Ndjson } else { format },
+                    format: if format == InputFormat::Auto {
+                        InputFormat::Ndjson
+                    } else {
+                        format
+                    },
                     origin: Origin::Stdin,
                 }),
                 InputSpec::Generator(config) => inputs.push(Input {
@@ -195,10 +199,16 @@ mod tests {
         for name in ["b.ndjson", "a.csv", "c.json.gz", ".hidden", "_rejected"] {
             std::fs::write(dir.path().join(name), b"").unwrap();
         }
-        let inputs = Input::resolve(&[InputSpec::Path(dir.path().into())], InputFormat::Auto).unwrap();
+        let inputs =
+            Input::resolve(&[InputSpec::Path(dir.path().into())], InputFormat::Auto).unwrap();
         let names: Vec<_> = inputs
             .iter()
-            .map(|i| (Path::new(i.name()).file_name().unwrap().to_owned(), i.format()))
+            .map(|i| {
+                (
+                    Path::new(i.name()).file_name().unwrap().to_owned(),
+                    i.format(),
+                )
+            })
             .collect();
         assert_eq!(
             names,
@@ -214,7 +224,8 @@ mod tests {
     fn gzip_files_are_decompressed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.ndjson.gz");
-        let mut gz = flate2::write::GzEncoder::new(File::create(&path).unwrap(), Default::default());
+        let mut gz =
+            flate2::write::GzEncoder::new(File::create(&path).unwrap(), Default::default());
         gz.write_all(b"hello\n").unwrap();
         gz.finish().unwrap();
         let inputs = Input::resolve(&[InputSpec::Path(path)], InputFormat::Auto).unwrap();
@@ -225,7 +236,8 @@ mod tests {
 
     #[test]
     fn missing_paths_fail_at_resolve() {
-        let err = Input::resolve(&[InputSpec::from_arg("/no/such/file")], InputFormat::Auto).unwrap_err();
+        let err =
+            Input::resolve(&[InputSpec::from_arg("/no/such/file")], InputFormat::Auto).unwrap_err();
         assert!(err.to_string().contains("/no/such/file"), "{err}");
     }
 }

@@ -113,7 +113,10 @@ impl<R: Read> LineReader<R> {
                             number,
                             offset,
                             arrival_ms,
-                            line: Line::TooLarge { prefix: &prefix, len: total },
+                            line: Line::TooLarge {
+                                prefix: &prefix,
+                                len: total,
+                            },
                         })
                         .map_err(ReadError::Handler)?;
                         number += 1;
@@ -126,7 +129,10 @@ impl<R: Read> LineReader<R> {
                             number,
                             offset,
                             arrival_ms,
-                            line: Line::TooLarge { prefix: &prefix, len },
+                            line: Line::TooLarge {
+                                prefix: &prefix,
+                                len,
+                            },
                         })
                         .map_err(ReadError::Handler)?;
                         return Ok(());
@@ -140,13 +146,27 @@ impl<R: Read> LineReader<R> {
             }
             for i in memchr::memchr_iter(b'\n', &buf[scan..end]) {
                 let nl = scan + i;
-                emit(&buf[start..nl], number, base + start as u64, arrival_ms, max, &mut on_line)?;
+                emit(
+                    &buf[start..nl],
+                    number,
+                    base + start as u64,
+                    arrival_ms,
+                    max,
+                    &mut on_line,
+                )?;
                 number += 1;
                 start = nl + 1;
             }
             if n == 0 {
                 if start < end {
-                    emit(&buf[start..end], number, base + start as u64, arrival_ms, max, &mut on_line)?;
+                    emit(
+                        &buf[start..end],
+                        number,
+                        base + start as u64,
+                        arrival_ms,
+                        max,
+                        &mut on_line,
+                    )?;
                 }
                 return Ok(());
             }
@@ -223,7 +243,9 @@ mod tests {
             .read_all(|e| {
                 out.push(match e.line {
                     Line::Record(b) => Seen::Record(e.number, e.offset, b.to_vec()),
-                    Line::TooLarge { prefix, len } => Seen::TooLarge(e.number, e.offset, prefix.len(), len),
+                    Line::TooLarge { prefix, len } => {
+                        Seen::TooLarge(e.number, e.offset, prefix.len(), len)
+                    }
                 });
                 Ok::<(), ()>(())
             })
@@ -268,6 +290,12 @@ mod tests {
     #[test]
     fn a_line_just_over_the_limit_in_one_read_is_too_large() {
         let got = collect(b"12345\n123\n", 100, 4);
-        assert_eq!(got, vec![Seen::TooLarge(1, 0, 5, 5), Seen::Record(2, 6, b"123".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                Seen::TooLarge(1, 0, 5, 5),
+                Seen::Record(2, 6, b"123".to_vec())
+            ]
+        );
     }
 }

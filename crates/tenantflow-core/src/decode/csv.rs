@@ -64,9 +64,7 @@ fn split<'a>(text: &'a str, cells: &mut [Cow<'a, str>; MAX_COLUMNS]) -> Result<u
     let mut n = 0;
     loop {
         if n == MAX_COLUMNS {
-            return Err(DecodeError::Csv(format!(
-                "more than {MAX_COLUMNS} columns"
-            )));
+            return Err(DecodeError::Csv(format!("more than {MAX_COLUMNS} columns")));
         }
         while bytes.get(i) == Some(&b' ') {
             i += 1;
@@ -113,8 +111,11 @@ fn split<'a>(text: &'a str, cells: &mut [Cow<'a, str>; MAX_COLUMNS]) -> Result<u
 }
 
 fn int(cell: &str, field: &str) -> Result<i64, DecodeError> {
-    cell.parse()
-        .map_err(|_| DecodeError::Csv(format!("column `{field}`: expected an integer, got `{cell}`")))
+    cell.parse().map_err(|_| {
+        DecodeError::Csv(format!(
+            "column `{field}`: expected an integer, got `{cell}`"
+        ))
+    })
 }
 
 fn float(cell: &str, field: &str) -> Result<f64, DecodeError> {
@@ -132,7 +133,10 @@ mod tests {
         let Some(Record::Job(job)) = decode_line(b"comp_4,user_1,1").unwrap() else {
             panic!("not a job")
         };
-        assert_eq!((job.company_id.as_ref(), job.nb_jobs, job.creation_date), ("comp_4", 1, None));
+        assert_eq!(
+            (job.company_id.as_ref(), job.nb_jobs, job.creation_date),
+            ("comp_4", 1, None)
+        );
         let Some(Record::Company(c)) =
             decode_line(b"comp_0,travel,9270,4635,3,56,446,1476").unwrap()
         else {
@@ -143,18 +147,29 @@ mod tests {
         let Some(Record::Job(job)) = decode_line(b"\"a,b\", u , 2 ,17").unwrap() else {
             panic!("not a job")
         };
-        assert_eq!((job.company_id.as_ref(), job.user_id.as_ref()), ("a,b", "u"));
+        assert_eq!(
+            (job.company_id.as_ref(), job.user_id.as_ref()),
+            ("a,b", "u")
+        );
         assert_eq!(job.creation_date, Some(17));
     }
 
     #[test]
     fn header_lines_are_skipped() {
         assert_eq!(
-            decode_line(b"company_id, industry, revenu, employees, job30, job90, monthlyFee, totalFee")
-                .unwrap(),
+            decode_line(
+                b"company_id, industry, revenu, employees, job30, job90, monthlyFee, totalFee"
+            )
+            .unwrap(),
             None
         );
-        assert_eq!(decode_line(b"Company,Industry,Revenue,Employees,#job30,#job90,MonthlyCharge,TotalCharge,Churn").unwrap(), None);
+        assert_eq!(
+            decode_line(
+                b"Company,Industry,Revenue,Employees,#job30,#job90,MonthlyCharge,TotalCharge,Churn"
+            )
+            .unwrap(),
+            None
+        );
     }
 
     #[test]

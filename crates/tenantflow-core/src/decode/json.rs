@@ -242,8 +242,10 @@ mod tests {
     use crate::record::Record;
 
     fn both(line: &str) -> (Option<Record<'_>>, Result<Record<'_>, DecodeError>) {
-        let fast = scan_flat_object(line.as_bytes())
-            .map(|raw| raw.into_record(DefaultKind::Infer).expect("scanned record is valid"));
+        let fast = scan_flat_object(line.as_bytes()).map(|raw| {
+            raw.into_record(DefaultKind::Infer)
+                .expect("scanned record is valid")
+        });
         let slow =
             parse_with_serde(line.as_bytes()).and_then(|raw| raw.into_record(DefaultKind::Infer));
         (fast, slow)
@@ -259,7 +261,11 @@ mod tests {
             r#"{"tenantID":"t","user_id":"u","jobSubmitted":0,"ts":-5,"extra":null,"more":true}"#,
         ] {
             let (fast, slow) = both(line);
-            assert_eq!(fast.expect("scanner takes it"), slow.expect("serde takes it"), "{line}");
+            assert_eq!(
+                fast.expect("scanner takes it"),
+                slow.expect("serde takes it"),
+                "{line}"
+            );
         }
     }
 
@@ -287,7 +293,9 @@ mod tests {
         let record = decoder
             .decode_json(br#"{"companyID":"comp\u005f4","userID":"u\"1","nbJobs":2}"#)
             .unwrap();
-        let Record::Job(job) = record else { panic!("not a job") };
+        let Record::Job(job) = record else {
+            panic!("not a job")
+        };
         assert_eq!(job.company_id, "comp_4");
         assert_eq!(job.user_id, "u\"1");
     }

@@ -19,10 +19,20 @@ pub struct RawRecord<'a> {
     #[serde(borrow, default)]
     pub company_id: Option<Cow<'a, str>>,
     /// `userID`, alias `userid`, `user_id`.
-    #[serde(rename = "userID", alias = "userid", alias = "user_id", borrow, default)]
+    #[serde(
+        rename = "userID",
+        alias = "userid",
+        alias = "user_id",
+        borrow,
+        default
+    )]
     pub user_id: Option<Cow<'a, str>>,
     /// `nbJobs`, alias `nb_job_submitted`, `#job_submitted`, `jobSubmitted`.
-    #[serde(rename = "nbJobs", alias = "nb_job_submitted", alias = "#job_submitted")]
+    #[serde(
+        rename = "nbJobs",
+        alias = "nb_job_submitted",
+        alias = "#job_submitted"
+    )]
     #[serde(alias = "jobSubmitted", default)]
     pub nb_jobs: Option<i64>,
     /// `creationDate`, alias `ts`, `timestamp`: epoch milliseconds.
@@ -99,7 +109,10 @@ impl<'a> RawRecord<'a> {
             employees: required(self.employees, "employees", KIND)?,
             job30: count(required(self.job30, "job30", KIND)?, "job30")?,
             job90: count(required(self.job90, "job90", KIND)?, "job90")?,
-            monthly_fee: finite(required(self.monthly_fee, "monthlyFee", KIND)?, "monthlyFee")?,
+            monthly_fee: finite(
+                required(self.monthly_fee, "monthlyFee", KIND)?,
+                "monthlyFee",
+            )?,
             total_fee: finite(required(self.total_fee, "totalFee", KIND)?, "totalFee")?,
         };
         Ok(Company {
@@ -109,7 +122,11 @@ impl<'a> RawRecord<'a> {
     }
 }
 
-fn required<T>(value: Option<T>, field: &'static str, kind: &'static str) -> Result<T, DecodeError> {
+fn required<T>(
+    value: Option<T>,
+    field: &'static str,
+    kind: &'static str,
+) -> Result<T, DecodeError> {
     value.ok_or(DecodeError::MissingField { field, kind })
 }
 

@@ -30,7 +30,11 @@ pub(super) fn encode_row(out: &mut Vec<u8>, row: &ResultRow<'_>, fragments: &Pro
     out.push(b',');
     push_int(out, row.job90);
     out.extend_from_slice(fragments.middle());
-    out.extend_from_slice(if row.risk_of_churn { b"true\n" } else { b"false\n" });
+    out.extend_from_slice(if row.risk_of_churn {
+        b"true\n"
+    } else {
+        b"false\n"
+    });
 }
 
 /// RFC 4180: a cell with a comma, quote or line break is quoted, quotes doubled.

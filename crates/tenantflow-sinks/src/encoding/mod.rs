@@ -101,7 +101,11 @@ mod tests {
         }
     }
 
-    pub(crate) fn row<'a>(company_id: &'a str, profile: &'a CompanyProfile, user_id: &'a str) -> ResultRow<'a> {
+    pub(crate) fn row<'a>(
+        company_id: &'a str,
+        profile: &'a CompanyProfile,
+        user_id: &'a str,
+    ) -> ResultRow<'a> {
         ResultRow {
             company_id,
             profile,

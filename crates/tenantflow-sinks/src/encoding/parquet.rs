@@ -81,7 +81,8 @@ impl Columns {
         self.total_fee.push(row.profile.total_fee);
         self.risk_of_churn.push(row.risk_of_churn);
         self.churn_score.push(row.churn_score);
-        self.nb_jobs.push(i64::try_from(row.nb_jobs).unwrap_or(i64::MAX));
+        self.nb_jobs
+            .push(i64::try_from(row.nb_jobs).unwrap_or(i64::MAX));
         self.creation_date.push(row.creation_date);
     }
 
@@ -142,7 +143,8 @@ impl ParquetPart {
         self.columns.push(row);
         self.rows += 1;
         if self.columns.len() >= ROW_GROUP_ROWS {
-            self.flush_row_group().map_err(|source| parquet_error(path, source))?;
+            self.flush_row_group()
+                .map_err(|source| parquet_error(path, source))?;
         }
         Ok(())
     }
@@ -162,8 +164,11 @@ impl ParquetPart {
     /// # Errors
     /// When the file cannot be completed.
     pub fn finish(mut self, path: &Path) -> Result<(), SinkError> {
-        self.flush_row_group().map_err(|source| parquet_error(path, source))?;
-        self.writer.close().map_err(|source| parquet_error(path, source))?;
+        self.flush_row_group()
+            .map_err(|source| parquet_error(path, source))?;
+        self.writer
+            .close()
+            .map_err(|source| parquet_error(path, source))?;
         Ok(())
     }
 
@@ -174,25 +179,60 @@ impl ParquetPart {
         let c = &mut self.columns;
         let arena = Bytes::from(std::mem::take(&mut c.strings));
         let strings = |spans: &[(usize, usize)]| -> Vec<ByteArray> {
-            spans.iter().map(|&(a, b)| ByteArray::from(arena.slice(a..b))).collect()
+            spans
+                .iter()
+                .map(|&(a, b)| ByteArray::from(arena.slice(a..b)))
+                .collect()
         };
         let mut group = self.writer.next_row_group()?;
         let mut index = 0;
         while let Some(mut column) = group.next_column()? {
             match index {
-                0 => column.typed::<ByteArrayType>().write_batch(&strings(&c.company_id), None, None)?,
-                1 => column.typed::<ByteArrayType>().write_batch(&strings(&c.industry), None, None)?,
-                2 => column.typed::<Int64Type>().write_batch(&c.revenu, None, None)?,
-                3 => column.typed::<Int64Type>().write_batch(&c.employees, None, None)?,
-                4 => column.typed::<Int64Type>().write_batch(&c.job30, None, None)?,
-                5 => column.typed::<Int64Type>().write_batch(&c.job90, None, None)?,
-                6 => column.typed::<DoubleType>().write_batch(&c.monthly_fee, None, None)?,
-                7 => column.typed::<DoubleType>().write_batch(&c.total_fee, None, None)?,
-                8 => column.typed::<BoolType>().write_batch(&c.risk_of_churn, None, None)?,
-                9 => column.typed::<DoubleType>().write_batch(&c.churn_score, None, None)?,
-                10 => column.typed::<ByteArrayType>().write_batch(&strings(&c.user_id), None, None)?,
-                11 => column.typed::<Int64Type>().write_batch(&c.nb_jobs, None, None)?,
-                12 => column.typed::<Int64Type>().write_batch(&c.creation_date, None, None)?,
+                0 => column.typed::<ByteArrayType>().write_batch(
+                    &strings(&c.company_id),
+                    None,
+                    None,
+                )?,
+                1 => column.typed::<ByteArrayType>().write_batch(
+                    &strings(&c.industry),
+                    None,
+                    None,
+                )?,
+                2 => column
+                    .typed::<Int64Type>()
+                    .write_batch(&c.revenu, None, None)?,
+                3 => column
+                    .typed::<Int64Type>()
+                    .write_batch(&c.employees, None, None)?,
+                4 => column
+                    .typed::<Int64Type>()
+                    .write_batch(&c.job30, None, None)?,
+                5 => column
+                    .typed::<Int64Type>()
+                    .write_batch(&c.job90, None, None)?,
+                6 => column
+                    .typed::<DoubleType>()
+                    .write_batch(&c.monthly_fee, None, None)?,
+                7 => column
+                    .typed::<DoubleType>()
+                    .write_batch(&c.total_fee, None, None)?,
+                8 => column
+                    .typed::<BoolType>()
+                    .write_batch(&c.risk_of_churn, None, None)?,
+                9 => column
+                    .typed::<DoubleType>()
+                    .write_batch(&c.churn_score, None, None)?,
+                10 => {
+                    column
+                        .typed::<ByteArrayType>()
+                        .write_batch(&strings(&c.user_id), None, None)?
+                }
+                11 => column
+                    .typed::<Int64Type>()
+                    .write_batch(&c.nb_jobs, None, None)?,
+                12 => column
+                    .typed::<Int64Type>()
+                    .write_batch(&c.creation_date, None, None)?,
                 _ => return Err(ParquetError::General(format!("unexpected column {index}"))),
             };
             column.close()?;

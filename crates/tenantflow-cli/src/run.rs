@@ -1,0 +1,324 @@
+//! `tenantflow run`: flags → validated job config → runtime → summary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use tenantflow_core::DeadLetterReason;
+use tenantflow_core::decode::DefaultKind;
+use tenantflow_operators::score::Model;
+use tenantflow_operators::window::Retention;
+use tenantflow_runtime::{JobConfig, Metrics, RunSummary, prepare_output};
+use tenantflow_sinks::encoding::Format;
+use tenantflow_sinks::file::{FileSinkConfig, Partitioning};
+use tenantflow_sources::generator::GeneratorConfig;
+use tenantflow_sources::{Input, InputFormat, InputSpec};
+
+use crate::progress::{Progress, thousands};
+
+/// Flags of `tenantflow run`. Each can also be set by its `TENANTFLOW_*` variable.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Input: an NDJSON or CSV file, a folder of them (read in name order), `.gz` files,
+    /// or `-` for stdin. Repeatable; inputs are read in the order given.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "TENANTFLOW_INPUT",
+        value_delimiter = ','
+    )]
+    input: Vec<String>,
+
+    /// Generate N events of a W1-like workload instead of reading input. With neither
+    /// --input nor --generate, 1,000,000 events are generated.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "input",
+        env = "TENANTFLOW_GENERATE"
+    )]
+    generate: Option<u64>,
+
+    /// Seed of the generator.
+    #[arg(long, value_name = "S", default_value_t = 42, env = "TENANTFLOW_SEED")]
+    seed: u64,
+
+    /// Tenants of the generator.
+    #[arg(
+        long,
+        value_name = "C",
+        default_value_t = 10_000,
+        env = "TENANTFLOW_COMPANIES"
+    )]
+    companies: u32,
+
+    /// Output folder; results are partitioned by event hour under it, dead letters go
+    /// to its `_rejected/`.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./tenantflow-out",
+        env = "TENANTFLOW_OUTPUT"
+    )]
+    output: PathBuf,
+
+    /// Result format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson, env = "TENANTFLOW_FORMAT")]
+    format: FormatArg,
+
+    /// Folder layout of result files.
+    #[arg(long, value_enum, default_value_t = PartitioningArg::Hourly, env = "TENANTFLOW_PARTITIONING")]
+    partitioning: PartitioningArg,
+
+    /// Replace the results of an earlier run in the output folder.
+    #[arg(long, env = "TENANTFLOW_OVERWRITE")]
+    overwrite: bool,
+
+    /// Churn model file (logistic regression, the format of bench/model.json); a
+    /// built-in model is used without it.
+    #[arg(long, value_name = "PATH", env = "TENANTFLOW_MODEL")]
+    model: Option<PathBuf>,
+
+    /// Line format of inputs; `auto` takes CSV for `.csv` (`.csv.gz`) names, else NDJSON.
+    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto, env = "TENANTFLOW_INPUT_FORMAT")]
+    input_format: InputFormatArg,
+
+    /// Kind of NDJSON records without a `type` tag; `auto`: with `industry` a company,
+    /// else a job event.
+    #[arg(long, value_enum, default_value_t = KindArg::Auto, env = "TENANTFLOW_KIND")]
+    kind: KindArg,
+
+    /// Keyed workers; default: one per core.
+    #[arg(long, value_name = "N", env = "TENANTFLOW_WORKERS")]
+    workers: Option<usize>,
+
+    /// How far behind its tenant's newest event an event may be and still count
+    /// (whole days, e.g. `90d`); later ones become dead letters `too_late`.
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = humantime::parse_duration, env = "TENANTFLOW_ALLOWED_LATENESS")]
+    allowed_lateness: Duration,
+
+    /// Longest accepted record (bytes, or with KiB/MiB); longer ones become dead
+    /// letters `record_too_large`.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size, env = "TENANTFLOW_MAX_RECORD_SIZE")]
+    max_record_size: usize,
+
+    /// A result file is completed once it reaches this size (bytes, or KiB/MiB/GiB).
+    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = parse_size, env = "TENANTFLOW_MAX_FILE_SIZE")]
+    max_file_size: usize,
+
+    /// No progress line and no summary.
+    #[arg(long, short, env = "TENANTFLOW_QUIET")]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Ndjson,
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PartitioningArg {
+    /// `yyyy-MM-dd--HH/`, the original layout.
+    Hourly,
+    /// `dt=YYYY-MM-DD/hour=HH/`.
+    Hive,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum InputFormatArg {
+    Auto,
+    Ndjson,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Auto,
+    Job,
+    Company,
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (e.g. 1048576, 512KiB, 1MiB)"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1 << 10,
+        "MiB" | "M" | "MB" => 1 << 20,
+        "GiB" | "G" | "GB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    match n.checked_mul(scale) {
+        Some(0) | None => Err(format!(
+            "`{text}` must be between 1 byte and the address space"
+        )),
+        Some(size) => Ok(size),
+    }
+}
+
+impl RunArgs {
+    fn into_job(self) -> Result<(JobConfig, bool, String)> {
+        let specs: Vec<InputSpec> = if self.input.is_empty() {
+            vec![InputSpec::Generator(GeneratorConfig {
+                events: self.generate.unwrap_or(GeneratorConfig::default().events),
+                companies: self.companies,
+                seed: self.seed,
+            })]
+        } else {
+            self.input
+                .iter()
+                .map(|arg| InputSpec::from_arg(arg))
+                .collect()
+        };
+        if self.companies == 0 {
+            bail!("--companies must be at least 1");
+        }
+        let input_format = match self.input_format {
+            InputFormatArg::Auto => InputFormat::Auto,
+            InputFormatArg::Ndjson => InputFormat::Ndjson,
+            InputFormatArg::Csv => InputFormat::Csv,
+        };
+        let inputs = Input::resolve(&specs, input_format)?;
+        let described = inputs
+            .iter()
+            .map(Input::name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let model = match &self.model {
+            Some(path) => Model::load(path)?,
+            None => Model::builtin(),
+        };
+        let workers = match self.workers {
+            Some(0) => bail!("--workers must be at least 1"),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let lateness_days = self.allowed_lateness.as_secs().div_ceil(86_400);
+        let lateness_days = u32::try_from(lateness_days)
+            .with_context(|| format!("--allowed-lateness {lateness_days} days is too long"))?;
+        prepare_output(&self.output, self.overwrite)?;
+        let mut output = FileSinkConfig::new(self.output);
+        output.format = match self.format {
+            FormatArg::Ndjson => Format::Ndjson,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Parquet => Format::Parquet,
+        };
+        output.partitioning = match self.partitioning {
+            PartitioningArg::Hourly => Partitioning::Hourly,
+            PartitioningArg::Hive => Partitioning::Hive,
+        };
+        output.max_file_bytes = self.max_file_size as u64;
+        let config = JobConfig {
+            inputs,
+            default_kind: match self.kind {
+                KindArg::Auto => DefaultKind::Infer,
+                KindArg::Job => DefaultKind::Job,
+                KindArg::Company => DefaultKind::Company,
+            },
+            output,
+            model,
+            workers,
+            retention: Retention::new(lateness_days),
+            max_record_bytes: self.max_record_size,
+        };
+        Ok((config, self.quiet, described))
+    }
+}
+
+/// Runs the job and prints its summary.
+pub fn run(args: RunArgs) -> Result<()> {
+    let (config, quiet, inputs) = args.into_job()?;
+    let output = config.output.dir.clone();
+    let format = config.output.format;
+    tracing::info!(%inputs, output = %output.display(), model = config.model.name(), workers = config.workers, "Starting run.");
+    let metrics = Arc::new(Metrics::default());
+    let progress = Progress::start(Arc::clone(&metrics), !quiet);
+    let result = tenantflow_runtime::run(config, &metrics);
+    progress.finish();
+    let summary = result.context("the run failed")?;
+    if !quiet {
+        print_summary(&summary, &inputs, &output, format);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &RunSummary, inputs: &str, output: &std::path::Path, format: Format) {
+    let m = &s.metrics;
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "tenantflow: read {} records from {inputs} in {:.2} s: {} records/s on {} workers",
+        thousands(m.lines_read),
+        secs,
+        thousands((m.lines_read as f64 / secs) as u64),
+        s.workers
+    );
+    println!("  job events        {:>14}", thousands(m.job_events));
+    println!(
+        "  company records   {:>14}  ({} tenants in state)",
+        thousands(m.company_records),
+        thousands(s.tenants as u64)
+    );
+    println!(
+        "  results           {:>14}  -> {} ({}, {} files, {:.1} MB)",
+        thousands(m.results),
+        output.display(),
+        format.extension(),
+        thousands(s.files.files),
+        s.files.bytes as f64 / 1e6
+    );
+    println!("  churn flags set   {:>14}", thousands(m.churn_flags));
+    let reasons = DeadLetterReason::ALL
+        .iter()
+        .map(|r| format!("{r} {}", thousands(m.dead_letters[r.index()])))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "  dead letters      {:>14}  ({reasons})",
+        thousands(m.dead_letters_total())
+    );
+    if m.dead_letters_total() > 0 {
+        println!(
+            "                    {:>14}  -> {}",
+            "",
+            output.join("_rejected").display()
+        );
+    }
+    println!(
+        "  skipped           {:>14}  empty lines; {} CSV header lines",
+        thousands(m.empty_lines),
+        thousands(m.header_lines)
+    );
+    if m.event_time_from_arrival > 0 {
+        println!(
+            "  arrival time      {:>14}  job events had no creationDate and took their read time",
+            thousands(m.event_time_from_arrival)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1 TB").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! A keyed worker: owns its tenants' state and output files, turns batches into results.
+
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use tenantflow_core::batch::Position;
+use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow};
+use tenantflow_operators::score::Model;
+use tenantflow_operators::tenant::{JobOutcome, TenantTable};
+use tenantflow_operators::window::Retention;
+use tenantflow_sinks::dead_letter::DeadLetterSink;
+use tenantflow_sinks::encoding::ProfileFragments;
+use tenantflow_sinks::file::{FileStats, PartitionedFileSink};
+use tenantflow_sources::Input;
+
+use crate::job::RunError;
+use crate::metrics::{Metrics, MetricsSnapshot};
+
+pub(crate) struct Worker<'a> {
+    pub(crate) index: usize,
+    pub(crate) model: &'a Model,
+    pub(crate) inputs: &'a [Input],
+    pub(crate) table: TenantTable<ProfileFragments>,
+    pub(crate) sink: PartitionedFileSink,
+    pub(crate) dead_letters: DeadLetterSink,
+    pub(crate) metrics: &'a Metrics,
+}
+
+/// What a worker leaves behind.
+pub(crate) struct WorkerReport {
+    pub(crate) files: FileStats,
+    pub(crate) tenants: usize,
+}
+
+impl Worker<'_> {
+    pub(crate) fn new_table(retention: Retention) -> TenantTable<ProfileFragments> {
+        TenantTable::new(retention)
+    }
+
+    /// Processes batches until the reader closes the channel, then completes its files.
+    pub(crate) fn run(
+        mut self,
+        batches: Receiver<Batch>,
+        recycle: SyncSender<Batch>,
+    ) -> Result<WorkerReport, RunError> {
+        let mut local = MetricsSnapshot::default();
+        for mut batch in batches {
+            for (record, position) in batch.iter() {
+                self.process(&record, position, &mut local)?;
+            }
+            self.metrics.publish(&mut local);
+            batch.clear();
+            // The reader may have stopped, or have enough spare batches: then drop it.
+            let _ = recycle.try_send(batch);
+        }
+        let files = self.sink.close().map_err(RunError::Sink)?;
+        self.dead_letters.close().map_err(RunError::Sink)?;
+        tracing::debug!(
+            worker = self.index,
+            tenants = self.table.len(),
+            files = files.files,
+            "Worker done."
+        );
+        Ok(WorkerReport {
+            files,
+            tenants: self.table.len(),
+        })
+    }
+
+    fn process(
+        &mut self,
+        record: &Record<'_>,
+        position: Position,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let job = match record {
+            Record::Company(company) => {
+                let format = self.sink.format();
+                let id = &company.company_id;
+                self.table.upsert(company, self.model, |profile| {
+                    format.profile_fragments(id, profile)
+                });
+                return Ok(());
+            }
+            Record::Job(job) => job,
+        };
+        let creation_date = job.creation_date.unwrap_or_default();
+        match self
+            .table
+            .process_job(&job.company_id, job.nb_jobs, creation_date, self.model)
+        {
+            JobOutcome::Joined(joined) => {
+                let row = ResultRow {
+                    company_id: &job.company_id,
+                    profile: &joined.tenant.profile,
+                    job30: joined.job30,
+                    job90: joined.job90,
+                    risk_of_churn: joined.risk_of_churn,
+                    churn_score: joined.churn_score,
+                    user_id: &job.user_id,
+                    nb_jobs: job.nb_jobs,
+                    creation_date,
+                };
+                self.sink
+                    .write(&row, &joined.tenant.ext)
+                    .map_err(RunError::Sink)?;
+                local.results += 1;
+                local.churn_flags += u64::from(joined.risk_of_churn);
+                Ok(())
+            }
+            JobOutcome::UnknownCompany => {
+                let error = format!("no profile for company `{}`", job.company_id);
+                self.dead_letter(
+                    DeadLetterReason::UnknownCompany,
+                    &error,
+                    job,
+                    position,
+                    local,
+                )
+            }
+            JobOutcome::TooLate(e) => self.dead_letter(
+                DeadLetterReason::TooLate,
+                &e.to_string(),
+                job,
+                position,
+                local,
+            ),
+        }
+    }
+
+    fn dead_letter(
+        &mut self,
+        reason: DeadLetterReason,
+        error: &str,
+        job: &JobEvent<'_>,
+        position: Position,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        local.dead_letters[reason.index()] += 1;
+        // The canonical form of the event, so that the dead letter can be replayed.
+        let record = serde_json::json!({
+            "type": "job",
+            "companyID": job.company_id,
+            "userID": job.user_id,
+            "nbJobs": job.nb_jobs,
+            "creationDate": job.creation_date,
+        })
+        .to_string();
+        let source = self
+            .inputs
+            .get(position.source as usize)
+            .map_or("?", Input::name);
+        self.dead_letters
+            .write(&DeadLetter {
+                reason,
+                error,
+                source,
+                line: Some(position.line),
+                record: &record,
+                record_lossy: false,
+                record_truncated_from: None,
+            })
+            .map_err(RunError::Sink)
+    }
+}
