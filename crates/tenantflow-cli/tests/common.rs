@@ -1,0 +1,102 @@
+//! Helpers: paths of shared fixtures, running the binary, reading results back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::reference::Figures;
+
+/// `../shared/` beside the repository.
+pub fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel)
+}
+
+/// Runs `tenantflow` with `args`; panics with its output unless it succeeds.
+pub fn tenantflow(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args(args)
+        .output()
+        .expect("tenantflow starts");
+    assert!(
+        out.status.success(),
+        "tenantflow {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Writes a W1 file with the shared generator.
+pub fn gen_w1(dir: &Path, events: u64, companies: u64, seed: u64) -> PathBuf {
+    let path = dir.join(format!("w1-{events}-{companies}-{seed}.ndjson"));
+    let status = Command::new("python3")
+        .arg(shared("bench/gen_workload.py"))
+        .args(["--events", &events.to_string()])
+        .args(["--companies", &companies.to_string()])
+        .args(["--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs gen_workload.py");
+    assert!(status.success());
+    path
+}
+
+/// Every result file under `dir` (names and folders not starting with `_` or `.`).
+pub fn result_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(['_', '.']) {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                assert!(name.ends_with(extension), "unexpected file {name}");
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The five figures of `check_output.py`, as it prints them for `dir`.
+pub fn check_output_figures(dir: &Path) -> Figures {
+    let out = Command::new("python3")
+        .arg(shared("bench/check_output.py"))
+        .arg(dir)
+        .output()
+        .expect("python3 runs check_output.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Figures::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Runs `check_output.py DIR --expect FILE` with `want` and asserts it says MATCH.
+pub fn assert_check_output_matches(dir: &Path, want: &Figures) {
+    let expect = dir.with_extension("expected.txt");
+    std::fs::write(&expect, want.to_check_output_text()).unwrap();
+    let out = Command::new("python3")
+        .arg(shared("bench/check_output.py"))
+        .arg(dir)
+        .arg("--expect")
+        .arg(&expect)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "check_output.py disagrees with the reference:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

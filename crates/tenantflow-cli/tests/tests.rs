@@ -1,0 +1,9 @@
+//! End-to-end tests of the `tenantflow` binary: one integration test binary.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod common;
+mod inputs;
+mod reference;
+mod upstream;
+mod w1;
