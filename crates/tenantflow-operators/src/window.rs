@@ -12,6 +12,7 @@
 //! tenant's newest day; its window then reaches back 89 days more. An older event is
 //! rejected ([`WindowError::TooLate`]), never counted against partial state.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 /// The two window lengths, in days.
@@ -91,8 +92,9 @@ pub struct Counts {
 /// A tenant's day buckets.
 #[derive(Debug, Clone, Default)]
 pub struct DayWindow {
-    /// `(day, jobs)`, days strictly increasing.
-    days: Vec<(i32, u64)>,
+    /// `(day, jobs)`, days strictly increasing. A deque, so that expiring the oldest
+    /// day on each new day costs O(1), not a shift of every kept day.
+    days: VecDeque<(i32, u64)>,
     /// The sums of the windows ending at the newest day.
     newest: Counts,
 }
@@ -110,8 +112,8 @@ impl DayWindow {
         retention: Retention,
     ) -> Result<Counts, WindowError> {
         let day32 = clamp_day(day);
-        let Some(&(newest, _)) = self.days.last() else {
-            self.days.push((day32, jobs));
+        let Some(&(newest, _)) = self.days.back() else {
+            self.days.push_back((day32, jobs));
             self.newest = Counts {
                 sum30: jobs,
                 sum90: jobs,
@@ -120,7 +122,7 @@ impl DayWindow {
         };
         let newest = i64::from(newest);
         if day == newest {
-            if let Some(last) = self.days.last_mut() {
+            if let Some(last) = self.days.back_mut() {
                 last.1 = last.1.saturating_add(jobs);
             }
             self.newest.sum30 = self.newest.sum30.saturating_add(jobs);
@@ -128,12 +130,15 @@ impl DayWindow {
             return Ok(self.newest);
         }
         if day > newest {
-            self.days.push((day32, jobs));
+            self.days.push_back((day32, jobs));
             let keep_from = day - retention.lateness_days - (WINDOW_90 - 1);
-            let expired = self
+            while self
                 .days
-                .partition_point(|&(d, _)| i64::from(d) < keep_from);
-            self.days.drain(..expired);
+                .front()
+                .is_some_and(|&(d, _)| i64::from(d) < keep_from)
+            {
+                self.days.pop_front();
+            }
             self.newest = self.sums_at(day);
             return Ok(self.newest);
         }

@@ -153,11 +153,11 @@ impl Generator {
         let total = monthly * (1 + self.rng.below(36));
         let industry = INDUSTRIES[usize::from(self.industry[c as usize])];
         // Writing into a Vec cannot fail.
-        let _ = write!(
+        let _ = writeln!(
             self.buf,
             "{{\"type\":\"company\",\"companyID\":\"c-{c:05}\",\"industry\":\"{industry}\",\
              \"revenu\":{},\"employees\":{employees},\"job30\":{job30},\"job90\":{job90},\
-             \"monthlyFee\":{}.{:02},\"totalFee\":{}.{:02}}}\n",
+             \"monthlyFee\":{}.{:02},\"totalFee\":{}.{:02}}}",
             self.revenu[c as usize],
             monthly / 100,
             monthly % 100,
