@@ -49,9 +49,13 @@ pub enum JobOutcome<'t, X> {
 }
 
 /// The state of all tenants a worker owns.
+///
+/// Tenants are boxed: a hash table keeps up to twice as many slots as entries (and
+/// briefly both tables while it grows), so slots of a key and a pointer, 24 bytes,
+/// instead of the whole tenant, cut the memory of a million tenants by about half.
 #[derive(Debug)]
 pub struct TenantTable<X> {
-    tenants: HashMap<Box<str>, Tenant<X>, foldhash::fast::RandomState>,
+    tenants: HashMap<Box<str>, Box<Tenant<X>>, foldhash::fast::RandomState>,
     retention: Retention,
 }
 
@@ -76,7 +80,7 @@ impl<X> TenantTable<X> {
 
     /// The state of a tenant, if it has a profile.
     pub fn get(&self, company_id: &str) -> Option<&Tenant<X>> {
-        self.tenants.get(company_id)
+        self.tenants.get(company_id).map(|t| &**t)
     }
 
     /// Makes `company` the tenant's latest profile, keeping its windows.
@@ -99,12 +103,12 @@ impl<X> TenantTable<X> {
             None => {
                 self.tenants.insert(
                     company.company_id.as_ref().into(),
-                    Tenant {
+                    Box::new(Tenant {
                         profile,
                         industry_weight,
                         window: DayWindow::default(),
                         ext,
-                    },
+                    }),
                 );
             }
         }

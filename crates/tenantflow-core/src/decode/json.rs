@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 
 use super::{DecodeError, RawRecord};
+use crate::record::JobEvent;
 
 /// Parses `line` with `serde_json`, for the lines the scanner gave up on.
 pub(super) fn parse_with_serde(line: &[u8]) -> Result<RawRecord<'_>, DecodeError> {
@@ -19,6 +20,70 @@ pub(super) fn parse_with_serde(line: &[u8]) -> Result<RawRecord<'_>, DecodeError
         });
     }
     serde_json::from_slice(line).map_err(|e| DecodeError::Json(e.to_string()))
+}
+
+/// The exact shape producers write for job events, fields in canonical order:
+/// `{"type":"job","companyID":"…","userID":"…","nbJobs":N,"creationDate":N}` (the tag
+/// optional). Returns the event without going through [`RawRecord`]; `None` on any
+/// other shape. `tag_required` refuses the untagged form (when untagged records are
+/// companies).
+pub(super) fn scan_canonical_job(line: &[u8], tag_required: bool) -> Option<JobEvent<'_>> {
+    const TAGGED: &[u8] = br#"{"type":"job","companyID":""#;
+    const UNTAGGED: &[u8] = br#"{"companyID":""#;
+    let rest = if let Some(rest) = line.strip_prefix(TAGGED) {
+        rest
+    } else if tag_required {
+        return None;
+    } else {
+        line.strip_prefix(UNTAGGED)?
+    };
+    let (company_id, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(br#","userID":""#)?;
+    let (user_id, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(br#","nbJobs":"#)?;
+    let (nb_jobs, rest) = plain_int(rest)?;
+    let rest = rest.strip_prefix(br#","creationDate":"#)?;
+    let (creation_date, rest) = plain_int(rest)?;
+    if rest != b"}" || company_id.is_empty() || nb_jobs < 0 {
+        return None;
+    }
+    Some(JobEvent {
+        company_id: Cow::Borrowed(company_id),
+        user_id: Cow::Borrowed(user_id),
+        nb_jobs: nb_jobs as u64,
+        creation_date: Some(creation_date),
+    })
+}
+
+/// The body of a string up to its closing quote, if it has no escape or control
+/// character and is UTF-8; and what follows the quote.
+fn plain_string(b: &[u8]) -> Option<(&str, &[u8])> {
+    let mut i = 0;
+    loop {
+        match *b.get(i)? {
+            b'"' => break,
+            b'\\' | 0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+    let body = std::str::from_utf8(&b[..i]).ok()?;
+    Some((body, &b[i + 1..]))
+}
+
+/// An integer in JSON's grammar of at most 18 digits, and what follows it.
+fn plain_int(b: &[u8]) -> Option<(i64, &[u8])> {
+    let (negative, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let len = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+    if len == 0 || len > 18 || (len > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let n = digits[..len]
+        .iter()
+        .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+    Some((if negative { -n } else { n }, &digits[len..]))
 }
 
 /// Scans a flat JSON object of strings without escapes, integers, floats, booleans and
@@ -87,14 +152,9 @@ impl<'a> Scanner<'a> {
     /// A string without escapes or control characters, as `&str`.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let rest = &self.b[self.i..];
-        let len = memchr::memchr(b'"', rest)?;
-        let body = &rest[..len];
-        if body.iter().any(|&c| c == b'\\' || c < 0x20) {
-            return None;
-        }
-        self.i += len + 1;
-        std::str::from_utf8(body).ok()
+        let (body, rest) = plain_string(&self.b[self.i..])?;
+        self.i = self.b.len() - rest.len();
+        Some(body)
     }
 
     fn value(&mut self) -> Option<Value<'a>> {
@@ -285,6 +345,67 @@ mod tests {
         ] {
             assert!(scan_flat_object(line.as_bytes()).is_none(), "{line}");
         }
+    }
+
+    #[test]
+    fn canonical_job_scanner_agrees_with_the_general_path_or_declines() {
+        // (line, whether the canonical scanner takes it)
+        let cases = [
+            (
+                r#"{"type":"job","companyID":"c-00042","userID":"u-01234","nbJobs":3,"creationDate":1767225601555}"#,
+                true,
+            ),
+            (
+                r#"{"companyID":"c","userID":"","nbJobs":0,"creationDate":-5}"#,
+                true,
+            ),
+            (
+                r#"{"type":"job","companyID":"é","userID":"u","nbJobs":999999999999999999,"creationDate":0}"#,
+                true,
+            ),
+            (
+                r#"{"type":"job","companyID":"","userID":"u","nbJobs":1,"creationDate":0}"#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"c","userID":"u","nbJobs":-1,"creationDate":0}"#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"c","userID":"u","nbJobs":01,"creationDate":0}"#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"c","userID":"u","nbJobs":1,"creationDate":0} "#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"c\u0041","userID":"u","nbJobs":1,"creationDate":0}"#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"c","userID":"u","nbJobs":1.0,"creationDate":0}"#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"c","userID":"u","nbJobs":1}"#,
+                false,
+            ),
+        ];
+        for (line, fast) in cases {
+            let general = scan_flat_object(line.as_bytes())
+                .map_or_else(|| parse_with_serde(line.as_bytes()), Ok)
+                .and_then(|raw| raw.into_record(DefaultKind::Infer));
+            match scan_canonical_job(line.as_bytes(), false) {
+                Some(job) => {
+                    assert!(fast, "took {line}");
+                    assert_eq!(Ok(Record::Job(job)), general, "{line}");
+                }
+                None => assert!(!fast, "declined {line}"),
+            }
+        }
+        assert!(scan_canonical_job(cases[1].0.as_bytes(), true).is_none());
+        assert!(scan_canonical_job(cases[0].0.as_bytes(), true).is_some());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Raw bytes to typed [`Record`]s.
 //!
 //! One [`Decoder`] per input, told which kind an untagged record is ([`DefaultKind`]).
-//! JSON lines go through a scanner for flat objects that borrows its strings from the
-//! input ([`json`]); anything the scanner does not handle (escapes, nesting, odd
+//! JSON lines go through a scanner for the exact shape of canonical job events, then a
+//! scanner for flat objects, both borrowing their strings from the input ([`json`]); anything the scanner does not handle (escapes, nesting, odd
 //! numbers, invalid input) falls back to `serde_json`, which also words the errors. Both
 //! fill the same [`RawRecord`], validated by one function, so both paths accept exactly
 //! the same records.
@@ -91,6 +91,10 @@ impl Decoder {
     /// # Errors
     /// A [`DecodeError`] saying what is wrong with the line.
     pub fn decode_json<'a>(&self, line: &'a [u8]) -> Result<Record<'a>, DecodeError> {
+        let tag_required = self.default_kind == DefaultKind::Company;
+        if let Some(job) = json::scan_canonical_job(line, tag_required) {
+            return Ok(Record::Job(job));
+        }
         let raw = match json::scan_flat_object(line) {
             Some(raw) => raw,
             None => json::parse_with_serde(line)?,
