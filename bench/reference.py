@@ -28,6 +28,7 @@ def main():
     industries = model.get("categorical", {}).get("industry", {})
     profiles = {}
     days = defaultdict(dict)
+    newest_day = {}
     lines = job30s = job90s = churn = 0
     scores = []
     with open(path) as f:
@@ -42,12 +43,13 @@ def main():
                 continue
             day = o["creationDate"] // DAY
             d = days[cid]
-            newest = max(d) if d else day
+            newest = newest_day.get(cid, day)
             if newest - day > 90:
                 continue
+            newest_day[cid] = max(newest, day)
             d[day] = d.get(day, 0) + o["nbJobs"]
-            s30 = sum(n for k, n in d.items() if day - 29 <= k <= day)
-            s90 = sum(n for k, n in d.items() if day - 89 <= k <= day)
+            s30 = sum(d.get(k, 0) for k in range(day - 29, day + 1))
+            s90 = s30 + sum(d.get(k, 0) for k in range(day - 89, day - 29))
             j30, j90 = p["job30"] + s30, p["job90"] + s90
             x = {"revenu": p["revenu"], "employees": p["employees"], "job30": j30,
                  "job90": j90, "monthlyFee": p["monthlyFee"], "totalFee": p["totalFee"]}

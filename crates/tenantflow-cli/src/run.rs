@@ -102,7 +102,7 @@ pub struct RunArgs {
 
     /// Longest accepted record (bytes, or with KiB/MiB); longer ones become dead
     /// letters `record_too_large`.
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size, env = "TENANTFLOW_MAX_RECORD_SIZE")]
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_record_size, env = "TENANTFLOW_MAX_RECORD_SIZE")]
     max_record_size: usize,
 
     /// A result file is completed once it reaches this size (bytes, or KiB/MiB/GiB).
@@ -166,6 +166,15 @@ fn parse_size(text: &str) -> Result<usize, String> {
         )),
         Some(size) => Ok(size),
     }
+}
+
+/// A record size: at most 1 GiB, so a batch of records always fits its 4 GiB arena.
+fn parse_record_size(text: &str) -> Result<usize, String> {
+    let size = parse_size(text)?;
+    if size > 1 << 30 {
+        return Err(format!("`{text}` is over the largest record size, 1GiB"));
+    }
+    Ok(size)
 }
 
 impl RunArgs {
@@ -320,5 +329,7 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("1 TB").is_err());
         assert!(parse_size("lots").is_err());
+        assert_eq!(super::parse_record_size("1GiB"), Ok(1 << 30));
+        assert!(super::parse_record_size("2GiB").is_err());
     }
 }

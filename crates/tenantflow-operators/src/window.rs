@@ -92,9 +92,12 @@ pub struct Counts {
 /// A tenant's day buckets.
 #[derive(Debug, Clone, Default)]
 pub struct DayWindow {
-    /// `(day, jobs)`, days strictly increasing. A deque, so that expiring the oldest
-    /// day on each new day costs O(1), not a shift of every kept day.
-    days: VecDeque<(i32, u64)>,
+    /// The newest day with jobs and its jobs, inline: an event on the newest day (most
+    /// events) touches no heap memory of the window.
+    head: Option<(i32, u64)>,
+    /// Older days with jobs, `(day, jobs)`, days strictly increasing. A deque, so that
+    /// expiring the oldest day costs O(1), not a shift of every kept day.
+    older: VecDeque<(i32, u64)>,
     /// The sums of the windows ending at the newest day.
     newest: Counts,
 }
@@ -112,32 +115,31 @@ impl DayWindow {
         retention: Retention,
     ) -> Result<Counts, WindowError> {
         let day32 = clamp_day(day);
-        let Some(&(newest, _)) = self.days.back() else {
-            self.days.push_back((day32, jobs));
+        let Some((newest32, newest_jobs)) = self.head else {
+            self.head = Some((day32, jobs));
             self.newest = Counts {
                 sum30: jobs,
                 sum90: jobs,
             };
             return Ok(self.newest);
         };
-        let newest = i64::from(newest);
+        let newest = i64::from(newest32);
         if day == newest {
-            if let Some(last) = self.days.back_mut() {
-                last.1 = last.1.saturating_add(jobs);
-            }
+            self.head = Some((newest32, newest_jobs.saturating_add(jobs)));
             self.newest.sum30 = self.newest.sum30.saturating_add(jobs);
             self.newest.sum90 = self.newest.sum90.saturating_add(jobs);
             return Ok(self.newest);
         }
         if day > newest {
-            self.days.push_back((day32, jobs));
+            self.older.push_back((newest32, newest_jobs));
+            self.head = Some((day32, jobs));
             let keep_from = day - retention.lateness_days - (WINDOW_90 - 1);
             while self
-                .days
+                .older
                 .front()
                 .is_some_and(|&(d, _)| i64::from(d) < keep_from)
             {
-                self.days.pop_front();
+                self.older.pop_front();
             }
             self.newest = self.sums_at(day);
             return Ok(self.newest);
@@ -149,9 +151,9 @@ impl DayWindow {
                 lateness_days: retention.lateness_days,
             });
         }
-        match self.days.binary_search_by_key(&day32, |&(d, _)| d) {
-            Ok(i) => self.days[i].1 = self.days[i].1.saturating_add(jobs),
-            Err(i) => self.days.insert(i, (day32, jobs)),
+        match self.older.binary_search_by_key(&day32, |&(d, _)| d) {
+            Ok(i) => self.older[i].1 = self.older[i].1.saturating_add(jobs),
+            Err(i) => self.older.insert(i, (day32, jobs)),
         }
         if newest - day < WINDOW_30 {
             self.newest.sum30 = self.newest.sum30.saturating_add(jobs);
@@ -165,7 +167,7 @@ impl DayWindow {
     /// The sums of the windows ending on `day`, scanning from the newest day back.
     fn sums_at(&self, day: i64) -> Counts {
         let mut counts = Counts { sum30: 0, sum90: 0 };
-        for &(d, jobs) in self.days.iter().rev() {
+        for &(d, jobs) in self.head.iter().chain(self.older.iter().rev()) {
             let age = day - i64::from(d);
             if age < 0 {
                 continue;
@@ -183,12 +185,12 @@ impl DayWindow {
 
     /// Number of days held (for tests and memory accounting).
     pub fn len(&self) -> usize {
-        self.days.len()
+        self.older.len() + usize::from(self.head.is_some())
     }
 
     /// True when no day is held.
     pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
+        self.head.is_none()
     }
 }
 
