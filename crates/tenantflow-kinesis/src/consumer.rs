@@ -1,0 +1,475 @@
+//! Reading a whole stream: every shard, in lineage order, by GetRecords polling.
+//!
+//! A coordinator discovers shards (ListShards, at start, every
+//! [`ConsumerConfig::discovery_interval`] and whenever a shard ends) and starts a reader
+//! task per shard once all of that shard's parents have been read to their end. A
+//! parent's last batch is in the channel before its child's first, so a tenant's
+//! records keep their order across splits and merges.
+//!
+//! A shard reader polls GetRecords at most five times a second (the per-shard limit),
+//! backs off when the shard is idle, backs off exponentially with jitter when
+//! throttled, and on an expired iterator gets a new one after the last sequence number
+//! it read. A shard ends when GetRecords returns no next iterator, or (for servers that
+//! never end a closed shard, as moto) when the shard has an ending sequence number and
+//! the reader has caught up.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::admin::{ShardInfo, list_shards};
+use crate::backoff::Backoff;
+use crate::error::{KinesisError, Retry};
+use crate::kpl;
+
+/// Where reading starts in shards that exist when the consumer starts. Shards created
+/// later (children of a split or merge) are always read from their start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest record kept.
+    TrimHorizon,
+    /// Only records written after the start.
+    Latest,
+    /// Records written at or after this time (epoch milliseconds).
+    AtTimestamp(i64),
+    /// After recorded positions (a checkpoint): shard id → last sequence number read.
+    /// Shards not listed start at their oldest record.
+    After(HashMap<String, String>),
+}
+
+/// The position of a record: shard, sequence number, and for a record inside a KPL
+/// aggregate, its index there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPosition {
+    /// The shard.
+    pub shard_id: Arc<str>,
+    /// The Kinesis record's sequence number.
+    pub sequence: Arc<str>,
+    /// Index in the KPL aggregate, if the record was aggregated.
+    pub sub_sequence: Option<u32>,
+}
+
+/// One user record read from the stream.
+#[derive(Debug, Clone)]
+pub struct ConsumedRecord {
+    /// The payload.
+    pub data: Bytes,
+    /// ApproximateArrivalTimestamp, epoch milliseconds.
+    pub arrival_ms: i64,
+    /// Where it was read.
+    pub position: ShardPosition,
+}
+
+/// Records of one GetRecords call, in order.
+#[derive(Debug, Clone)]
+pub struct RecordBatch {
+    /// The shard.
+    pub shard_id: Arc<str>,
+    /// The records.
+    pub records: Vec<ConsumedRecord>,
+}
+
+/// How to read a stream.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// The stream.
+    pub stream: String,
+    /// Where to start.
+    pub start: StartPosition,
+    /// Stop once no shard has had anything to read for this long.
+    pub exit_when_idle: Option<Duration>,
+    /// How often shards are re-discovered.
+    pub discovery_interval: Duration,
+    /// Records per GetRecords call (at most 10,000).
+    pub limit: i32,
+}
+
+impl ConsumerConfig {
+    /// Defaults for `stream`: from the oldest record, no idle exit, discovery every 10 s.
+    pub fn new(stream: &str) -> Self {
+        Self {
+            stream: stream.to_owned(),
+            start: StartPosition::TrimHorizon,
+            exit_when_idle: None,
+            discovery_interval: Duration::from_secs(10),
+            limit: 10_000,
+        }
+    }
+}
+
+/// What the consumer did.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerStats {
+    /// User records delivered.
+    pub records: u64,
+    /// Shards read to their end.
+    pub shards_finished: u64,
+    /// GetRecords calls made.
+    pub calls: u64,
+    /// Throttled calls.
+    pub throttles: u64,
+    /// Iterators that expired and were renewed.
+    pub expired_iterators: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    records: AtomicU64,
+    calls: AtomicU64,
+    throttles: AtomicU64,
+    expired: AtomicU64,
+    /// Milliseconds since the consumer started of the last sign of data.
+    last_activity_ms: AtomicU64,
+    /// Batches being handed over (a reader blocked by backpressure is not idle).
+    sending: AtomicU64,
+}
+
+/// Per-shard polling pace.
+const MIN_POLL: Duration = Duration::from_millis(200);
+const MAX_IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Reads the stream until it is idle for `exit_when_idle`, `stop` turns true, or an
+/// error that retrying cannot fix. Batches go to `out` in lineage order per shard.
+///
+/// # Errors
+/// A call that cannot succeed (missing stream, bad credentials, ...).
+pub async fn consume(
+    client: Client,
+    config: ConsumerConfig,
+    out: mpsc::Sender<RecordBatch>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ConsumerStats, KinesisError> {
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    let mut known: HashMap<String, ShardInfo> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut running: HashSet<String> = HashSet::new();
+    let mut initial: Option<HashSet<String>> = None;
+    let mut tasks: JoinSet<Result<String, KinesisError>> = JoinSet::new();
+    let mut discovery = tokio::time::interval(config.discovery_interval);
+    discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut idle_check = tokio::time::interval(Duration::from_millis(100));
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut stats = ConsumerStats::default();
+    loop {
+        tokio::select! {
+            // Cancel safety: `interval::tick`, `watch::changed` and `JoinSet::join_next`
+            // are cancel-safe; nothing is lost when another arm wins.
+            _ = discovery.tick() => {
+                for shard in list_shards(&client, &config.stream).await? {
+                    if !known.contains_key(&shard.id) {
+                        order.push(shard.id.clone());
+                        known.insert(shard.id.clone(), shard);
+                    }
+                }
+                let first = initial.get_or_insert_with(|| known.keys().cloned().collect());
+                start_ready(&client, &config, &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
+            }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                let shard_id = match done {
+                    Ok(Ok(id)) => id,
+                    Ok(Err(e)) => return Err(e),
+                    Err(join) => return Err(KinesisError::InvalidRecord(format!("shard reader failed: {join}"))),
+                };
+                tracing::debug!(stream = %config.stream, shard = %shard_id, "Shard read to its end.");
+                running.remove(&shard_id);
+                finished.insert(shard_id);
+                stats.shards_finished += 1;
+                // Children appear in ListShards when their parents close: look now.
+                discovery.reset_immediately();
+            }
+            _ = idle_check.tick() => {
+                if let Some(limit) = config.exit_when_idle {
+                    let now = started.elapsed().as_millis() as u64;
+                    let last = counters.last_activity_ms.load(Ordering::Relaxed);
+                    let sending = counters.sending.load(Ordering::Relaxed);
+                    if initial.is_some() && sending == 0 && now.saturating_sub(last) >= limit.as_millis() as u64 {
+                        tracing::info!(stream = %config.stream, "Every shard idle; stopping.");
+                        break;
+                    }
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    tasks.abort_all();
+    stats.records = counters.records.load(Ordering::Relaxed);
+    stats.calls = counters.calls.load(Ordering::Relaxed);
+    stats.throttles = counters.throttles.load(Ordering::Relaxed);
+    stats.expired_iterators = counters.expired.load(Ordering::Relaxed);
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_ready(
+    client: &Client,
+    config: &ConsumerConfig,
+    known: &HashMap<String, ShardInfo>,
+    order: &[String],
+    finished: &HashSet<String>,
+    running: &mut HashSet<String>,
+    initial: &HashSet<String>,
+    tasks: &mut JoinSet<Result<String, KinesisError>>,
+    out: &mpsc::Sender<RecordBatch>,
+    counters: &Arc<Counters>,
+    started: Instant,
+) {
+    for id in order {
+        if finished.contains(id) || running.contains(id) {
+            continue;
+        }
+        let shard = &known[id];
+        // A parent we know of must be finished first; one we do not know (expired
+        // past the retention period) cannot hold back its child.
+        let blocked = [&shard.parent, &shard.adjacent_parent]
+            .into_iter()
+            .flatten()
+            .any(|p| known.contains_key(p) && !finished.contains(p));
+        if blocked {
+            continue;
+        }
+        let start = if initial.contains(id) {
+            config.start.clone()
+        } else {
+            StartPosition::TrimHorizon
+        };
+        running.insert(id.clone());
+        let reader = ShardReader {
+            client: client.clone(),
+            stream: config.stream.clone(),
+            shard: shard.clone(),
+            shard_id: Arc::from(id.as_str()),
+            limit: config.limit,
+            out: out.clone(),
+            counters: Arc::clone(counters),
+            started,
+        };
+        tracing::debug!(stream = %config.stream, shard = %id, "Reading shard.");
+        tasks.spawn(reader.run(start));
+    }
+}
+
+struct ShardReader {
+    client: Client,
+    stream: String,
+    shard: ShardInfo,
+    shard_id: Arc<str>,
+    limit: i32,
+    out: mpsc::Sender<RecordBatch>,
+    counters: Arc<Counters>,
+    started: Instant,
+}
+
+impl ShardReader {
+    async fn run(self, start: StartPosition) -> Result<String, KinesisError> {
+        let mut last_sequence: Option<String> = match &start {
+            StartPosition::After(positions) => positions.get(&self.shard.id).cloned(),
+            _ => None,
+        };
+        let mut iterator = self.iterator(&start, last_sequence.as_deref()).await?;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            hash(&self.shard.id),
+        );
+        let mut idle_poll = MIN_POLL;
+        loop {
+            let call_started = Instant::now();
+            self.counters.calls.fetch_add(1, Ordering::Relaxed);
+            let result = self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(self.limit)
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = KinesisError::from_sdk("GetRecords", &self.stream, e);
+                    match e.retry() {
+                        Retry::Throttled => {
+                            self.counters.throttles.fetch_add(1, Ordering::Relaxed);
+                            self.touch();
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
+                        Retry::Transient => tokio::time::sleep(backoff.next_delay()).await,
+                        Retry::ExpiredIterator => {
+                            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+                            self.touch();
+                            let resume = match &last_sequence {
+                                Some(_) => StartPosition::After(HashMap::new()),
+                                None => start.clone(),
+                            };
+                            iterator = self.iterator(&resume, last_sequence.as_deref()).await?;
+                        }
+                        Retry::Never => return Err(e),
+                    }
+                    continue;
+                }
+            };
+            backoff.reset();
+            let behind = out.millis_behind_latest().unwrap_or(0);
+            let records = out.records();
+            if !records.is_empty() {
+                let batch = self.batch(records);
+                if let Some(last) = records.last() {
+                    last_sequence = Some(last.sequence_number().to_owned());
+                }
+                self.counters
+                    .records
+                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                self.touch();
+                self.counters.sending.fetch_add(1, Ordering::Relaxed);
+                let sent = self.out.send(batch).await;
+                self.counters.sending.fetch_sub(1, Ordering::Relaxed);
+                self.touch();
+                if sent.is_err() {
+                    return Ok(self.shard.id.clone()); // the job is stopping
+                }
+            } else if behind > 0 {
+                self.touch();
+            }
+            let caught_up_on_closed =
+                records.is_empty() && behind == 0 && self.shard.ending_sequence.is_some();
+            match out.next_shard_iterator() {
+                Some(next) if !caught_up_on_closed => iterator = next.to_owned(),
+                _ => return Ok(self.shard.id.clone()),
+            }
+            let pause = if records.is_empty() && behind == 0 {
+                let pause = idle_poll;
+                idle_poll = (idle_poll * 2).min(MAX_IDLE_POLL);
+                pause
+            } else {
+                idle_poll = MIN_POLL;
+                MIN_POLL
+            };
+            tokio::time::sleep(pause.saturating_sub(call_started.elapsed())).await;
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.counters
+            .last_activity_ms
+            .fetch_max(now, Ordering::Relaxed);
+    }
+
+    async fn iterator(
+        &self,
+        start: &StartPosition,
+        after: Option<&str>,
+    ) -> Result<String, KinesisError> {
+        let mut request = self
+            .client
+            .get_shard_iterator()
+            .stream_name(&self.stream)
+            .shard_id(&self.shard.id);
+        request = match (start, after) {
+            (_, Some(sequence)) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(sequence),
+            (StartPosition::Latest, None) => request.shard_iterator_type(ShardIteratorType::Latest),
+            (StartPosition::AtTimestamp(ms), None) => request
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from_millis(*ms)),
+            (StartPosition::TrimHorizon | StartPosition::After(_), None) => {
+                request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), 1);
+        loop {
+            match request.clone().send().await {
+                Ok(out) => {
+                    return out.shard_iterator().map(str::to_owned).ok_or_else(|| {
+                        KinesisError::Call {
+                            op: "GetShardIterator",
+                            stream: self.stream.clone(),
+                            code: "NoIterator".into(),
+                            message: format!("no iterator for shard {}", self.shard.id),
+                            retry: Retry::Never,
+                        }
+                    });
+                }
+                Err(e) => {
+                    let e = KinesisError::from_sdk("GetShardIterator", &self.stream, e);
+                    match e.retry() {
+                        Retry::Throttled | Retry::Transient => {
+                            tokio::time::sleep(backoff.next_delay()).await
+                        }
+                        _ => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The user records of a GetRecords answer, KPL aggregates unpacked.
+    fn batch(&self, records: &[aws_sdk_kinesis::types::Record]) -> RecordBatch {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let arrival_ms = r
+                .approximate_arrival_timestamp()
+                .and_then(|t| t.to_millis().ok())
+                .unwrap_or(0);
+            let sequence: Arc<str> = Arc::from(r.sequence_number());
+            let data = r.data().as_ref();
+            match kpl::deaggregate(data) {
+                Some(Ok(subs)) => {
+                    for (i, sub) in subs.into_iter().enumerate() {
+                        out.push(ConsumedRecord {
+                            data: Bytes::copy_from_slice(sub.data),
+                            arrival_ms,
+                            position: ShardPosition {
+                                shard_id: Arc::clone(&self.shard_id),
+                                sequence: Arc::clone(&sequence),
+                                sub_sequence: Some(u32::try_from(i).unwrap_or(u32::MAX)),
+                            },
+                        });
+                    }
+                }
+                Some(Err(e)) => {
+                    // Delivered as is: the decoder makes it a dead letter with the record.
+                    tracing::warn!(%e, shard = %self.shard.id, "Malformed KPL aggregate.");
+                    out.push(self.plain(data, arrival_ms, sequence));
+                }
+                None => out.push(self.plain(data, arrival_ms, sequence)),
+            }
+        }
+        RecordBatch {
+            shard_id: Arc::clone(&self.shard_id),
+            records: out,
+        }
+    }
+
+    fn plain(&self, data: &[u8], arrival_ms: i64, sequence: Arc<str>) -> ConsumedRecord {
+        ConsumedRecord {
+            data: Bytes::copy_from_slice(data),
+            arrival_ms,
+            position: ShardPosition {
+                shard_id: Arc::clone(&self.shard_id),
+                sequence,
+                sub_sequence: None,
+            },
+        }
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x1000_0000_01b3)
+    })
+}
