@@ -1,7 +1,9 @@
 //! `tenantflow`: real-time tenant analytics. See `tenantflow --help`.
 
+mod produce;
 mod progress;
 mod run;
+mod streams;
 
 use std::process::ExitCode;
 
@@ -20,6 +22,10 @@ struct Cli {
 enum Command {
     /// Run the job: read events, join, count, score, write results.
     Run(run::RunArgs),
+    /// Publish records to a Kinesis stream.
+    Produce(produce::ProduceArgs),
+    /// Create, describe or delete Kinesis streams.
+    Streams(streams::StreamsArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +33,8 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Streams(args) => streams::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

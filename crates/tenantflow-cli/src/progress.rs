@@ -6,8 +6,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tenantflow_runtime::Metrics;
-
 const EVERY: Duration = Duration::from_millis(250);
 
 /// Redraws one status line on stderr until stopped; does nothing off a terminal.
@@ -18,14 +16,15 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts drawing `metrics` if stderr is a terminal and `enabled`.
-    pub fn start(metrics: Arc<Metrics>, enabled: bool) -> Self {
+    /// Starts drawing the line `render` gives (from the seconds since start) if stderr
+    /// is a terminal and `enabled`.
+    pub fn start(enabled: bool, render: impl Fn(f64) -> String + Send + 'static) -> Self {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let drew = Arc::new(AtomicBool::new(false));
         let handle = (enabled && std::io::stderr().is_terminal()).then(|| {
             let stop = Arc::clone(&stop);
             let drew = Arc::clone(&drew);
-            std::thread::spawn(move || draw_until_stopped(&metrics, &stop, &drew))
+            std::thread::spawn(move || draw_until_stopped(&render, &stop, &drew))
         });
         Self { stop, drew, handle }
     }
@@ -56,7 +55,11 @@ impl Drop for Progress {
     }
 }
 
-fn draw_until_stopped(metrics: &Metrics, stop: &(Mutex<bool>, Condvar), drew: &AtomicBool) {
+fn draw_until_stopped(
+    render: &dyn Fn(f64) -> String,
+    stop: &(Mutex<bool>, Condvar),
+    drew: &AtomicBool,
+) {
     let started = Instant::now();
     let (lock, cvar) = stop;
     let Ok(mut stopped) = lock.lock() else { return };
@@ -67,17 +70,9 @@ fn draw_until_stopped(metrics: &Metrics, stop: &(Mutex<bool>, Condvar), drew: &A
         if *stopped {
             return;
         }
-        let m = metrics.snapshot();
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let line = render(started.elapsed().as_secs_f64().max(1e-9));
         let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K{} records read · {} results · {} dead letters · {}/s",
-            thousands(m.lines_read),
-            thousands(m.results),
-            thousands(m.dead_letters_total()),
-            thousands((m.lines_read as f64 / secs) as u64),
-        );
+        let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
         drew.store(true, Ordering::Relaxed);
     }

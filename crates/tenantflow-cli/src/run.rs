@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use tenantflow_core::DeadLetterReason;
 use tenantflow_core::decode::DefaultKind;
+use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
 use tenantflow_runtime::{JobConfig, Metrics, RunSummary, prepare_output};
@@ -23,7 +24,9 @@ use crate::progress::{Progress, thousands};
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Input: an NDJSON or CSV file, a folder of them (read in name order), `.gz` files,
-    /// or `-` for stdin. Repeatable; inputs are read in the order given.
+    /// `-` for stdin, or a Kinesis stream
+    /// `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto]`.
+    /// Repeatable; files are read in the order given, streams concurrently with them.
     #[arg(
         long,
         value_name = "PATH",
@@ -109,6 +112,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = parse_size, env = "TENANTFLOW_MAX_FILE_SIZE")]
     max_file_size: usize,
 
+    /// Stop reading Kinesis streams once every shard has been idle this long (e.g. `5s`);
+    /// without it, streams are read until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "TENANTFLOW_EXIT_WHEN_IDLE")]
+    exit_when_idle: Option<Duration>,
+
     /// No progress line and no summary.
     #[arg(long, short, env = "TENANTFLOW_QUIET")]
     quiet: bool,
@@ -179,6 +187,14 @@ fn parse_record_size(text: &str) -> Result<usize, String> {
 
 impl RunArgs {
     fn into_job(self) -> Result<(JobConfig, bool, String)> {
+        let (stream_args, file_args): (Vec<&String>, Vec<&String>) = self
+            .input
+            .iter()
+            .partition(|arg| KinesisInput::is_kinesis(arg));
+        let streams = stream_args
+            .iter()
+            .map(|arg| KinesisInput::parse(arg))
+            .collect::<Result<Vec<_>, _>>()?;
         let specs: Vec<InputSpec> = if self.input.is_empty() {
             vec![InputSpec::Generator(GeneratorConfig {
                 events: self.generate.unwrap_or(GeneratorConfig::default().events),
@@ -186,7 +202,7 @@ impl RunArgs {
                 seed: self.seed,
             })]
         } else {
-            self.input
+            file_args
                 .iter()
                 .map(|arg| InputSpec::from_arg(arg))
                 .collect()
@@ -202,7 +218,8 @@ impl RunArgs {
         let inputs = Input::resolve(&specs, input_format)?;
         let described = inputs
             .iter()
-            .map(Input::name)
+            .map(|i| i.name().to_owned())
+            .chain(streams.iter().map(|s| format!("kinesis://{}", s.stream)))
             .collect::<Vec<_>>()
             .join(", ");
         let model = match &self.model {
@@ -231,6 +248,8 @@ impl RunArgs {
         output.max_file_bytes = self.max_file_size as u64;
         let config = JobConfig {
             inputs,
+            streams,
+            exit_when_idle: self.exit_when_idle,
             default_kind: match self.kind {
                 KindArg::Auto => DefaultKind::Infer,
                 KindArg::Job => DefaultKind::Job,
@@ -253,7 +272,17 @@ pub fn run(args: RunArgs) -> Result<()> {
     let format = config.output.format;
     tracing::info!(%inputs, output = %output.display(), model = config.model.name(), workers = config.workers, "Starting run.");
     let metrics = Arc::new(Metrics::default());
-    let progress = Progress::start(Arc::clone(&metrics), !quiet);
+    let live = Arc::clone(&metrics);
+    let progress = Progress::start(!quiet, move |secs| {
+        let m = live.snapshot();
+        format!(
+            "{} records read · {} results · {} dead letters · {}/s",
+            thousands(m.lines_read),
+            thousands(m.results),
+            thousands(m.dead_letters_total()),
+            thousands((m.lines_read as f64 / secs) as u64),
+        )
+    });
     let result = tenantflow_runtime::run(config, &metrics);
     progress.finish();
     let summary = result.context("the run failed")?;
@@ -309,6 +338,9 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &std::path::Path, format:
         thousands(m.empty_lines),
         thousands(m.header_lines)
     );
+    if s.stopped_by_signal {
+        println!("  stopped by a signal: everything read before it was processed and written");
+    }
     if m.event_time_from_arrival > 0 {
         println!(
             "  arrival time      {:>14}  job events had no creationDate and took their read time",

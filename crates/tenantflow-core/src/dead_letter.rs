@@ -62,6 +62,12 @@ pub struct DeadLetter<'a> {
     /// 1-based line number in the source, where it has lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+    /// The shard, for a record read from a stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<&'a str>,
+    /// The sequence number (and `/index` inside a KPL aggregate), for a stream record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<&'a str>,
     /// The original record, as text (invalid UTF-8 replaced by U+FFFD, and flagged).
     pub record: &'a str,
     /// Set when `record` is a lossy copy of bytes that were not UTF-8.
@@ -96,6 +102,8 @@ mod tests {
             error: "invalid JSON: EOF",
             source: "in.ndjson",
             line: Some(3),
+            shard: None,
+            sequence: None,
             record: r#"{"companyID":"#,
             record_lossy: false,
             record_truncated_from: None,

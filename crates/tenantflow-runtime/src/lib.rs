@@ -23,10 +23,12 @@
 //! last; an OS thread per worker pinned to its own state is the shape that uses every
 //! core. Async sources (Kinesis, lookups) feed the same channels.
 
+mod file_reader;
 mod job;
 mod metrics;
 mod output;
-mod reader;
+mod router;
+mod stream_reader;
 mod worker;
 
 pub use job::{JobConfig, RunError, RunSummary, run};

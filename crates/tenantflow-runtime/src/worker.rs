@@ -10,7 +10,6 @@ use tenantflow_operators::window::Retention;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::encoding::ProfileFragments;
 use tenantflow_sinks::file::{FileStats, PartitionedFileSink};
-use tenantflow_sources::Input;
 
 use crate::job::RunError;
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -18,7 +17,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 pub(crate) struct Worker<'a> {
     pub(crate) index: usize,
     pub(crate) model: &'a Model,
-    pub(crate) inputs: &'a [Input],
+    pub(crate) sources: &'a [String],
     pub(crate) table: TenantTable<ProfileFragments>,
     pub(crate) sink: PartitionedFileSink,
     pub(crate) dead_letters: DeadLetterSink,
@@ -146,15 +145,17 @@ impl Worker<'_> {
         })
         .to_string();
         let source = self
-            .inputs
+            .sources
             .get(position.source as usize)
-            .map_or("?", Input::name);
+            .map_or("?", String::as_str);
         self.dead_letters
             .write(&DeadLetter {
                 reason,
                 error,
                 source,
-                line: Some(position.line),
+                line: (position.line > 0).then_some(position.line),
+                shard: None,
+                sequence: None,
                 record: &record,
                 record_lossy: false,
                 record_truncated_from: None,

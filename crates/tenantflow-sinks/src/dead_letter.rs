@@ -107,6 +107,8 @@ mod tests {
                 error: "bad",
                 source: "in",
                 line: Some(line),
+                shard: None,
+                sequence: None,
                 record: "x",
                 record_lossy: false,
                 record_truncated_from: None,

@@ -1,0 +1,200 @@
+//! Decoding records and routing them to the keyed workers: one `Router` per thread that
+//! produces records (the file reader, each stream's thread).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use tenantflow_core::batch::Position;
+use tenantflow_core::decode::Decoder;
+use tenantflow_core::partition::worker_for;
+use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, Record};
+use tenantflow_sinks::dead_letter::DeadLetterSink;
+use tenantflow_sources::InputFormat;
+
+use crate::job::RunError;
+use crate::metrics::{Metrics, MetricsSnapshot};
+
+/// Records per batch.
+pub(crate) const BATCH_RECORDS: usize = 4096;
+/// Arena bytes after which a batch is sent even if it has fewer records.
+const BATCH_ARENA_BYTES: usize = 1 << 20;
+
+/// Where a record comes from, for batches and dead letters.
+pub(crate) struct Origin<'a> {
+    /// Index of the input in the job's list of sources.
+    pub(crate) source: u32,
+    /// Its name: a path, `-`, `generator`, `kinesis://…`.
+    pub(crate) name: &'a str,
+    /// Line number, for inputs with lines.
+    pub(crate) line: Option<u64>,
+    /// Shard, sequence number and index in a KPL aggregate, for stream records.
+    pub(crate) shard: Option<(&'a str, &'a str, Option<u32>)>,
+}
+
+pub(crate) struct Router<'a> {
+    batches: Vec<Batch>,
+    workers: Vec<SyncSender<Batch>>,
+    recycled: Option<Receiver<Batch>>,
+    dead_letters: DeadLetterSink,
+    local: MetricsSnapshot,
+    metrics: &'a Metrics,
+    stop: &'a AtomicBool,
+}
+
+impl<'a> Router<'a> {
+    pub(crate) fn new(
+        workers: Vec<SyncSender<Batch>>,
+        recycled: Option<Receiver<Batch>>,
+        dead_letters: DeadLetterSink,
+        metrics: &'a Metrics,
+        stop: &'a AtomicBool,
+    ) -> Self {
+        Self {
+            batches: (0..workers.len())
+                .map(|_| Batch::with_capacity(BATCH_RECORDS))
+                .collect(),
+            workers,
+            recycled,
+            dead_letters,
+            local: MetricsSnapshot::default(),
+            metrics,
+            stop,
+        }
+    }
+
+    /// True once the job was asked to stop (Ctrl-C, SIGTERM).
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Decodes one record and routes it, or makes it a dead letter. `arrival_ms` is the
+    /// event time of a job event that carries none.
+    pub(crate) fn record(
+        &mut self,
+        bytes: &[u8],
+        format: InputFormat,
+        decoder: Decoder,
+        arrival_ms: i64,
+        origin: &Origin<'_>,
+    ) -> Result<(), RunError> {
+        self.local.lines_read += 1;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            self.local.empty_lines += 1;
+            return Ok(());
+        }
+        let decoded = match format {
+            InputFormat::Csv => decoder.decode_csv(bytes),
+            InputFormat::Ndjson | InputFormat::Auto => decoder.decode_json(bytes).map(Some),
+        };
+        let record = match decoded {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                self.local.header_lines += 1;
+                return Ok(());
+            }
+            Err(e) => {
+                return self.dead_letter(
+                    DeadLetterReason::Malformed,
+                    &e.to_string(),
+                    origin,
+                    bytes,
+                    None,
+                );
+            }
+        };
+        match &record {
+            Record::Job(job) => {
+                self.local.job_events += 1;
+                if job.creation_date.is_none() {
+                    self.local.event_time_from_arrival += 1;
+                }
+            }
+            Record::Company(_) => self.local.company_records += 1,
+        }
+        let worker = worker_for(record.company_id(), self.batches.len());
+        let position = Position {
+            source: origin.source,
+            line: origin.line.unwrap_or(0),
+        };
+        let batch = &mut self.batches[worker];
+        batch.push(&record, arrival_ms, position);
+        if batch.len() >= BATCH_RECORDS || batch.arena_len() >= BATCH_ARENA_BYTES {
+            self.send(worker)?;
+        }
+        Ok(())
+    }
+
+    /// A record over the size limit: a dead letter with its first bytes.
+    pub(crate) fn too_large(
+        &mut self,
+        prefix: &[u8],
+        len: u64,
+        max: usize,
+        origin: &Origin<'_>,
+    ) -> Result<(), RunError> {
+        self.local.lines_read += 1;
+        let error = format!("record of {len} bytes is over the limit of {max} bytes");
+        self.dead_letter(
+            DeadLetterReason::RecordTooLarge,
+            &error,
+            origin,
+            prefix,
+            Some(len),
+        )
+    }
+
+    fn dead_letter(
+        &mut self,
+        reason: DeadLetterReason,
+        error: &str,
+        origin: &Origin<'_>,
+        bytes: &[u8],
+        truncated_from: Option<u64>,
+    ) -> Result<(), RunError> {
+        self.local.dead_letters[reason.index()] += 1;
+        let record = String::from_utf8_lossy(bytes);
+        let sequence = origin.shard.map(|(_, seq, sub)| match sub {
+            Some(i) => format!("{seq}/{i}"),
+            None => seq.to_owned(),
+        });
+        self.dead_letters
+            .write(&DeadLetter {
+                reason,
+                error,
+                source: origin.name,
+                line: origin.line,
+                shard: origin.shard.map(|(shard, _, _)| shard),
+                sequence: sequence.as_deref(),
+                record: &record,
+                record_lossy: std::str::from_utf8(bytes).is_err(),
+                record_truncated_from: truncated_from,
+            })
+            .map_err(RunError::Sink)
+    }
+
+    /// Sends worker `w`'s batch, replacing it with a recycled one when there is one.
+    /// Blocks while the worker's channel is full: backpressure.
+    fn send(&mut self, w: usize) -> Result<(), RunError> {
+        let fresh = self
+            .recycled
+            .as_ref()
+            .and_then(|r| r.try_recv().ok())
+            .unwrap_or_else(|| Batch::with_capacity(BATCH_RECORDS));
+        let full = std::mem::replace(&mut self.batches[w], fresh);
+        self.metrics.publish(&mut self.local);
+        self.workers[w]
+            .send(full)
+            .map_err(|_| RunError::WorkerStopped(w))
+    }
+
+    /// Sends what is left, and completes the dead-letter file.
+    pub(crate) fn finish(mut self) -> Result<(), RunError> {
+        for worker in 0..self.batches.len() {
+            if !self.batches[worker].is_empty() {
+                self.send(worker)?;
+            }
+        }
+        self.metrics.publish(&mut self.local);
+        self.dead_letters.close().map(drop).map_err(RunError::Sink)
+    }
+}

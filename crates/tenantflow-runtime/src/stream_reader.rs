@@ -1,0 +1,52 @@
+//! The stream stage: one thread per Kinesis input, routing the records its consumer
+//! delivers. A record may hold several NDJSON lines; each is a record of its own.
+
+use tenantflow_core::decode::Decoder;
+use tenantflow_kinesis::consumer::RecordBatch;
+use tenantflow_sources::InputFormat;
+use tokio::sync::mpsc;
+
+use crate::job::RunError;
+use crate::router::{Origin, Router};
+
+pub(crate) fn route_stream(
+    mut batches: mpsc::Receiver<RecordBatch>,
+    source: u32,
+    name: &str,
+    decoder: Decoder,
+    max_record_bytes: usize,
+    mut router: Router<'_>,
+) -> Result<(), RunError> {
+    while let Some(batch) = batches.blocking_recv() {
+        for record in &batch.records {
+            let position = &record.position;
+            let origin = Origin {
+                source,
+                name,
+                line: None,
+                shard: Some((
+                    &position.shard_id,
+                    &position.sequence,
+                    position.sub_sequence,
+                )),
+            };
+            let data = record.data.strip_suffix(b"\n").unwrap_or(&record.data);
+            for line in data.split(|&b| b == b'\n') {
+                if line.len() > max_record_bytes {
+                    let prefix =
+                        &line[..line.len().min(tenantflow_sources::lines::TOO_LARGE_PREFIX)];
+                    router.too_large(prefix, line.len() as u64, max_record_bytes, &origin)?;
+                } else {
+                    router.record(
+                        line.trim_ascii_end(),
+                        InputFormat::Ndjson,
+                        decoder,
+                        record.arrival_ms,
+                        &origin,
+                    )?;
+                }
+            }
+        }
+    }
+    router.finish()
+}
