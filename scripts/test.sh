@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs what the tests need, then
-# runs every test of the workspace (unit, doc and end-to-end).
+# Runs the whole test suite on a fresh machine: installs what the tests need, starts the
+# servers they use on 127.0.0.1, runs every test of the workspace (unit, doc, end-to-end,
+# Kinesis integration), and stops the servers.
 #
-# The end-to-end tests use python3 (../shared/bench/gen_workload.py and
-# check_output.py) and gzip; both are installed from Debian's packages if missing.
+# - python3 (../shared/bench/gen_workload.py, check_output.py) and gzip, from Debian.
+# - kinesis-local (kinesis-mock) from npm, with Node.js from Debian if missing, cached in
+#   .cache/test-tools/; started on free loopback ports, bound to 127.0.0.1 only
+#   (scripts/loopback-only.cjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$PWD"
+
+KINESIS_LOCAL_VERSION=0.6.2
 
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} ..." >&2
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
@@ -19,4 +27,35 @@ if [ ! -f ../shared/bench/gen_workload.py ]; then
   exit 1
 fi
 
-cargo test --workspace --locked "$@"
+tools="$root/.cache/test-tools"
+kinesis_js="$tools/node_modules/kinesis-local/main.js"
+if [ ! -f "$kinesis_js" ]; then
+  echo "installing kinesis-local@$KINESIS_LOCAL_VERSION ..." >&2
+  mkdir -p "$tools"
+  (cd "$tools" && npm install --no-save --no-audit --no-fund --loglevel=error "kinesis-local@$KINESIS_LOCAL_VERSION")
+fi
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+plain_port=$(free_port)
+tls_port=$(free_port)
+mkdir -p target
+KINESIS_MOCK_PLAIN_PORT="$plain_port" KINESIS_MOCK_TLS_PORT="$tls_port" \
+  KINESIS_MOCK_CERT_PATH="$tools/node_modules/kinesis-local/server.json" \
+  LOG_LEVEL=WARN SHARD_LIMIT=200 \
+  node --require "$root/scripts/loopback-only.cjs" "$kinesis_js" > target/kinesis-local.log 2>&1 &
+kinesis_pid=$!
+trap 'kill "$kinesis_pid" 2>/dev/null || true; wait "$kinesis_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$plain_port") 2>/dev/null; then break; fi
+  if ! kill -0 "$kinesis_pid" 2>/dev/null; then
+    echo "error: kinesis-local did not start:" >&2
+    cat target/kinesis-local.log >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+export TENANTFLOW_TEST_KINESIS_ENDPOINT="http://127.0.0.1:$plain_port"
+
+cargo test --workspace --locked --features tenantflow-cli/kinesis-integration-tests "$@"

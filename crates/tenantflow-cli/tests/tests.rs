@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod inputs;
+mod kinesis;
 mod reference;
 mod upstream;
 mod w1;

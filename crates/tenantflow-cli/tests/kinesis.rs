@@ -1,0 +1,270 @@
+//! Against a Kinesis-compatible server (kinesis-local, started by scripts/test.sh at
+//! `$TENANTFLOW_TEST_KINESIS_ENDPOINT`): W1 published with `produce`, consumed with
+//! `run --input kinesis://…`, gives exactly the results of the same file read from disk,
+//! plain or KPL-aggregated, and across a split and a merge during consumption.
+#![cfg(feature = "kinesis-integration-tests")]
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+
+use crate::common::{check_output_figures, gen_w1, result_files, shared, tenantflow};
+
+fn endpoint() -> String {
+    std::env::var("TENANTFLOW_TEST_KINESIS_ENDPOINT").expect(
+        "TENANTFLOW_TEST_KINESIS_ENDPOINT is set by scripts/test.sh, which starts the server",
+    )
+}
+
+/// `tenantflow` with the AWS settings of the local server.
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
+    cmd.args(args)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL_KINESIS");
+    cmd
+}
+
+fn kinesis(args: &[&str]) -> Output {
+    let out = command(args).output().expect("tenantflow starts");
+    assert!(
+        out.status.success(),
+        "tenantflow {args:?} failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stream_name(test: &str) -> String {
+    format!("{test}-{}", std::process::id())
+}
+
+fn model() -> String {
+    shared("bench/model.json").to_str().unwrap().to_owned()
+}
+
+fn run_file(input: &Path, out: &Path) {
+    tenantflow(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--model",
+        &model(),
+        "--quiet",
+    ]);
+}
+
+/// `run` on the stream until it has been idle for `idle`.
+fn consume(stream: &str, out: &Path, idle: &str) -> Child {
+    command(&[
+        "run",
+        "--input",
+        &format!("kinesis://{stream}"),
+        "--exit-when-idle",
+        idle,
+        "--output",
+        out.to_str().unwrap(),
+        "--model",
+        &model(),
+        "--quiet",
+    ])
+    .spawn()
+    .expect("tenantflow starts")
+}
+
+/// Every result line, sorted: equal sets mean equal results record by record (a
+/// tenant's records processed out of order would change its job30/job90 values).
+fn sorted_lines(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = result_files(dir, ".ndjson")
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn assert_same_results(got: &Path, want: &Path, what: &str) {
+    check_output_figures(got).assert_matches(&check_output_figures(want), what);
+    let (g, w) = (sorted_lines(got), sorted_lines(want));
+    assert_eq!(g.len(), w.len(), "{what}: number of results");
+    if let Some(i) = (0..g.len()).find(|&i| g[i] != w[i]) {
+        panic!("{what}: results differ:\n got  {}\n want {}", g[i], w[i]);
+    }
+}
+
+#[test]
+fn w1_from_a_4_shard_stream_equals_w1_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 100_000, 10_000, 21);
+    let stream = stream_name("w1-agg");
+    kinesis(&["streams", "create", "--name", &stream, "--shards", "4"]);
+    let published = kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        input.to_str().unwrap(),
+        "--aggregate",
+    ]);
+    let summary = String::from_utf8_lossy(&published.stdout);
+    // 100,000 events plus the 10,000 initial company records.
+    assert!(
+        summary.contains("published 110,000 records") && summary.contains("KPL-aggregated"),
+        "{summary}"
+    );
+
+    let from_stream = dir.path().join("stream");
+    let status = consume(&stream, &from_stream, "5s").wait().unwrap();
+    assert!(status.success());
+    let from_disk = dir.path().join("disk");
+    run_file(&input, &from_disk);
+    assert_same_results(&from_stream, &from_disk, "aggregated W1 from Kinesis");
+    kinesis(&["streams", "delete", "--name", &stream]);
+}
+
+#[test]
+fn plain_records_give_the_same_results_as_aggregated_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 8_000, 2_000, 4);
+    let from_disk = dir.path().join("disk");
+    run_file(&input, &from_disk);
+    for aggregate in [false, true] {
+        let stream = stream_name(if aggregate {
+            "plain-vs-agg-a"
+        } else {
+            "plain-vs-agg-p"
+        });
+        kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+        let mut args = vec![
+            "produce",
+            "--stream",
+            &stream,
+            "--input",
+            input.to_str().unwrap(),
+            "--quiet",
+        ];
+        if aggregate {
+            args.push("--aggregate");
+        }
+        kinesis(&args);
+        let out = dir.path().join(format!("stream-{aggregate}"));
+        assert!(consume(&stream, &out, "5s").wait().unwrap().success());
+        assert_same_results(
+            &out,
+            &from_disk,
+            if aggregate { "aggregated" } else { "plain" },
+        );
+        kinesis(&["streams", "delete", "--name", &stream]);
+    }
+}
+
+/// Splits every shard (4 → 8), then merges pairs back (8 → 4), while `run` consumes:
+/// children are read only after their parents, so every tenant's records keep their
+/// order.
+#[test]
+fn resharding_during_consumption_changes_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 30_000, 3_000, 8);
+    let text = std::fs::read_to_string(&input).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let third = lines.len() / 3;
+    let parts: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| {
+            let end = if i == 2 { lines.len() } else { (i + 1) * third };
+            let path = dir.path().join(format!("part-{i}.ndjson"));
+            std::fs::write(&path, lines[i * third..end].join("\n")).unwrap();
+            path
+        })
+        .collect();
+
+    let stream = stream_name("reshard");
+    kinesis(&["streams", "create", "--name", &stream, "--shards", "4"]);
+    kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        parts[0].to_str().unwrap(),
+        "--aggregate",
+        "--quiet",
+    ]);
+    let out = dir.path().join("stream");
+    // Idle long enough to outlast each publish and reshard below, even on a busy machine.
+    let mut run = consume(&stream, &out, "20s");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime.block_on(async {
+        let config = aws_sdk_kinesis::config::Builder::new()
+            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        aws_sdk_kinesis::Client::from_conf(config)
+    });
+    let reshard = |target: i32| {
+        runtime.block_on(async {
+            client
+                .update_shard_count()
+                .stream_name(&stream)
+                .target_shard_count(target)
+                .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+                .send()
+                .await
+                .unwrap();
+            tenantflow_kinesis::admin::wait_active(&client, &stream)
+                .await
+                .unwrap();
+        })
+    };
+    reshard(8);
+    kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        parts[1].to_str().unwrap(),
+        "--aggregate",
+        "--quiet",
+    ]);
+    reshard(4);
+    kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        parts[2].to_str().unwrap(),
+        "--aggregate",
+        "--quiet",
+    ]);
+    assert!(run.wait().unwrap().success());
+
+    let shards = runtime
+        .block_on(tenantflow_kinesis::admin::list_shards(&client, &stream))
+        .unwrap();
+    assert!(
+        shards.len() > 4 && shards.iter().any(|s| s.adjacent_parent.is_some()),
+        "{shards:?}"
+    );
+    let from_disk = dir.path().join("disk");
+    run_file(&input, &from_disk);
+    assert_same_results(&out, &from_disk, "W1 across a split and a merge");
+    kinesis(&["streams", "delete", "--name", &stream]);
+}
