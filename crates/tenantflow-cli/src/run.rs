@@ -112,6 +112,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = parse_size, env = "TENANTFLOW_MAX_FILE_SIZE")]
     max_file_size: usize,
 
+    /// Also write every result, as JSON with partition key companyID, to this Kinesis
+    /// stream (e.g. `enrichedcompanies`).
+    #[arg(long, value_name = "STREAM", env = "TENANTFLOW_OUTPUT_STREAM")]
+    output_stream: Option<String>,
+
     /// Stop reading Kinesis streams once every shard has been idle this long (e.g. `5s`);
     /// without it, streams are read until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "TENANTFLOW_EXIT_WHEN_IDLE")]
@@ -250,6 +255,7 @@ impl RunArgs {
             inputs,
             streams,
             exit_when_idle: self.exit_when_idle,
+            output_stream: self.output_stream,
             default_kind: match self.kind {
                 KindArg::Auto => DefaultKind::Infer,
                 KindArg::Job => DefaultKind::Job,
@@ -316,6 +322,15 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &std::path::Path, format:
         thousands(s.files.files),
         s.files.bytes as f64 / 1e6
     );
+    if let Some(w) = &s.output_stream {
+        println!(
+            "  to stream         {:>14}  ({} requests, {} retried, {} throttled)",
+            thousands(w.records),
+            thousands(w.requests),
+            thousands(w.retries),
+            thousands(w.throttles)
+        );
+    }
     println!("  churn flags set   {:>14}", thousands(m.churn_flags));
     let reasons = DeadLetterReason::ALL
         .iter()

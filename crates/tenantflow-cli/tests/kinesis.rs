@@ -268,3 +268,178 @@ fn resharding_during_consumption_changes_no_result() {
     assert_same_results(&out, &from_disk, "W1 across a split and a merge");
     kinesis(&["streams", "delete", "--name", &stream]);
 }
+
+/// `--output-stream`: every result, as the JSON of the NDJSON files, on the stream; a
+/// tenant's results all in one shard (partition key companyID), in the files' order.
+#[test]
+fn results_go_to_the_output_stream_in_order_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 3_000, 200, 12);
+    let stream = stream_name("enriched");
+    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    let out = dir.path().join("out");
+    let run = kinesis(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--model",
+        &model(),
+        "--output-stream",
+        &stream,
+    ]);
+    let summary = String::from_utf8_lossy(&run.stdout);
+    assert!(summary.contains("to stream"), "{summary}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let batches = runtime.block_on(async {
+        let client = local_client();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut config = tenantflow_kinesis::consumer::ConsumerConfig::new(&stream);
+        config.exit_when_idle = Some(std::time::Duration::from_secs(2));
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let consumer = tokio::spawn(tenantflow_kinesis::consumer::consume(
+            client, config, tx, stop_rx,
+        ));
+        let mut batches = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            batches.push(batch);
+        }
+        consumer.await.unwrap().unwrap();
+        batches
+    });
+    let mut per_tenant: std::collections::HashMap<String, (String, Vec<String>)> =
+        Default::default();
+    let mut all = Vec::new();
+    for batch in &batches {
+        for record in &batch.records {
+            let text = String::from_utf8(record.data.to_vec()).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let company = value["companyID"].as_str().unwrap().to_owned();
+            let entry = per_tenant
+                .entry(company.clone())
+                .or_insert_with(|| (batch.shard_id.to_string(), Vec::new()));
+            assert_eq!(entry.0, *batch.shard_id, "{company} is in two shards");
+            entry.1.push(text.clone());
+            all.push(text);
+        }
+    }
+    all.sort();
+    assert_eq!(all, sorted_lines(&out));
+    // Each tenant's results are on the stream in the order of its job events in the input.
+    let mut input_order: std::collections::HashMap<String, Vec<(String, i64)>> = Default::default();
+    for line in std::fs::read_to_string(&input).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "job" {
+            input_order
+                .entry(v["companyID"].as_str().unwrap().to_owned())
+                .or_default()
+                .push((
+                    v["userID"].as_str().unwrap().to_owned(),
+                    v["creationDate"].as_i64().unwrap(),
+                ));
+        }
+    }
+    assert_eq!(per_tenant.len(), input_order.len());
+    for (company, (_, on_stream)) in &per_tenant {
+        let stream_order: Vec<(String, i64)> = on_stream
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["userID"].as_str().unwrap().to_owned(),
+                    v["creationDate"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            stream_order, input_order[company],
+            "{company}: results out of order on the stream"
+        );
+    }
+    kinesis(&["streams", "delete", "--name", &stream]);
+}
+
+fn local_client() -> aws_sdk_kinesis::Client {
+    let config = aws_sdk_kinesis::config::Builder::new()
+        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    aws_sdk_kinesis::Client::from_conf(config)
+}
+
+/// Throttled and partly failed PutRecords, throttled GetRecords and expired iterators
+/// (injected by a proxy on loopback) slow the run down but change no result.
+#[test]
+fn throttling_and_expired_iterators_change_no_result() {
+    let upstream = endpoint().trim_start_matches("http://").to_owned();
+    let (proxy, injected) = crate::fault_proxy::start(upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 4_000, 300, 17);
+    let stream = stream_name("faults");
+    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    let produced = command(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        input.to_str().unwrap(),
+    ])
+    .env("AWS_ENDPOINT_URL", &proxy)
+    .output()
+    .unwrap();
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let summary = String::from_utf8_lossy(&produced.stdout);
+    assert!(!summary.contains("throttled 0"), "{summary}");
+
+    let out = dir.path().join("stream");
+    let mut run = consume(&stream, &out, "5s");
+    run.wait().unwrap();
+    // The first consumer went straight to the server; now one through the proxy.
+    let out_faulty = dir.path().join("stream-faulty");
+    let status = command(&[
+        "run",
+        "--input",
+        &format!("kinesis://{stream}"),
+        "--exit-when-idle",
+        "5s",
+        "--output",
+        out_faulty.to_str().unwrap(),
+        "--model",
+        &model(),
+        "--quiet",
+    ])
+    .env("AWS_ENDPOINT_URL", &proxy)
+    .status()
+    .unwrap();
+    assert!(status.success());
+
+    let from_disk = dir.path().join("disk");
+    run_file(&input, &from_disk);
+    assert_same_results(&out, &from_disk, "published through faults");
+    assert_same_results(&out_faulty, &from_disk, "consumed through faults");
+    for (what, count) in [
+        ("throttled GetRecords", &injected.get_throttled),
+        ("expired iterators", &injected.get_expired),
+        ("throttled PutRecords", &injected.put_throttled),
+        ("partly failed PutRecords", &injected.put_partial),
+    ] {
+        assert!(
+            count.load(std::sync::atomic::Ordering::Relaxed) > 0,
+            "no {what} were injected"
+        );
+    }
+    kinesis(&["streams", "delete", "--name", &stream]);
+}

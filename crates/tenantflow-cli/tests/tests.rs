@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod fault_proxy;
 mod inputs;
 mod kinesis;
 mod reference;

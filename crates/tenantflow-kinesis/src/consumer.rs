@@ -130,6 +130,10 @@ struct Counters {
     last_activity_ms: AtomicU64,
     /// Batches being handed over (a reader blocked by backpressure is not idle).
     sending: AtomicU64,
+    /// Shards whose last successful GetRecords was not caught up (or that have not had
+    /// one yet). Throttled or failed calls leave a shard's state as it was: they say
+    /// nothing about whether it has data.
+    not_caught_up: AtomicU64,
 }
 
 /// Per-shard polling pace.
@@ -165,12 +169,7 @@ pub async fn consume(
             // Cancel safety: `interval::tick`, `watch::changed` and `JoinSet::join_next`
             // are cancel-safe; nothing is lost when another arm wins.
             _ = discovery.tick() => {
-                for shard in list_shards(&client, &config.stream).await? {
-                    if !known.contains_key(&shard.id) {
-                        order.push(shard.id.clone());
-                        known.insert(shard.id.clone(), shard);
-                    }
-                }
+                discover(&client, &config.stream, &mut known, &mut order).await?;
                 let first = initial.get_or_insert_with(|| known.keys().cloned().collect());
                 start_ready(&client, &config, &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
             }
@@ -184,15 +183,19 @@ pub async fn consume(
                 running.remove(&shard_id);
                 finished.insert(shard_id);
                 stats.shards_finished += 1;
-                // Children appear in ListShards when their parents close: look now.
-                discovery.reset_immediately();
+                // Children appear in ListShards when their parents close: look now, and
+                // start them before the idle check can see a moment with nothing running.
+                discover(&client, &config.stream, &mut known, &mut order).await?;
+                if let Some(first) = &initial {
+                    start_ready(&client, &config, &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
+                }
             }
             _ = idle_check.tick() => {
                 if let Some(limit) = config.exit_when_idle {
                     let now = started.elapsed().as_millis() as u64;
                     let last = counters.last_activity_ms.load(Ordering::Relaxed);
-                    let sending = counters.sending.load(Ordering::Relaxed);
-                    if initial.is_some() && sending == 0 && now.saturating_sub(last) >= limit.as_millis() as u64 {
+                    let busy = counters.sending.load(Ordering::Relaxed) + counters.not_caught_up.load(Ordering::Relaxed);
+                    if initial.is_some() && busy == 0 && now.saturating_sub(last) >= limit.as_millis() as u64 {
                         tracing::info!(stream = %config.stream, "Every shard idle; stopping.");
                         break;
                     }
@@ -211,6 +214,22 @@ pub async fn consume(
     stats.throttles = counters.throttles.load(Ordering::Relaxed);
     stats.expired_iterators = counters.expired.load(Ordering::Relaxed);
     Ok(stats)
+}
+
+/// Adds the shards ListShards shows that are not known yet, in its order.
+async fn discover(
+    client: &Client,
+    stream: &str,
+    known: &mut HashMap<String, ShardInfo>,
+    order: &mut Vec<String>,
+) -> Result<(), KinesisError> {
+    for shard in list_shards(client, stream).await? {
+        if !known.contains_key(&shard.id) {
+            order.push(shard.id.clone());
+            known.insert(shard.id.clone(), shard);
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -258,6 +277,8 @@ fn start_ready(
             started,
         };
         tracing::debug!(stream = %config.stream, shard = %id, "Reading shard.");
+        // Counted as not caught up from now, not from when the task first runs.
+        counters.not_caught_up.fetch_add(1, Ordering::Relaxed);
         tasks.spawn(reader.run(start));
     }
 }
@@ -275,6 +296,17 @@ struct ShardReader {
 
 impl ShardReader {
     async fn run(self, start: StartPosition) -> Result<String, KinesisError> {
+        let mut caught_up = CaughtUp::new(&self.counters);
+        let result = self.read(start, &mut caught_up).await;
+        drop(caught_up);
+        result
+    }
+
+    async fn read(
+        &self,
+        start: StartPosition,
+        caught_up: &mut CaughtUp<'_>,
+    ) -> Result<String, KinesisError> {
         let mut last_sequence: Option<String> = match &start {
             StartPosition::After(positions) => positions.get(&self.shard.id).cloned(),
             _ => None,
@@ -303,13 +335,11 @@ impl ShardReader {
                     match e.retry() {
                         Retry::Throttled => {
                             self.counters.throttles.fetch_add(1, Ordering::Relaxed);
-                            self.touch();
                             tokio::time::sleep(backoff.next_delay()).await;
                         }
                         Retry::Transient => tokio::time::sleep(backoff.next_delay()).await,
                         Retry::ExpiredIterator => {
                             self.counters.expired.fetch_add(1, Ordering::Relaxed);
-                            self.touch();
                             let resume = match &last_sequence {
                                 Some(_) => StartPosition::After(HashMap::new()),
                                 None => start.clone(),
@@ -324,6 +354,7 @@ impl ShardReader {
             backoff.reset();
             let behind = out.millis_behind_latest().unwrap_or(0);
             let records = out.records();
+            caught_up.set(records.is_empty() && behind == 0);
             if !records.is_empty() {
                 let batch = self.batch(records);
                 if let Some(last) = records.last() {
@@ -465,6 +496,40 @@ impl ShardReader {
                 sub_sequence: None,
             },
         }
+    }
+}
+
+/// A shard's part in [`Counters::not_caught_up`]; gives it back when dropped (the shard
+/// ended, or its task was stopped).
+struct CaughtUp<'a> {
+    counters: &'a Counters,
+    caught_up: bool,
+}
+
+impl<'a> CaughtUp<'a> {
+    /// Takes over the count made when the shard's task was spawned.
+    fn new(counters: &'a Counters) -> Self {
+        Self {
+            counters,
+            caught_up: false,
+        }
+    }
+
+    fn set(&mut self, caught_up: bool) {
+        if caught_up != self.caught_up {
+            if caught_up {
+                self.counters.not_caught_up.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                self.counters.not_caught_up.fetch_add(1, Ordering::Relaxed);
+            }
+            self.caught_up = caught_up;
+        }
+    }
+}
+
+impl Drop for CaughtUp<'_> {
+    fn drop(&mut self) {
+        self.set(true);
     }
 }
 

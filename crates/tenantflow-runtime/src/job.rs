@@ -12,6 +12,7 @@ use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_kinesis::KinesisError;
 use tenantflow_kinesis::consumer::{ConsumerConfig, ConsumerStats, RecordBatch};
 use tenantflow_kinesis::url::KinesisInput;
+use tenantflow_kinesis::writer::{RecordWriter, WriterStats};
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
 use tenantflow_sinks::SinkError;
@@ -23,6 +24,7 @@ use crate::file_reader::read_inputs;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::router::Router;
 use crate::stream_reader::route_stream;
+use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER, StreamSink};
 use crate::worker::Worker;
 
 /// Batches queued per worker: enough to keep a worker busy while the reader refills,
@@ -38,6 +40,8 @@ pub struct JobConfig {
     pub streams: Vec<KinesisInput>,
     /// Stop reading streams once they have been idle this long.
     pub exit_when_idle: Option<Duration>,
+    /// A Kinesis stream that also gets every result, as JSON.
+    pub output_stream: Option<String>,
     /// The kind of untagged records.
     pub default_kind: DefaultKind,
     /// Where and how results are written.
@@ -87,6 +91,9 @@ pub enum RunError {
     /// The async runtime for streams cannot start.
     #[error("starting the runtime for streams")]
     Runtime(#[source] std::io::Error),
+    /// The writer to the output stream stopped (its own error says why).
+    #[error("the output stream writer stopped")]
+    OutputStreamStopped,
     /// The job was asked to stop; not an error of the run.
     #[error("stopped")]
     Stopped,
@@ -110,6 +117,8 @@ pub struct RunSummary {
     pub workers: usize,
     /// The run ended on Ctrl-C or SIGTERM (after processing what it had read).
     pub stopped_by_signal: bool,
+    /// What went to the output stream, if there is one.
+    pub output_stream: Option<WriterStats>,
 }
 
 /// Runs the job to the end of its inputs (streams: until idle for
@@ -161,6 +170,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                         rejected.clone(),
                         &format!("worker-{index:02}"),
                     ),
+                    stream_sink: streams.sink_sender().map(StreamSink::new),
                     metrics,
                 };
                 let recycle = recycle_tx.clone();
@@ -221,7 +231,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 first_error.get_or_insert(e);
             }
         }
-        if let Err(e) = streams.finish() {
+        if let Err(e) = streams.finish_consumers() {
             first_error.get_or_insert(e);
         }
         let mut files = FileStats::default();
@@ -243,6 +253,16 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 }
             }
         }
+        let output_stream = match streams.finish_sink() {
+            Ok(stats) => stats,
+            Err(e) => {
+                // The writer's own error explains a worker's "writer stopped" better.
+                if matches!(worker_error, None | Some(RunError::OutputStreamStopped)) {
+                    worker_error = Some(e);
+                }
+                None
+            }
+        };
         // A worker's own error explains a reader's "worker stopped" better.
         match (first_error, worker_error) {
             (Some(RunError::WorkerStopped(_)) | None, Some(e)) => Err(e),
@@ -254,6 +274,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 elapsed: started.elapsed(),
                 workers,
                 stopped_by_signal: stop.load(Ordering::Relaxed),
+                output_stream,
             }),
         }
     })
@@ -264,6 +285,8 @@ struct StreamStage {
     runtime: Option<tokio::runtime::Runtime>,
     receivers: Vec<tokio::sync::mpsc::Receiver<RecordBatch>>,
     consumers: Vec<tokio::task::JoinHandle<Result<ConsumerStats, KinesisError>>>,
+    sink: Option<tokio::sync::mpsc::Sender<Chunk>>,
+    sink_task: Option<tokio::task::JoinHandle<Result<WriterStats, KinesisError>>>,
 }
 
 /// Batches queued per stream between its consumer and its routing thread.
@@ -271,11 +294,13 @@ const STREAM_QUEUE: usize = 16;
 
 impl StreamStage {
     fn start(config: &JobConfig, stop: Arc<AtomicBool>) -> Result<Self, RunError> {
-        if config.streams.is_empty() {
+        if config.streams.is_empty() && config.output_stream.is_none() {
             return Ok(Self {
                 runtime: None,
                 receivers: Vec::new(),
                 consumers: Vec::new(),
+                sink: None,
+                sink_task: None,
             });
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -309,26 +334,70 @@ impl StreamStage {
             stop.store(true, Ordering::Relaxed);
             let _ = stop_tx.send(true);
         });
+        let (sink, sink_task) = match &config.output_stream {
+            Some(stream) => {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(
+                    config.workers.max(1) * SINK_QUEUE_PER_WORKER,
+                );
+                let mut writer = RecordWriter::new(client.clone(), stream, false);
+                let task = runtime.spawn(async move {
+                    while let Some(chunk) = rx.recv().await {
+                        for (key, json) in chunk {
+                            writer.send(&key, json).await?;
+                        }
+                    }
+                    writer.flush().await?;
+                    Ok(writer.stats())
+                });
+                (Some(tx), Some(task))
+            }
+            None => (None, None),
+        };
         Ok(Self {
             runtime: Some(runtime),
             receivers,
             consumers,
+            sink,
+            sink_task,
         })
     }
 
-    fn finish(self) -> Result<(), RunError> {
-        let Some(runtime) = self.runtime else {
+    /// A sender to the output stream's writer, for a worker.
+    fn sink_sender(&self) -> Option<tokio::sync::mpsc::Sender<Chunk>> {
+        self.sink.clone()
+    }
+
+    /// Waits for the stream consumers to end.
+    fn finish_consumers(&mut self) -> Result<(), RunError> {
+        let Some(runtime) = &self.runtime else {
             return Ok(());
         };
-        for consumer in self.consumers {
+        for consumer in std::mem::take(&mut self.consumers) {
             match runtime.block_on(consumer) {
                 Ok(Ok(stats)) => tracing::info!(?stats, "Stream consumer done."),
                 Ok(Err(e)) => return Err(RunError::Kinesis(e)),
                 Err(_) => return Err(RunError::Panicked("kinesis consumer".into())),
             }
         }
-        runtime.shutdown_timeout(Duration::from_secs(1));
         Ok(())
+    }
+
+    /// After the workers are done: waits for the output stream's writer to flush.
+    fn finish_sink(mut self) -> Result<Option<WriterStats>, RunError> {
+        self.sink = None;
+        let Some(runtime) = self.runtime.take() else {
+            return Ok(None);
+        };
+        let result = match self.sink_task.take() {
+            Some(task) => match runtime.block_on(task) {
+                Ok(Ok(stats)) => Ok(Some(stats)),
+                Ok(Err(e)) => Err(RunError::Kinesis(e)),
+                Err(_) => Err(RunError::Panicked("output stream writer".into())),
+            },
+            None => Ok(None),
+        };
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        result
     }
 }
 

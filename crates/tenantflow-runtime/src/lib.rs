@@ -29,6 +29,7 @@ mod metrics;
 mod output;
 mod router;
 mod stream_reader;
+mod stream_sink;
 mod worker;
 
 pub use job::{JobConfig, RunError, RunSummary, run};

@@ -8,11 +8,12 @@ use tenantflow_operators::score::Model;
 use tenantflow_operators::tenant::{JobOutcome, TenantTable};
 use tenantflow_operators::window::Retention;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
-use tenantflow_sinks::encoding::ProfileFragments;
+use tenantflow_sinks::encoding::{Format, ProfileFragments};
 use tenantflow_sinks::file::{FileStats, PartitionedFileSink};
 
 use crate::job::RunError;
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::stream_sink::StreamSink;
 
 pub(crate) struct Worker<'a> {
     pub(crate) index: usize,
@@ -21,6 +22,7 @@ pub(crate) struct Worker<'a> {
     pub(crate) table: TenantTable<ProfileFragments>,
     pub(crate) sink: PartitionedFileSink,
     pub(crate) dead_letters: DeadLetterSink,
+    pub(crate) stream_sink: Option<StreamSink>,
     pub(crate) metrics: &'a Metrics,
 }
 
@@ -46,10 +48,16 @@ impl Worker<'_> {
             for (record, position) in batch.iter() {
                 self.process(&record, position, &mut local)?;
             }
+            if let Some(sink) = &mut self.stream_sink {
+                sink.flush()?;
+            }
             self.metrics.publish(&mut local);
             batch.clear();
             // The reader may have stopped, or have enough spare batches: then drop it.
             let _ = recycle.try_send(batch);
+        }
+        if let Some(mut stream) = self.stream_sink.take() {
+            stream.flush()?;
         }
         let files = self.sink.close().map_err(RunError::Sink)?;
         self.dead_letters.close().map_err(RunError::Sink)?;
@@ -102,6 +110,20 @@ impl Worker<'_> {
                 self.sink
                     .write(&row, &joined.tenant.ext)
                     .map_err(RunError::Sink)?;
+                if let Some(stream) = &mut self.stream_sink {
+                    // The stream gets JSON whatever the file format; reuse the tenant's
+                    // pre-encoded profile when the files are NDJSON too.
+                    let mut json = Vec::with_capacity(256);
+                    if self.sink.format() == Format::Ndjson {
+                        Format::Ndjson.encode_row(&mut json, &row, &joined.tenant.ext);
+                    } else {
+                        let fragments =
+                            Format::Ndjson.profile_fragments(row.company_id, row.profile);
+                        Format::Ndjson.encode_row(&mut json, &row, &fragments);
+                    }
+                    json.pop(); // the newline: one JSON document per Kinesis record
+                    stream.push(row.company_id, json);
+                }
                 local.results += 1;
                 local.churn_flags += u64::from(joined.risk_of_churn);
                 Ok(())

@@ -1,0 +1,49 @@
+//! Results to a Kinesis stream (`--output-stream`): each result as one JSON record,
+//! partition key companyID.
+//!
+//! Workers buffer results and hand them to one writer task per batch. A tenant's results
+//! come from one worker, in order, and the channel keeps each worker's order, so the
+//! writer ([`tenantflow_kinesis::writer::RecordWriter`]) sees them in order and keeps
+//! them so on the stream. Delivery is at least once: after a crash, results written
+//! since the last checkpoint are written again.
+
+use tokio::sync::mpsc;
+
+use crate::job::RunError;
+
+/// A chunk of `(partition key, JSON)` results.
+pub(crate) type Chunk = Vec<(String, Vec<u8>)>;
+
+/// Chunks queued per worker before a worker blocks: backpressure from the stream.
+pub(crate) const SINK_QUEUE_PER_WORKER: usize = 4;
+
+/// A worker's handle on the stream sink.
+pub(crate) struct StreamSink {
+    tx: mpsc::Sender<Chunk>,
+    buffer: Chunk,
+}
+
+impl StreamSink {
+    pub(crate) fn new(tx: mpsc::Sender<Chunk>) -> Self {
+        Self {
+            tx,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Buffers one result.
+    pub(crate) fn push(&mut self, company_id: &str, json: Vec<u8>) {
+        self.buffer.push((company_id.to_owned(), json));
+    }
+
+    /// Hands the buffered results to the writer task; blocks while its queue is full.
+    pub(crate) fn flush(&mut self) -> Result<(), RunError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.buffer);
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| RunError::OutputStreamStopped)
+    }
+}
