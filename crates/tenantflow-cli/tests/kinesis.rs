@@ -62,10 +62,14 @@ fn run_file(input: &Path, out: &Path) {
 
 /// `run` on the stream until it has been idle for `idle`.
 fn consume(stream: &str, out: &Path, idle: &str) -> Child {
+    consume_url(&format!("kinesis://{stream}"), out, idle)
+}
+
+fn consume_url(url: &str, out: &Path, idle: &str) -> Child {
     command(&[
         "run",
         "--input",
-        &format!("kinesis://{stream}"),
+        url,
         "--exit-when-idle",
         idle,
         "--output",
@@ -202,7 +206,14 @@ fn resharding_during_consumption_changes_no_result() {
     ]);
     let out = dir.path().join("stream");
     // Idle long enough to outlast each publish and reshard below, even on a busy machine.
+    // Two consumers at once: polling, and enhanced fan-out.
     let mut run = consume(&stream, &out, "20s");
+    let out_fan_out = dir.path().join("stream-fan-out");
+    let mut run_fan_out = consume_url(
+        &format!("kinesis://{stream}?consumer=tf-reshard"),
+        &out_fan_out,
+        "20s",
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -255,6 +266,7 @@ fn resharding_during_consumption_changes_no_result() {
         "--quiet",
     ]);
     assert!(run.wait().unwrap().success());
+    assert!(run_fan_out.wait().unwrap().success());
 
     let shards = runtime
         .block_on(tenantflow_kinesis::admin::list_shards(&client, &stream))
@@ -266,6 +278,11 @@ fn resharding_during_consumption_changes_no_result() {
     let from_disk = dir.path().join("disk");
     run_file(&input, &from_disk);
     assert_same_results(&out, &from_disk, "W1 across a split and a merge");
+    assert_same_results(
+        &out_fan_out,
+        &from_disk,
+        "W1 across a split and a merge, by fan-out",
+    );
     kinesis(&["streams", "delete", "--name", &stream]);
 }
 
@@ -440,6 +457,112 @@ fn throttling_and_expired_iterators_change_no_result() {
             count.load(std::sync::atomic::Ordering::Relaxed) > 0,
             "no {what} were injected"
         );
+    }
+    kinesis(&["streams", "delete", "--name", &stream]);
+}
+
+/// Enhanced fan-out (`?consumer=NAME`): registered, subscribed per shard, same results.
+#[test]
+fn enhanced_fan_out_gives_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 6_000, 500, 31);
+    let stream = stream_name("fan-out");
+    kinesis(&["streams", "create", "--name", &stream, "--shards", "3"]);
+    kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        input.to_str().unwrap(),
+        "--aggregate",
+        "--quiet",
+    ]);
+    let out = dir.path().join("stream");
+    let status = consume_url(&format!("kinesis://{stream}?consumer=tf-test"), &out, "5s")
+        .wait()
+        .unwrap();
+    assert!(status.success());
+    let from_disk = dir.path().join("disk");
+    run_file(&input, &from_disk);
+    assert_same_results(&out, &from_disk, "W1 by enhanced fan-out");
+    kinesis(&["streams", "delete", "--name", &stream]);
+}
+
+/// SIGTERM while reading a stream (no --exit-when-idle): what was read is processed and
+/// written, every file is completed, and the run exits 0.
+#[test]
+fn sigterm_stops_a_stream_run_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 3_000, 200, 41);
+    let stream = stream_name("sigterm");
+    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        input.to_str().unwrap(),
+        "--aggregate",
+        "--quiet",
+    ]);
+    let out = dir.path().join("stream");
+    let run = command(&[
+        "run",
+        "--input",
+        &format!("kinesis://{stream}"),
+        "--output",
+        out.to_str().unwrap(),
+        "--model",
+        &model(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Wait (bounded) until results are being written: in-progress files exist.
+    let writing = |dir: &Path| -> bool {
+        let Ok(hours) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        hours.flatten().any(|h| {
+            std::fs::read_dir(h.path())
+                .map(|files| {
+                    files
+                        .flatten()
+                        .any(|f| f.file_name().to_string_lossy().ends_with(".inprogress"))
+                })
+                .unwrap_or(false)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !writing(&out) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no results being written after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let finished = run.wait_with_output().unwrap();
+    assert!(
+        finished.status.success(),
+        "exit status {:?}",
+        finished.status
+    );
+    let summary = String::from_utf8_lossy(&finished.stdout);
+    assert!(summary.contains("stopped by a signal"), "{summary}");
+    assert!(!writing(&out), "in-progress files left behind");
+
+    let from_disk = dir.path().join("disk");
+    run_file(&input, &from_disk);
+    let all: std::collections::HashSet<String> = sorted_lines(&from_disk).into_iter().collect();
+    let written = sorted_lines(&out);
+    assert!(!written.is_empty());
+    for line in &written {
+        assert!(all.contains(line), "a result not in the full run: {line}");
     }
     kinesis(&["streams", "delete", "--name", &stream]);
 }

@@ -90,6 +90,9 @@ pub struct ConsumerConfig {
     pub discovery_interval: Duration,
     /// Records per GetRecords call (at most 10,000).
     pub limit: i32,
+    /// Read with enhanced fan-out as this registered consumer (registered if needed)
+    /// instead of polling.
+    pub fan_out: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -101,6 +104,7 @@ impl ConsumerConfig {
             exit_when_idle: None,
             discovery_interval: Duration::from_secs(10),
             limit: 10_000,
+            fan_out: None,
         }
     }
 }
@@ -136,6 +140,13 @@ struct Counters {
     not_caught_up: AtomicU64,
 }
 
+/// Failed calls in a row (connection refused, timeouts, 5xx) after which a shard reader
+/// gives up and the run fails; with back-off up to 10 s, about four minutes.
+const MAX_TRANSIENT_FAILURES: u32 = 30;
+
+/// How often a caught-up fan-out subscription looks whether its shard was closed.
+const CLOSED_CHECK: Duration = Duration::from_secs(2);
+
 /// Per-shard polling pace.
 const MIN_POLL: Duration = Duration::from_millis(200);
 const MAX_IDLE_POLL: Duration = Duration::from_secs(1);
@@ -153,6 +164,12 @@ pub async fn consume(
 ) -> Result<ConsumerStats, KinesisError> {
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
+    let consumer_arn: Option<Arc<str>> = match &config.fan_out {
+        Some(name) => Some(Arc::from(
+            crate::fan_out::register(&client, &config.stream, name).await?,
+        )),
+        None => None,
+    };
     let mut known: HashMap<String, ShardInfo> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut finished: HashSet<String> = HashSet::new();
@@ -171,7 +188,7 @@ pub async fn consume(
             _ = discovery.tick() => {
                 discover(&client, &config.stream, &mut known, &mut order).await?;
                 let first = initial.get_or_insert_with(|| known.keys().cloned().collect());
-                start_ready(&client, &config, &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
+                start_ready(&client, &config, consumer_arn.as_ref(), &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
             }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let shard_id = match done {
@@ -187,7 +204,7 @@ pub async fn consume(
                 // start them before the idle check can see a moment with nothing running.
                 discover(&client, &config.stream, &mut known, &mut order).await?;
                 if let Some(first) = &initial {
-                    start_ready(&client, &config, &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
+                    start_ready(&client, &config, consumer_arn.as_ref(), &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
                 }
             }
             _ = idle_check.tick() => {
@@ -236,6 +253,7 @@ async fn discover(
 fn start_ready(
     client: &Client,
     config: &ConsumerConfig,
+    consumer_arn: Option<&Arc<str>>,
     known: &HashMap<String, ShardInfo>,
     order: &[String],
     finished: &HashSet<String>,
@@ -272,6 +290,7 @@ fn start_ready(
             shard: shard.clone(),
             shard_id: Arc::from(id.as_str()),
             limit: config.limit,
+            consumer_arn: consumer_arn.cloned(),
             out: out.clone(),
             counters: Arc::clone(counters),
             started,
@@ -289,6 +308,7 @@ struct ShardReader {
     shard: ShardInfo,
     shard_id: Arc<str>,
     limit: i32,
+    consumer_arn: Option<Arc<str>>,
     out: mpsc::Sender<RecordBatch>,
     counters: Arc<Counters>,
     started: Instant,
@@ -297,7 +317,10 @@ struct ShardReader {
 impl ShardReader {
     async fn run(self, start: StartPosition) -> Result<String, KinesisError> {
         let mut caught_up = CaughtUp::new(&self.counters);
-        let result = self.read(start, &mut caught_up).await;
+        let result = match self.consumer_arn.clone() {
+            Some(arn) => self.read_fan_out(&arn, start, &mut caught_up).await,
+            None => self.read(start, &mut caught_up).await,
+        };
         drop(caught_up);
         result
     }
@@ -318,6 +341,7 @@ impl ShardReader {
             hash(&self.shard.id),
         );
         let mut idle_poll = MIN_POLL;
+        let mut failures = 0u32;
         loop {
             let call_started = Instant::now();
             self.counters.calls.fetch_add(1, Ordering::Relaxed);
@@ -337,7 +361,14 @@ impl ShardReader {
                             self.counters.throttles.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(backoff.next_delay()).await;
                         }
-                        Retry::Transient => tokio::time::sleep(backoff.next_delay()).await,
+                        Retry::Transient => {
+                            failures += 1;
+                            if failures > MAX_TRANSIENT_FAILURES {
+                                return Err(e);
+                            }
+                            tracing::warn!(error = %e, shard = %self.shard.id, failures, "GetRecords failed; retrying.");
+                            tokio::time::sleep(backoff.next_delay()).await;
+                        }
                         Retry::ExpiredIterator => {
                             self.counters.expired.fetch_add(1, Ordering::Relaxed);
                             let resume = match &last_sequence {
@@ -352,6 +383,7 @@ impl ShardReader {
                 }
             };
             backoff.reset();
+            failures = 0;
             let behind = out.millis_behind_latest().unwrap_or(0);
             let records = out.records();
             caught_up.set(records.is_empty() && behind == 0);
@@ -392,6 +424,151 @@ impl ShardReader {
         }
     }
 
+    /// Enhanced fan-out: SubscribeToShard, re-subscribed from the last continuation
+    /// sequence number when a subscription ends (the service ends each after 5 minutes;
+    /// we also do after 5 minutes, for servers that do not) or fails.
+    async fn read_fan_out(
+        &self,
+        consumer_arn: &str,
+        start: StartPosition,
+        caught_up: &mut CaughtUp<'_>,
+    ) -> Result<String, KinesisError> {
+        use aws_sdk_kinesis::types::{StartingPosition, SubscribeToShardEventStream};
+        const SUBSCRIPTION: Duration = Duration::from_secs(300);
+        let mut continuation: Option<String> = match &start {
+            StartPosition::After(positions) => positions.get(&self.shard.id).cloned(),
+            _ => None,
+        };
+        let mut backoff = Backoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(10),
+            hash(&self.shard.id),
+        );
+        let mut last_closed_check = Instant::now();
+        let mut subscribe_failures = 0u32;
+        loop {
+            let position = match (&continuation, &start) {
+                (Some(seq), _) => StartingPosition::builder()
+                    .r#type(ShardIteratorType::AfterSequenceNumber)
+                    .sequence_number(seq),
+                (None, StartPosition::Latest) => {
+                    StartingPosition::builder().r#type(ShardIteratorType::Latest)
+                }
+                (None, StartPosition::AtTimestamp(ms)) => StartingPosition::builder()
+                    .r#type(ShardIteratorType::AtTimestamp)
+                    .timestamp(DateTime::from_millis(*ms)),
+                (None, _) => StartingPosition::builder().r#type(ShardIteratorType::TrimHorizon),
+            }
+            .build()
+            .map_err(|e| KinesisError::InvalidRecord(e.to_string()))?;
+            let subscribed = self
+                .client
+                .subscribe_to_shard()
+                .consumer_arn(consumer_arn)
+                .shard_id(&self.shard.id)
+                .starting_position(position)
+                .send()
+                .await;
+            let mut subscription = match subscribed {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = KinesisError::from_sdk("SubscribeToShard", &self.stream, e);
+                    // ResourceInUse: the previous subscription is still closing.
+                    if e.retry() == Retry::Never && e.code() != Some("ResourceInUseException") {
+                        return Err(e);
+                    }
+                    if e.retry() == Retry::Throttled {
+                        self.counters.throttles.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        subscribe_failures += 1;
+                        if subscribe_failures > MAX_TRANSIENT_FAILURES {
+                            return Err(e);
+                        }
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            };
+            subscribe_failures = 0;
+            let deadline = tokio::time::Instant::now() + SUBSCRIPTION;
+            loop {
+                let event = match tokio::time::timeout_at(
+                    deadline,
+                    subscription.event_stream.recv(),
+                )
+                .await
+                {
+                    Err(_) => break, // re-subscribe
+                    Ok(Ok(Some(event))) => event,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, shard = %self.shard.id, "Subscription failed; re-subscribing.");
+                        tokio::time::sleep(backoff.next_delay()).await;
+                        break;
+                    }
+                };
+                backoff.reset();
+                let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event else {
+                    continue;
+                };
+                let records = event.records();
+                let now_caught_up = records.is_empty() && event.millis_behind_latest() == 0;
+                caught_up.set(now_caught_up);
+                if !records.is_empty() {
+                    let batch = self.batch(records);
+                    self.counters
+                        .records
+                        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                    self.touch();
+                    self.counters.sending.fetch_add(1, Ordering::Relaxed);
+                    let sent = self.out.send(batch).await;
+                    self.counters.sending.fetch_sub(1, Ordering::Relaxed);
+                    self.touch();
+                    if sent.is_err() {
+                        return Ok(self.shard.id.clone());
+                    }
+                } else if event.millis_behind_latest() > 0 {
+                    self.touch();
+                }
+                let next = event.continuation_sequence_number();
+                if !next.is_empty() {
+                    continuation = Some(next.to_owned());
+                }
+                // Child shards come only with the shard's last event (its records, if any,
+                // were handed over above).
+                if !event.child_shards().is_empty() {
+                    return Ok(self.shard.id.clone());
+                }
+                // Not every server sends that last event: once caught up, look whether the
+                // shard was closed, and if so finish it by polling, which sees its end.
+                if now_caught_up && last_closed_check.elapsed() >= CLOSED_CHECK {
+                    last_closed_check = Instant::now();
+                    if self.is_closed().await? {
+                        let resume = match &continuation {
+                            Some(seq) => StartPosition::After(HashMap::from([(
+                                self.shard.id.clone(),
+                                seq.clone(),
+                            )])),
+                            None => start.clone(),
+                        };
+                        return self.read(resume, caught_up).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether ListShards now shows this shard closed (with an ending sequence number).
+    async fn is_closed(&self) -> Result<bool, KinesisError> {
+        if self.shard.ending_sequence.is_some() {
+            return Ok(true);
+        }
+        let shards = list_shards(&self.client, &self.stream).await?;
+        Ok(shards
+            .iter()
+            .any(|s| s.id == self.shard.id && s.ending_sequence.is_some()))
+    }
+
     fn touch(&self) {
         let now = self.started.elapsed().as_millis() as u64;
         self.counters
@@ -422,6 +599,7 @@ impl ShardReader {
             }
         };
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), 1);
+        let mut failures = 0u32;
         loop {
             match request.clone().send().await {
                 Ok(out) => {
@@ -437,8 +615,11 @@ impl ShardReader {
                 }
                 Err(e) => {
                     let e = KinesisError::from_sdk("GetShardIterator", &self.stream, e);
+                    failures += 1;
                     match e.retry() {
-                        Retry::Throttled | Retry::Transient => {
+                        Retry::Throttled | Retry::Transient
+                            if failures <= MAX_TRANSIENT_FAILURES =>
+                        {
                             tokio::time::sleep(backoff.next_delay()).await
                         }
                         _ => return Err(e),

@@ -17,6 +17,7 @@ pub mod backoff;
 pub mod client;
 pub mod consumer;
 pub mod error;
+pub mod fan_out;
 pub mod kpl;
 pub mod url;
 pub mod writer;

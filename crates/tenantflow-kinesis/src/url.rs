@@ -1,6 +1,7 @@
 //! `kinesis://STREAM[?start=…&kind=…]`: a stream as a job input.
 //!
 //! - `start`: `trim_horizon` (default), `latest`, or `at_timestamp:<epoch ms | RFC 3339>`.
+//! - `consumer`: read with enhanced fan-out as this consumer (registered if needed).
 //! - `kind`: the kind of untagged records, `job`, `company` or `auto`; by default
 //!   `bigdatajobs` holds job events, `companies` companies, other streams `auto`.
 
@@ -18,6 +19,8 @@ pub struct KinesisInput {
     pub start: StartPosition,
     /// The kind of untagged records; `None` infers it per record.
     pub kind: Option<RecordKind>,
+    /// Enhanced fan-out consumer name, if reading by SubscribeToShard.
+    pub consumer: Option<String>,
 }
 
 impl KinesisInput {
@@ -54,6 +57,7 @@ impl KinesisInput {
                 "companies" => Some(RecordKind::Company),
                 _ => None,
             },
+            consumer: None,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -71,9 +75,22 @@ impl KinesisInput {
                         }
                     }
                 }
+                "consumer" => {
+                    let valid = !value.is_empty()
+                        && value.len() <= 128
+                        && value
+                            .bytes()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+                    if !valid {
+                        return Err(invalid(format!(
+                            "consumer name `{value}` must be 1-128 characters of a-z, A-Z, 0-9, `_`, `.`, `-`"
+                        )));
+                    }
+                    input.consumer = Some(value.to_owned());
+                }
                 other => {
                     return Err(invalid(format!(
-                        "unknown option `{other}` (expected start or kind)"
+                        "unknown option `{other}` (expected start, kind or consumer)"
                     )));
                 }
             }
@@ -123,6 +140,13 @@ mod tests {
         assert_eq!(
             KinesisInput::parse("kinesis://companies").unwrap().kind,
             Some(RecordKind::Company)
+        );
+        assert_eq!(
+            KinesisInput::parse("kinesis://w1?consumer=tf-1")
+                .unwrap()
+                .consumer
+                .as_deref(),
+            Some("tf-1")
         );
         let i = KinesisInput::parse("kinesis://w1?start=latest&kind=auto").unwrap();
         assert_eq!((i.kind, i.start), (None, StartPosition::Latest));

@@ -318,6 +318,7 @@ impl StreamStage {
             let mut consumer = ConsumerConfig::new(&input.stream);
             consumer.start = input.start.clone();
             consumer.exit_when_idle = config.exit_when_idle;
+            consumer.fan_out = input.consumer.clone();
             consumers.push(runtime.spawn(tenantflow_kinesis::consumer::consume(
                 client.clone(),
                 consumer,

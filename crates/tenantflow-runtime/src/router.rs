@@ -187,13 +187,19 @@ impl<'a> Router<'a> {
             .map_err(|_| RunError::WorkerStopped(w))
     }
 
-    /// Sends what is left, and completes the dead-letter file.
-    pub(crate) fn finish(mut self) -> Result<(), RunError> {
+    /// Sends every non-empty batch now.
+    pub(crate) fn flush_partial(&mut self) -> Result<(), RunError> {
         for worker in 0..self.batches.len() {
             if !self.batches[worker].is_empty() {
                 self.send(worker)?;
             }
         }
+        Ok(())
+    }
+
+    /// Sends what is left, and completes the dead-letter file.
+    pub(crate) fn finish(mut self) -> Result<(), RunError> {
+        self.flush_partial()?;
         self.metrics.publish(&mut self.local);
         self.dead_letters.close().map(drop).map_err(RunError::Sink)
     }

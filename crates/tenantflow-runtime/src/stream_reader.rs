@@ -17,7 +17,21 @@ pub(crate) fn route_stream(
     max_record_bytes: usize,
     mut router: Router<'_>,
 ) -> Result<(), RunError> {
-    while let Some(batch) = batches.blocking_recv() {
+    loop {
+        // A stream has no end to flush at: whenever nothing more is waiting, partial
+        // batches go to the workers, so a record's latency is bounded by the poll pace,
+        // not by how long a batch takes to fill.
+        let batch = match batches.try_recv() {
+            Ok(batch) => batch,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                router.flush_partial()?;
+                match batches.blocking_recv() {
+                    Some(batch) => batch,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
         for record in &batch.records {
             let position = &record.position;
             let origin = Origin {
