@@ -48,10 +48,11 @@ pub async fn register(client: &Client, stream: &str, name: &str) -> Result<Strin
             .send()
             .await
             .map_err(|e| KinesisError::from_sdk("DescribeStreamConsumer", stream, e))?;
-        if let Some(c) = described.consumer_description() {
-            if *c.consumer_status() == ConsumerStatus::Active {
-                return Ok(c.consumer_arn().to_owned());
-            }
+        if let Some(c) = described
+            .consumer_description()
+            .filter(|c| *c.consumer_status() == ConsumerStatus::Active)
+        {
+            return Ok(c.consumer_arn().to_owned());
         }
         if started.elapsed() > WAIT {
             return Err(KinesisError::Timeout {
