@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{result_files, tenantflow};
+use crate::common::{sorted_result_lines, tenantflow};
 
 const TS: i64 = 1_767_225_601_555;
 
@@ -76,21 +76,6 @@ fn run(input: &Path, out: &Path) -> String {
     String::from_utf8(run.stdout).unwrap()
 }
 
-fn sorted_results(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = result_files(dir, ".ndjson")
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 #[test]
 fn each_bad_record_is_one_dead_letter_and_good_results_are_unchanged() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,10 +107,10 @@ fn each_bad_record_is_one_dead_letter_and_good_results_are_unchanged() {
     run(&good_path, &dir.path().join("good"));
 
     assert_eq!(
-        sorted_results(&dir.path().join("mixed")),
-        sorted_results(&dir.path().join("good"))
+        sorted_result_lines(&dir.path().join("mixed")),
+        sorted_result_lines(&dir.path().join("good"))
     );
-    assert_eq!(sorted_results(&dir.path().join("good")).len(), 3);
+    assert_eq!(sorted_result_lines(&dir.path().join("good")).len(), 3);
 
     let mut letters: Vec<Value> = Vec::new();
     for file in std::fs::read_dir(dir.path().join("mixed/_rejected")).unwrap() {

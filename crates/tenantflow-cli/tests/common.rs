@@ -100,3 +100,19 @@ pub fn assert_check_output_matches(dir: &Path, want: &Figures) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every result line under `dir`, sorted: equal sets mean equal results record by record.
+pub fn sorted_result_lines(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = result_files(dir, ".ndjson")
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}

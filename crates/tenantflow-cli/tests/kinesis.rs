@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Output};
 
-use crate::common::{check_output_figures, gen_w1, result_files, shared, tenantflow};
+use crate::common::{check_output_figures, gen_w1, shared, sorted_result_lines, tenantflow};
 
 fn endpoint() -> String {
     std::env::var("TENANTFLOW_TEST_KINESIS_ENDPOINT").expect(
@@ -82,26 +82,9 @@ fn consume_url(url: &str, out: &Path, idle: &str) -> Child {
     .expect("tenantflow starts")
 }
 
-/// Every result line, sorted: equal sets mean equal results record by record (a
-/// tenant's records processed out of order would change its job30/job90 values).
-fn sorted_lines(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = result_files(dir, ".ndjson")
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
-}
-
 fn assert_same_results(got: &Path, want: &Path, what: &str) {
     check_output_figures(got).assert_matches(&check_output_figures(want), what);
-    let (g, w) = (sorted_lines(got), sorted_lines(want));
+    let (g, w) = (sorted_result_lines(got), sorted_result_lines(want));
     assert_eq!(g.len(), w.len(), "{what}: number of results");
     if let Some(i) = (0..g.len()).find(|&i| g[i] != w[i]) {
         panic!("{what}: results differ:\n got  {}\n want {}", g[i], w[i]);
@@ -219,17 +202,7 @@ fn resharding_during_consumption_changes_no_result() {
         .enable_all()
         .build()
         .unwrap();
-    let client = runtime.block_on(async {
-        let config = aws_sdk_kinesis::config::Builder::new()
-            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-            .endpoint_url(endpoint())
-            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .build();
-        aws_sdk_kinesis::Client::from_conf(config)
-    });
+    let client = local_client();
     let reshard = |target: i32| {
         runtime.block_on(async {
             client
@@ -346,7 +319,7 @@ fn results_go_to_the_output_stream_in_order_per_tenant() {
         }
     }
     all.sort();
-    assert_eq!(all, sorted_lines(&out));
+    assert_eq!(all, sorted_result_lines(&out));
     // Each tenant's results are on the stream in the order of its job events in the input.
     let mut input_order: std::collections::HashMap<String, Vec<(String, i64)>> = Default::default();
     for line in std::fs::read_to_string(&input).unwrap().lines() {
@@ -558,8 +531,9 @@ fn sigterm_stops_a_stream_run_cleanly() {
 
     let from_disk = dir.path().join("disk");
     run_file(&input, &from_disk);
-    let all: std::collections::HashSet<String> = sorted_lines(&from_disk).into_iter().collect();
-    let written = sorted_lines(&out);
+    let all: std::collections::HashSet<String> =
+        sorted_result_lines(&from_disk).into_iter().collect();
+    let written = sorted_result_lines(&out);
     assert!(!written.is_empty());
     for line in &written {
         assert!(all.contains(line), "a result not in the full run: {line}");
