@@ -12,9 +12,13 @@ use tenantflow_core::decode::DefaultKind;
 use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
-use tenantflow_runtime::{JobConfig, Metrics, RunSummary, prepare_output};
+use tenantflow_runtime::{
+    CheckpointStore, JobConfig, Metrics, OutputStart, RunSummary, prepare_output,
+};
 use tenantflow_sinks::encoding::Format;
-use tenantflow_sinks::file::{FileSinkConfig, Partitioning};
+use tenantflow_sinks::file::{Compression, FileSinkConfig, Partitioning};
+use tenantflow_sinks::store;
+use tenantflow_sinks::upload::{Location, Staging};
 use tenantflow_sources::generator::GeneratorConfig;
 use tenantflow_sources::{Input, InputFormat, InputSpec};
 
@@ -59,14 +63,38 @@ pub struct RunArgs {
     companies: u32,
 
     /// Output folder; results are partitioned by event hour under it, dead letters go
-    /// to its `_rejected/`.
+    /// Where results go: a folder, `file:///path`, `s3://bucket/prefix` (settings from
+    /// the AWS environment, `AWS_ENDPOINT_URL_S3` for a local server) or `memory://`.
     #[arg(
         long,
-        value_name = "DIR",
+        value_name = "URL",
         default_value = "./tenantflow-out",
         env = "TENANTFLOW_OUTPUT"
     )]
-    output: PathBuf,
+    output: String,
+
+    /// Where checkpoints go (a URL as for --output); default `_checkpoints/` under the
+    /// output.
+    #[arg(long, value_name = "URL", env = "TENANTFLOW_CHECKPOINTS")]
+    checkpoints: Option<String>,
+
+    /// How often a checkpoint is taken (files committed, state saved); `off` for only
+    /// at the end of the run.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval, env = "TENANTFLOW_CHECKPOINT_INTERVAL")]
+    checkpoint_interval: Interval,
+
+    /// Ignore (and delete) the checkpoints of an earlier run and read every input from
+    /// its start.
+    #[arg(long, env = "TENANTFLOW_FROM_SCRATCH")]
+    from_scratch: bool,
+
+    /// Compression of NDJSON and CSV files.
+    #[arg(long, value_enum, default_value_t = CompressionArg::None, env = "TENANTFLOW_COMPRESSION")]
+    compression: CompressionArg,
+
+    /// A result file is finished at the first checkpoint after it is this old.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration, env = "TENANTFLOW_MAX_FILE_AGE")]
+    max_file_age: Duration,
 
     /// Result format.
     #[arg(long, value_enum, default_value_t = FormatArg::Ndjson, env = "TENANTFLOW_FORMAT")]
@@ -132,6 +160,28 @@ enum FormatArg {
     Ndjson,
     Csv,
     Parquet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    None,
+    Gzip,
+}
+
+/// A checkpoint interval, or none.
+#[derive(Debug, Clone, Copy)]
+struct Interval(Option<Duration>);
+
+fn parse_interval(text: &str) -> Result<Interval, String> {
+    if text == "off" {
+        return Ok(Interval(None));
+    }
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}`: {e} (e.g. 10s, 1m, off)"))?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("`{text}` is too short: at least 100ms"));
+    }
+    Ok(Interval(Some(d)))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -239,8 +289,35 @@ impl RunArgs {
         let lateness_days = self.allowed_lateness.as_secs().div_ceil(86_400);
         let lateness_days = u32::try_from(lateness_days)
             .with_context(|| format!("--allowed-lateness {lateness_days} days is too long"))?;
-        prepare_output(&self.output, self.overwrite)?;
-        let mut output = FileSinkConfig::new(self.output);
+        let output_location = Location::root(
+            store::open(&self.output).with_context(|| format!("--output {}", self.output))?,
+        );
+        let checkpoints = CheckpointStore {
+            location: match &self.checkpoints {
+                Some(url) => Location::root(
+                    store::open(url).with_context(|| format!("--checkpoints {url}"))?,
+                ),
+                None => output_location.child("_checkpoints"),
+            },
+        };
+        let start = prepare_output(
+            &output_location,
+            &checkpoints,
+            self.overwrite,
+            self.from_scratch,
+        )?;
+        if start == OutputStart::Resume {
+            tracing::info!(checkpoints = %checkpoints.location.url(), "Found a checkpoint: resuming (--from-scratch starts over).");
+        }
+        let staging = Staging {
+            location: checkpoints.location.clone(),
+        };
+        let mut output = FileSinkConfig::new(output_location, staging);
+        output.compression = match self.compression {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+        };
+        output.max_file_age = self.max_file_age;
         output.format = match self.format {
             FormatArg::Ndjson => Format::Ndjson,
             FormatArg::Csv => Format::Csv,
@@ -262,6 +339,8 @@ impl RunArgs {
                 KindArg::Company => DefaultKind::Company,
             },
             output,
+            checkpoints,
+            checkpoint_interval: self.checkpoint_interval.0,
             model,
             workers,
             retention: Retention::new(lateness_days),
@@ -274,9 +353,9 @@ impl RunArgs {
 /// Runs the job and prints its summary.
 pub fn run(args: RunArgs) -> Result<()> {
     let (config, quiet, inputs) = args.into_job()?;
-    let output = config.output.dir.clone();
-    let format = config.output.format;
-    tracing::info!(%inputs, output = %output.display(), model = config.model.name(), workers = config.workers, "Starting run.");
+    let output = config.output.output.url();
+    let format = config.output.extension();
+    tracing::info!(%inputs, %output, model = config.model.name(), workers = config.workers, "Starting run.");
     let metrics = Arc::new(Metrics::default());
     let live = Arc::clone(&metrics);
     let progress = Progress::start(!quiet, move |secs| {
@@ -298,7 +377,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(s: &RunSummary, inputs: &str, output: &std::path::Path, format: Format) {
+fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String) {
     let m = &s.metrics;
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     println!(
@@ -317,8 +396,8 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &std::path::Path, format:
     println!(
         "  results           {:>14}  -> {} ({}, {} files, {:.1} MB)",
         thousands(m.results),
-        output.display(),
-        format.extension(),
+        output,
+        format,
         thousands(s.files.files),
         s.files.bytes as f64 / 1e6
     );
@@ -342,12 +421,20 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &std::path::Path, format:
         thousands(m.dead_letters_total())
     );
     if m.dead_letters_total() > 0 {
-        println!(
-            "                    {:>14}  -> {}",
-            "",
-            output.join("_rejected").display()
-        );
+        println!("                    {:>14}  -> {output}/_rejected", "");
     }
+    let c = &s.checkpoints;
+    println!(
+        "  checkpoints       {:>14}  (last #{}, {} files committed, longest {:.2} s{})",
+        thousands(c.checkpoints),
+        c.last,
+        thousands(c.committed),
+        c.longest.as_secs_f64(),
+        match s.resumed_from {
+            Some(n) => format!("; resumed from #{n}"),
+            None => String::new(),
+        }
+    );
     println!(
         "  skipped           {:>14}  empty lines; {} CSV header lines",
         thousands(m.empty_lines),

@@ -126,7 +126,16 @@ fn no_flags_runs_the_generator_into_tenantflow_out_and_protects_it() {
     let figures = check_output_figures(&dir.path().join("tenantflow-out"));
     assert!(figures.lines > 990_000, "{figures:?}");
 
+    // Another job into the same output: its checkpoint is not this job's.
     let second = run(&["run", "--generate", "1000"]);
+    assert!(!second.status.success());
+    let error = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        error.contains("different job") && error.contains("--from-scratch"),
+        "{error}"
+    );
+    // Starting over still protects the results.
+    let second = run(&["run", "--generate", "1000", "--from-scratch"]);
     assert!(!second.status.success());
     let error = String::from_utf8_lossy(&second.stderr);
     assert!(

@@ -75,6 +75,8 @@ pub struct RecordBatch {
     pub shard_id: Arc<str>,
     /// The records.
     pub records: Vec<ConsumedRecord>,
+    /// The shard has been read to its end: this batch (with no records) is its last.
+    pub end_of_shard: bool,
 }
 
 /// How to read a stream.
@@ -93,6 +95,9 @@ pub struct ConsumerConfig {
     /// Read with enhanced fan-out as this registered consumer (registered if needed)
     /// instead of polling.
     pub fan_out: Option<String>,
+    /// Shards already read to their end (from a checkpoint): not read again, and their
+    /// children are not held back.
+    pub finished: HashSet<String>,
 }
 
 impl ConsumerConfig {
@@ -105,6 +110,7 @@ impl ConsumerConfig {
             discovery_interval: Duration::from_secs(10),
             limit: 10_000,
             fan_out: None,
+            finished: HashSet::new(),
         }
     }
 }
@@ -172,7 +178,7 @@ pub async fn consume(
     };
     let mut known: HashMap<String, ShardInfo> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
-    let mut finished: HashSet<String> = HashSet::new();
+    let mut finished: HashSet<String> = config.finished.clone();
     let mut running: HashSet<String> = HashSet::new();
     let mut initial: Option<HashSet<String>> = None;
     let mut tasks: JoinSet<Result<String, KinesisError>> = JoinSet::new();
@@ -322,6 +328,16 @@ impl ShardReader {
             None => self.read(start, &mut caught_up).await,
         };
         drop(caught_up);
+        if result.is_ok() {
+            // The shard's end, after its last records: a checkpoint records it as
+            // finished, so that a restarted job goes on with its children.
+            let end = RecordBatch {
+                shard_id: Arc::clone(&self.shard_id),
+                records: Vec::new(),
+                end_of_shard: true,
+            };
+            let _ = self.out.send(end).await;
+        }
         result
     }
 
@@ -664,6 +680,7 @@ impl ShardReader {
         RecordBatch {
             shard_id: Arc::clone(&self.shard_id),
             records: out,
+            end_of_shard: false,
         }
     }
 

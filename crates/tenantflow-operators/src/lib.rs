@@ -2,6 +2,7 @@
 //!
 //! - [`window`]: per-tenant sums of `nbJobs` per day, and the 30/90-day counts.
 //! - [`score`]: the churn model ([`score::Model`]), loaded from a file or built in.
+//! - [`snapshot`]: tenant state to versioned bytes and back, for checkpoints.
 //! - [`tenant`]: the keyed state that joins job events with the latest profile.
 //!
 //! A worker feeds each record, in order, to [`tenant::TenantTable`]:
@@ -26,5 +27,6 @@
 //! ```
 
 pub mod score;
+pub mod snapshot;
 pub mod tenant;
 pub mod window;

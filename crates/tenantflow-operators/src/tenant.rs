@@ -83,6 +83,15 @@ impl<X> TenantTable<X> {
         self.tenants.get(company_id).map(|t| &**t)
     }
 
+    /// Every tenant, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tenant<X>)> {
+        self.tenants.iter().map(|(id, t)| (&**id, &**t))
+    }
+
+    pub(crate) fn insert(&mut self, id: Box<str>, tenant: Tenant<X>) {
+        self.tenants.insert(id, Box::new(tenant));
+    }
+
     /// Makes `company` the tenant's latest profile, keeping its windows.
     /// `ext` builds the worker's extension from the new profile.
     pub fn upsert(

@@ -183,6 +183,30 @@ impl DayWindow {
         counts
     }
 
+    /// The days held with their jobs, oldest first.
+    pub fn days(&self) -> Vec<(i32, u64)> {
+        self.older.iter().chain(self.head.iter()).copied().collect()
+    }
+
+    /// A window holding `days` (oldest first, strictly increasing), as
+    /// [`DayWindow::days`] gave them; `None` if they are not in order.
+    pub fn from_days(days: Vec<(i32, u64)>) -> Option<Self> {
+        if days.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return None;
+        }
+        let mut older = VecDeque::from(days);
+        let head = older.pop_back();
+        let mut window = Self {
+            head,
+            older,
+            newest: Counts::default(),
+        };
+        if let Some((day, _)) = head {
+            window.newest = window.sums_at(i64::from(day));
+        }
+        Some(window)
+    }
+
     /// Number of days held (for tests and memory accounting).
     pub fn len(&self) -> usize {
         self.older.len() + usize::from(self.head.is_some())

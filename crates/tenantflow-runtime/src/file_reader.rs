@@ -1,34 +1,59 @@
-//! The file stage: inputs with lines (files, folders, stdin, the generator), in order.
+//! The file stage: inputs with lines (files, folders, stdin, the generator), in order,
+//! from where the last checkpoint left them.
 
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_sources::Input;
 use tenantflow_sources::lines::{Line, LineReader, ReadError};
 
+use crate::checkpoint::manifest::FilesPosition;
 use crate::job::RunError;
 use crate::router::{Origin, Router};
 
 /// Lines between two looks at the stop flag.
 const STOP_CHECK_LINES: u64 = 4096;
 
-/// Reads every input to its end (or until the job is asked to stop), routing each line.
+/// Reads every input from `start` to its end (or until the job is asked to stop),
+/// routing each line, and stopping at each checkpoint's barrier.
 pub(crate) fn read_inputs(
     inputs: &[Input],
+    start: FilesPosition,
     default_kind: DefaultKind,
     max_record_bytes: usize,
     mut router: Router<'_>,
 ) -> Result<(), RunError> {
-    'inputs: for (index, input) in inputs.iter().enumerate() {
-        tracing::debug!(input = input.name(), "Reading input.");
-        let stream = input.open()?;
-        let source = u32::try_from(index).unwrap_or(u32::MAX);
+    // Where reading resumes: the next line not yet routed.
+    let mut next = start;
+    'inputs: for (index, input) in inputs.iter().enumerate().skip(start.input) {
+        let (offset, line) = if index == start.input {
+            (start.offset, start.line.max(1))
+        } else {
+            (0, 1)
+        };
+        next = FilesPosition {
+            input: index,
+            offset,
+            line,
+        };
+        tracing::debug!(input = input.name(), offset, "Reading input.");
+        let stream = input.open_at(offset)?;
         let decoder = Decoder::new(default_kind);
         let format = input.format();
-        let result = LineReader::new(stream, max_record_bytes).read_all(|event| {
+        let reader = LineReader::new(stream, max_record_bytes).starting_at(offset, line);
+        let result = { reader }.read_all(|event| {
+            let here = FilesPosition {
+                input: index,
+                offset: event.offset,
+                line: event.number,
+            };
+            if let Some(n) = router.checkpoint_due() {
+                router.arrive(n, Some(here), None)?;
+            }
             if event.number % STOP_CHECK_LINES == 0 && router.stopping() {
+                next = here;
                 return Err(RunError::Stopped);
             }
             let origin = Origin {
-                source,
+                source: u32::try_from(index).unwrap_or(u32::MAX),
                 name: input.name(),
                 line: Some(event.number),
                 shard: None,
@@ -43,10 +68,17 @@ pub(crate) fn read_inputs(
             }
         });
         match result {
-            Ok(()) => {}
+            Ok(()) => {
+                next = FilesPosition {
+                    input: index + 1,
+                    offset: 0,
+                    line: 1,
+                };
+            }
             Err(ReadError::Handler(RunError::Stopped)) => {
                 tracing::info!(
                     input = input.name(),
+                    line = next.line,
                     "Stopped reading: the job is stopping."
                 );
                 break 'inputs;
@@ -60,5 +92,5 @@ pub(crate) fn read_inputs(
             }
         }
     }
-    router.finish()
+    router.finish(Some(next), None)
 }

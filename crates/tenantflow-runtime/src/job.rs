@@ -1,6 +1,6 @@
 //! Wiring: builds the stages of a run, starts them, joins them.
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -10,20 +10,27 @@ use thiserror::Error;
 use tenantflow_core::RecordKind;
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_kinesis::KinesisError;
-use tenantflow_kinesis::consumer::{ConsumerConfig, ConsumerStats, RecordBatch};
+use tenantflow_kinesis::consumer::{ConsumerConfig, ConsumerStats, RecordBatch, StartPosition};
 use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_kinesis::writer::{RecordWriter, WriterStats};
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
 use tenantflow_sinks::SinkError;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
-use tenantflow_sinks::file::{FileSinkConfig, FileStats, PartitionedFileSink};
+use tenantflow_sinks::file::{FileSinkConfig, FileStats, PartitionedFileSink, Partitioning};
+use tenantflow_sinks::upload::Location;
 use tenantflow_sources::{Input, SourceError};
 
+use crate::checkpoint::coordinator::{CheckpointStats, Coordinator};
+use crate::checkpoint::gate::Gate;
+use crate::checkpoint::manifest::{
+    CheckpointStore, FilesPosition, JobIdentity, Manifest, ManifestError, StreamPosition,
+};
+use crate::checkpoint::recovery::{RecoveryError, recover};
 use crate::file_reader::read_inputs;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::router::Router;
-use crate::stream_reader::route_stream;
+use crate::router::{Router, SourceContext};
+use crate::stream_reader::StreamRoute;
 use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER, StreamSink};
 use crate::worker::Worker;
 
@@ -46,6 +53,10 @@ pub struct JobConfig {
     pub default_kind: DefaultKind,
     /// Where and how results are written.
     pub output: FileSinkConfig,
+    /// Where checkpoints go.
+    pub checkpoints: CheckpointStore,
+    /// How often a checkpoint is taken; `None`: only at the end.
+    pub checkpoint_interval: Option<Duration>,
     /// The churn model.
     pub model: Model,
     /// Keyed workers (at least 1).
@@ -58,8 +69,22 @@ pub struct JobConfig {
 
 impl JobConfig {
     /// The folder dead letters go to.
-    pub fn rejected_dir(&self) -> PathBuf {
-        self.output.dir.join("_rejected")
+    pub fn rejected(&self) -> Location {
+        self.output.output.child("_rejected")
+    }
+
+    /// What the job is, as its checkpoints record it.
+    pub fn identity(&self) -> JobIdentity {
+        JobIdentity {
+            inputs: self.inputs.iter().map(Input::identity).collect(),
+            streams: self.streams.iter().map(|s| s.stream.clone()).collect(),
+            workers: self.workers.max(1),
+            format: self.output.extension(),
+            partitioning: match self.output.partitioning {
+                Partitioning::Hourly => "hourly".into(),
+                Partitioning::Hive => "hive".into(),
+            },
+        }
     }
 }
 
@@ -100,6 +125,15 @@ pub enum RunError {
     /// A stage panicked: a bug.
     #[error("the {0} thread panicked")]
     Panicked(String),
+    /// A checkpoint cannot be written.
+    #[error("writing a checkpoint")]
+    Checkpoint(#[source] ManifestError),
+    /// The job cannot resume from its checkpoint.
+    #[error("resuming from the checkpoint")]
+    Recovery(#[from] RecoveryError),
+    /// Another stage failed, and this one stopped for it (that stage's error says why).
+    #[error("stopped because another stage failed")]
+    Aborted,
 }
 
 /// What a run did.
@@ -119,6 +153,10 @@ pub struct RunSummary {
     pub stopped_by_signal: bool,
     /// What went to the output stream, if there is one.
     pub output_stream: Option<WriterStats>,
+    /// The checkpoints taken.
+    pub checkpoints: CheckpointStats,
+    /// The checkpoint this run resumed from, if any.
+    pub resumed_from: Option<u64>,
 }
 
 /// Runs the job to the end of its inputs (streams: until idle for
@@ -130,7 +168,24 @@ pub struct RunSummary {
 pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let workers = config.workers.max(1);
-    let rejected = config.rejected_dir();
+    let identity = config.identity();
+    let staging = config.output.staging.clone();
+    let restored = recover(
+        &config.checkpoints,
+        config.output.output.store.as_ref(),
+        &staging,
+        &identity,
+    )?;
+    if let Some(m) = &restored {
+        tracing::info!(
+            checkpoint = m.checkpoint,
+            final_checkpoint = m.final_checkpoint,
+            results = m.results,
+            "Resuming from checkpoint."
+        );
+    }
+    let resume = Resume::of(restored.as_ref());
+    let rejected = config.rejected();
     let sources: Vec<String> = config
         .inputs
         .iter()
@@ -150,28 +205,52 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
         senders.push(tx);
         receivers.push(rx);
     }
+    let (ack_tx, ack_rx) = mpsc::channel();
     let stop_flag = Arc::new(AtomicBool::new(false));
-    let mut streams = StreamStage::start(&config, Arc::clone(&stop_flag))?;
+    let mut streams = StreamStage::start(&config, &resume, Arc::clone(&stop_flag))?;
+    let interval = if config.inputs.iter().any(Input::is_stdin) {
+        if config.checkpoint_interval.is_some() {
+            tracing::warn!(
+                "stdin cannot be read again after a crash: checkpoints only at the end of the run."
+            );
+        }
+        None
+    } else {
+        config.checkpoint_interval
+    };
+    // One source thread for the file inputs (even with none), one per stream.
+    let gate = Gate::new(1 + config.streams.len());
+    let context = SourceContext {
+        metrics,
+        stop: &stop_flag,
+        gate: &gate,
+        checkpoints: &config.checkpoints,
+    };
+    let mut worker_parts = Vec::with_capacity(workers);
+    for w in 0..workers {
+        worker_parts.push(resume.worker(&config, w, &rejected)?);
+    }
     let model = &config.model;
     let sources = &sources;
     let stop: &AtomicBool = &stop_flag;
     std::thread::scope(|scope| {
         let handles: Vec<_> = receivers
             .into_iter()
+            .zip(worker_parts)
             .enumerate()
-            .map(|(index, rx)| {
+            .map(|(index, (rx, (table, sink, dead_letters)))| {
                 let worker = Worker {
                     index,
                     model,
                     sources,
-                    table: Worker::new_table(config.retention),
-                    sink: PartitionedFileSink::new(config.output.clone(), index),
-                    dead_letters: DeadLetterSink::new(
-                        rejected.clone(),
-                        &format!("worker-{index:02}"),
-                    ),
+                    table,
+                    sink,
+                    dead_letters,
                     stream_sink: streams.sink_sender().map(StreamSink::new),
                     metrics,
+                    checkpoints: &config.checkpoints,
+                    acks: ack_tx.clone(),
+                    results: 0,
                 };
                 let recycle = recycle_tx.clone();
                 std::thread::Builder::new()
@@ -181,6 +260,26 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
             })
             .collect();
         drop(recycle_tx);
+        drop(ack_tx);
+        let coordinator = Coordinator {
+            store: config.checkpoints.clone(),
+            staging: staging.clone(),
+            output: Arc::clone(&config.output.output.store),
+            gate: &gate,
+            workers: senders.clone(),
+            acks: ack_rx,
+            interval,
+            next: resume.next_checkpoint,
+            identity: identity.clone(),
+            base_results: resume.results,
+            files_start: resume.files,
+            streams_start: resume.streams.clone(),
+        };
+        let coordinator = std::thread::Builder::new()
+            .name("tenantflow-checkpoints".into())
+            .spawn_scoped(scope, move || coordinator.run())
+            .expect("spawning the checkpoint thread");
+        let runtime = streams.handle();
         let stream_handles: Vec<_> = std::mem::take(&mut streams.receivers)
             .into_iter()
             .enumerate()
@@ -193,36 +292,61 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     Some(RecordKind::Company) => DefaultKind::Company,
                     None => DefaultKind::Infer,
                 });
+                let stage = format!("stream-{}", input.stream);
                 let router = Router::new(
                     senders.clone(),
                     None,
-                    DeadLetterSink::new(rejected.clone(), &format!("stream-{}", input.stream)),
-                    metrics,
-                    stop,
+                    resume.dead_letters(&rejected, &staging, &stage)?,
+                    context,
+                    1 + i,
+                    &stage,
                 );
-                let max = config.max_record_bytes;
-                std::thread::Builder::new()
+                let route = StreamRoute {
+                    batches: rx,
+                    source,
+                    name,
+                    stream: input.stream.clone(),
+                    decoder,
+                    max_record_bytes: config.max_record_bytes,
+                    position: resume
+                        .streams
+                        .get(&input.stream)
+                        .cloned()
+                        .unwrap_or_default(),
+                    checkpoints: gate.subscribe(),
+                    runtime: runtime.clone(),
+                };
+                Ok(std::thread::Builder::new()
                     .name(format!("tenantflow-stream-{i}"))
-                    .spawn_scoped(scope, move || {
-                        route_stream(rx, source, name, decoder, max, router)
-                    })
-                    .expect("spawning a stream thread")
+                    .spawn_scoped(scope, move || route.run(router))
+                    .expect("spawning a stream thread"))
             })
-            .collect();
-        let router = Router::new(
-            senders,
-            Some(recycle_rx),
-            DeadLetterSink::new(rejected.clone(), "reader"),
-            metrics,
-            stop,
-        );
-        let mut first_error = read_inputs(
-            &config.inputs,
-            config.default_kind,
-            config.max_record_bytes,
-            router,
-        )
-        .err();
+            .collect::<Result<_, RunError>>()?;
+        let mut first_error = match resume.dead_letters(&rejected, &staging, "reader") {
+            Ok(dead_letters) => {
+                let router = Router::new(
+                    senders,
+                    Some(recycle_rx),
+                    dead_letters,
+                    context,
+                    0,
+                    "reader",
+                );
+                read_inputs(
+                    &config.inputs,
+                    resume.files,
+                    config.default_kind,
+                    config.max_record_bytes,
+                    router,
+                )
+                .err()
+            }
+            Err(e) => {
+                gate.leave(0, None);
+                drop(senders);
+                Some(e)
+            }
+        };
         for handle in stream_handles {
             let result = handle
                 .join()
@@ -234,6 +358,17 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
         if let Err(e) = streams.finish_consumers() {
             first_error.get_or_insert(e);
         }
+        let checkpoints = match coordinator.join() {
+            Ok(Ok(stats)) => Some(stats),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+                None
+            }
+            Err(_) => {
+                first_error.get_or_insert(RunError::Panicked("checkpoint".into()));
+                None
+            }
+        };
         let mut files = FileStats::default();
         let mut tenants = 0;
         let mut worker_error = None;
@@ -264,10 +399,11 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
             }
         };
         // A worker's own error explains a reader's "worker stopped" better.
-        match (first_error, worker_error) {
-            (Some(RunError::WorkerStopped(_)) | None, Some(e)) => Err(e),
-            (Some(e), _) => Err(e),
-            (None, None) => Ok(RunSummary {
+        match (first_error, worker_error, checkpoints) {
+            (Some(RunError::WorkerStopped(_) | RunError::Aborted) | None, Some(e), _) => Err(e),
+            (Some(e), _, _) => Err(e),
+            (None, None, None) => Err(RunError::Aborted),
+            (None, None, Some(checkpoints)) => Ok(RunSummary {
                 metrics: metrics.snapshot(),
                 files,
                 tenants,
@@ -275,14 +411,143 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 workers,
                 stopped_by_signal: stop.load(Ordering::Relaxed),
                 output_stream,
+                checkpoints,
+                resumed_from: restored.as_ref().map(|m| m.checkpoint),
             }),
         }
     })
 }
 
+/// Where a run starts: from a checkpoint's manifest, or from the beginning.
+struct Resume<'m> {
+    manifest: Option<&'m Manifest>,
+    next_checkpoint: u64,
+    results: u64,
+    files: FilesPosition,
+    streams: BTreeMap<String, StreamPosition>,
+}
+
+type WorkerParts = (
+    tenantflow_operators::tenant::TenantTable<tenantflow_sinks::encoding::ProfileFragments>,
+    PartitionedFileSink,
+    DeadLetterSink,
+);
+
+impl<'m> Resume<'m> {
+    fn of(manifest: Option<&'m Manifest>) -> Self {
+        match manifest {
+            Some(m) => Self {
+                manifest,
+                next_checkpoint: m.checkpoint + 1,
+                results: m.results,
+                files: m.files,
+                streams: m.streams.clone(),
+            },
+            None => Self {
+                manifest: None,
+                next_checkpoint: 1,
+                results: 0,
+                files: FilesPosition {
+                    input: 0,
+                    offset: 0,
+                    line: 1,
+                },
+                streams: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Worker `w`'s state, files and dead letters.
+    fn worker(
+        &self,
+        config: &JobConfig,
+        w: usize,
+        rejected: &Location,
+    ) -> Result<WorkerParts, RunError> {
+        let mut table = Worker::new_table(config.retention);
+        let part = self.manifest.and_then(|m| m.workers.get(w));
+        let name = format!("worker-{w:02}");
+        let Some(part) = part else {
+            return Ok((
+                table,
+                PartitionedFileSink::new(config.output.clone(), w),
+                DeadLetterSink::new(rejected.clone(), config.output.staging.clone(), &name),
+            ));
+        };
+        if let Some(path) = &part.state {
+            let bytes = config
+                .checkpoints
+                .location
+                .store
+                .get(path)
+                .map_err(|e| RunError::Recovery(e.into()))?
+                .ok_or_else(|| RunError::Recovery(RecoveryError::MissingState(path.clone())))?;
+            let format = config.output.format;
+            table
+                .restore(&bytes, &config.model, |id, profile| {
+                    format.profile_fragments(id, profile)
+                })
+                .map_err(|source| {
+                    RunError::Recovery(RecoveryError::State {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+        }
+        let sink = PartitionedFileSink::restore(config.output.clone(), w, &part.files)
+            .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))?;
+        let dead_letters = DeadLetterSink::restore(
+            rejected.clone(),
+            config.output.staging.clone(),
+            &name,
+            &part.dead_letters,
+        )
+        .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))?;
+        Ok((table, sink, dead_letters))
+    }
+
+    /// A source stage's dead letters.
+    fn dead_letters(
+        &self,
+        rejected: &Location,
+        staging: &tenantflow_sinks::upload::Staging,
+        stage: &str,
+    ) -> Result<DeadLetterSink, RunError> {
+        let state = self
+            .manifest
+            .and_then(|m| m.sources.get(stage))
+            .cloned()
+            .unwrap_or_default();
+        DeadLetterSink::restore(rejected.clone(), staging.clone(), stage, &state)
+            .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))
+    }
+
+    /// Where stream `name` starts.
+    fn stream_start(&self, input: &KinesisInput) -> (StartPosition, HashSet<String>) {
+        match self.streams.get(&input.stream) {
+            Some(position) => (
+                StartPosition::After(
+                    position
+                        .positions
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<HashMap<_, _>>(),
+                ),
+                position.finished.iter().cloned().collect(),
+            ),
+            None if self.manifest.is_some() => {
+                // A checkpoint without this stream's position: it had read nothing.
+                (input.start.clone(), HashSet::new())
+            }
+            None => (input.start.clone(), HashSet::new()),
+        }
+    }
+}
+
 /// The Kinesis consumers, on a small Tokio runtime of their own, and the signal watch.
 struct StreamStage {
     runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
     receivers: Vec<tokio::sync::mpsc::Receiver<RecordBatch>>,
     consumers: Vec<tokio::task::JoinHandle<Result<ConsumerStats, KinesisError>>>,
     sink: Option<tokio::sync::mpsc::Sender<Chunk>>,
@@ -293,16 +558,11 @@ struct StreamStage {
 const STREAM_QUEUE: usize = 16;
 
 impl StreamStage {
-    fn start(config: &JobConfig, stop: Arc<AtomicBool>) -> Result<Self, RunError> {
-        if config.streams.is_empty() && config.output_stream.is_none() {
-            return Ok(Self {
-                runtime: None,
-                receivers: Vec::new(),
-                consumers: Vec::new(),
-                sink: None,
-                sink_task: None,
-            });
-        }
+    fn start(
+        config: &JobConfig,
+        resume: &Resume<'_>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, RunError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tenantflow-kinesis")
@@ -310,13 +570,17 @@ impl StreamStage {
             .build()
             .map_err(RunError::Runtime)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let client = runtime.block_on(tenantflow_kinesis::client::connect());
+        let client = if config.streams.is_empty() && config.output_stream.is_none() {
+            None
+        } else {
+            Some(runtime.block_on(tenantflow_kinesis::client::connect()))
+        };
         let mut receivers = Vec::new();
         let mut consumers = Vec::new();
-        for input in &config.streams {
+        for (input, client) in config.streams.iter().zip(client.iter().cycle()) {
             let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
             let mut consumer = ConsumerConfig::new(&input.stream);
-            consumer.start = input.start.clone();
+            (consumer.start, consumer.finished) = resume.stream_start(input);
             consumer.exit_when_idle = config.exit_when_idle;
             consumer.fan_out = input.consumer.clone();
             consumers.push(runtime.spawn(tenantflow_kinesis::consumer::consume(
@@ -335,16 +599,24 @@ impl StreamStage {
             stop.store(true, Ordering::Relaxed);
             let _ = stop_tx.send(true);
         });
-        let (sink, sink_task) = match &config.output_stream {
-            Some(stream) => {
+        let (sink, sink_task) = match (&config.output_stream, &client) {
+            (Some(stream), Some(client)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(
                     config.workers.max(1) * SINK_QUEUE_PER_WORKER,
                 );
                 let mut writer = RecordWriter::new(client.clone(), stream, false);
                 let task = runtime.spawn(async move {
                     while let Some(chunk) = rx.recv().await {
-                        for (key, json) in chunk {
-                            writer.send(&key, json).await?;
+                        match chunk {
+                            Chunk::Results(results) => {
+                                for (key, json) in results {
+                                    writer.send(&key, json).await?;
+                                }
+                            }
+                            Chunk::Sync(done) => {
+                                writer.flush().await?;
+                                let _ = done.send(());
+                            }
                         }
                     }
                     writer.flush().await?;
@@ -352,15 +624,21 @@ impl StreamStage {
                 });
                 (Some(tx), Some(task))
             }
-            None => (None, None),
+            _ => (None, None),
         };
         Ok(Self {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
             receivers,
             consumers,
             sink,
             sink_task,
         })
+    }
+
+    /// A handle on the runtime, for threads that wait on its channels.
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
     }
 
     /// A sender to the output stream's writer, for a worker.

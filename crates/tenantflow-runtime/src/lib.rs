@@ -23,6 +23,7 @@
 //! last; an OS thread per worker pinned to its own state is the shape that uses every
 //! core. Async sources (Kinesis, lookups) feed the same channels.
 
+pub mod checkpoint;
 mod file_reader;
 mod job;
 mod metrics;
@@ -32,6 +33,8 @@ mod stream_reader;
 mod stream_sink;
 mod worker;
 
+pub use checkpoint::coordinator::CheckpointStats;
+pub use checkpoint::manifest::CheckpointStore;
 pub use job::{JobConfig, RunError, RunSummary, run};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use output::{OutputError, prepare_output};
+pub use output::{OutputError, OutputStart, prepare_output};

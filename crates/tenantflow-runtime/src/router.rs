@@ -9,10 +9,14 @@ use tenantflow_core::decode::Decoder;
 use tenantflow_core::partition::worker_for;
 use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, Record};
 use tenantflow_sinks::dead_letter::DeadLetterSink;
+use tenantflow_sinks::file::now_ms;
 use tenantflow_sources::InputFormat;
 
+use crate::checkpoint::gate::{Gate, SourcePart};
+use crate::checkpoint::manifest::{CheckpointStore, FilesPosition, StreamPosition};
 use crate::job::RunError;
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::worker::WorkerMessage;
 
 /// Records per batch.
 pub(crate) const BATCH_RECORDS: usize = 4096;
@@ -31,23 +35,39 @@ pub(crate) struct Origin<'a> {
     pub(crate) shard: Option<(&'a str, &'a str, Option<u32>)>,
 }
 
+/// What a source thread shares with the others: the job's counters, the stop flag,
+/// the checkpoint gate and store.
+#[derive(Clone, Copy)]
+pub(crate) struct SourceContext<'a> {
+    pub(crate) metrics: &'a Metrics,
+    pub(crate) stop: &'a AtomicBool,
+    pub(crate) gate: &'a Gate,
+    pub(crate) checkpoints: &'a CheckpointStore,
+}
+
 pub(crate) struct Router<'a> {
     batches: Vec<Batch>,
-    workers: Vec<SyncSender<Batch>>,
+    workers: Vec<SyncSender<WorkerMessage>>,
     recycled: Option<Receiver<Batch>>,
     dead_letters: DeadLetterSink,
     local: MetricsSnapshot,
+    context: SourceContext<'a>,
     metrics: &'a Metrics,
-    stop: &'a AtomicBool,
+    /// This source's index at the gate, and its stage name.
+    source: usize,
+    stage: String,
+    last_arrived: u64,
+    left: bool,
 }
 
 impl<'a> Router<'a> {
     pub(crate) fn new(
-        workers: Vec<SyncSender<Batch>>,
+        workers: Vec<SyncSender<WorkerMessage>>,
         recycled: Option<Receiver<Batch>>,
         dead_letters: DeadLetterSink,
-        metrics: &'a Metrics,
-        stop: &'a AtomicBool,
+        context: SourceContext<'a>,
+        source: usize,
+        stage: &str,
     ) -> Self {
         Self {
             batches: (0..workers.len())
@@ -57,14 +77,54 @@ impl<'a> Router<'a> {
             recycled,
             dead_letters,
             local: MetricsSnapshot::default(),
-            metrics,
-            stop,
+            context,
+            metrics: context.metrics,
+            source,
+            stage: stage.to_owned(),
+            last_arrived: 0,
+            left: false,
+        }
+    }
+
+    /// The checkpoint this source must stop for now, if any.
+    pub(crate) fn checkpoint_due(&self) -> Option<u64> {
+        let requested = self.context.gate.requested();
+        (requested > self.last_arrived).then_some(requested)
+    }
+
+    /// Arrives at checkpoint `n`'s barrier at the given position: sends the partial
+    /// batches, makes the dead letters durable, and waits at the gate.
+    pub(crate) fn arrive(
+        &mut self,
+        n: u64,
+        files: Option<FilesPosition>,
+        stream: Option<(String, StreamPosition)>,
+    ) -> Result<(), RunError> {
+        self.flush_partial()?;
+        self.metrics.publish(&mut self.local);
+        let tails = self.context.checkpoints.checkpoint_folder(n).child("tails");
+        let (dead_letters, pending) = self
+            .dead_letters
+            .checkpoint(&tails, now_ms())
+            .map_err(RunError::Sink)?;
+        self.last_arrived = n;
+        let part = SourcePart {
+            stage: self.stage.clone(),
+            files,
+            stream,
+            dead_letters,
+            pending,
+        };
+        if self.context.gate.arrive(self.source, n, part) {
+            Ok(())
+        } else {
+            Err(RunError::Aborted)
         }
     }
 
     /// True once the job was asked to stop (Ctrl-C, SIGTERM).
     pub(crate) fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.context.stop.load(Ordering::Relaxed)
     }
 
     /// Decodes one record and routes it, or makes it a dead letter. `arrival_ms` is the
@@ -183,7 +243,7 @@ impl<'a> Router<'a> {
         let full = std::mem::replace(&mut self.batches[w], fresh);
         self.metrics.publish(&mut self.local);
         self.workers[w]
-            .send(full)
+            .send(WorkerMessage::Batch(full))
             .map_err(|_| RunError::WorkerStopped(w))
     }
 
@@ -197,10 +257,35 @@ impl<'a> Router<'a> {
         Ok(())
     }
 
-    /// Sends what is left, and completes the dead-letter file.
-    pub(crate) fn finish(mut self) -> Result<(), RunError> {
+    /// Sends what is left, finishes the dead-letter file, and leaves the gate with the
+    /// source's final position.
+    pub(crate) fn finish(
+        mut self,
+        files: Option<FilesPosition>,
+        stream: Option<(String, StreamPosition)>,
+    ) -> Result<(), RunError> {
         self.flush_partial()?;
         self.metrics.publish(&mut self.local);
-        self.dead_letters.close().map(drop).map_err(RunError::Sink)
+        let (dead_letters, pending) = self.dead_letters.close().map_err(RunError::Sink)?;
+        let part = SourcePart {
+            stage: self.stage.clone(),
+            files,
+            stream,
+            dead_letters,
+            pending,
+        };
+        self.left = true;
+        self.context.gate.leave(self.source, Some(part));
+        Ok(())
+    }
+}
+
+impl Drop for Router<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            // Ended by an error: the job fails, and no checkpoint may count on this
+            // source's position.
+            self.context.gate.leave(self.source, None);
+        }
     }
 }

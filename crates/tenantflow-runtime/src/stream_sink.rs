@@ -4,15 +4,21 @@
 //! Workers buffer results and hand them to one writer task per batch. A tenant's results
 //! come from one worker, in order, and the channel keeps each worker's order, so the
 //! writer ([`tenantflow_kinesis::writer::RecordWriter`]) sees them in order and keeps
-//! them so on the stream. Delivery is at least once: after a crash, results written
-//! since the last checkpoint are written again.
+//! them so on the stream. At each checkpoint every worker waits until the writer has
+//! written what it sent before the barrier. Delivery is at least once: after a crash,
+//! results written since the last checkpoint are written again.
 
 use tokio::sync::mpsc;
 
 use crate::job::RunError;
 
-/// A chunk of `(partition key, JSON)` results.
-pub(crate) type Chunk = Vec<(String, Vec<u8>)>;
+/// What workers send the writer task.
+pub(crate) enum Chunk {
+    /// `(partition key, JSON)` results.
+    Results(Vec<(String, Vec<u8>)>),
+    /// A checkpoint: write everything received so far, then answer.
+    Sync(tokio::sync::oneshot::Sender<()>),
+}
 
 /// Chunks queued per worker before a worker blocks: backpressure from the stream.
 pub(crate) const SINK_QUEUE_PER_WORKER: usize = 4;
@@ -20,7 +26,7 @@ pub(crate) const SINK_QUEUE_PER_WORKER: usize = 4;
 /// A worker's handle on the stream sink.
 pub(crate) struct StreamSink {
     tx: mpsc::Sender<Chunk>,
-    buffer: Chunk,
+    buffer: Vec<(String, Vec<u8>)>,
 }
 
 impl StreamSink {
@@ -43,7 +49,19 @@ impl StreamSink {
         }
         let chunk = std::mem::take(&mut self.buffer);
         self.tx
-            .blocking_send(chunk)
+            .blocking_send(Chunk::Results(chunk))
+            .map_err(|_| RunError::OutputStreamStopped)
+    }
+
+    /// Hands over the buffered results and waits until the writer has written all it
+    /// received (at a checkpoint: results before the barrier are on the stream).
+    pub(crate) fn sync(&mut self) -> Result<(), RunError> {
+        self.flush()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .blocking_send(Chunk::Sync(tx))
+            .map_err(|_| RunError::OutputStreamStopped)?;
+        rx.blocking_recv()
             .map_err(|_| RunError::OutputStreamStopped)
     }
 }

@@ -1,6 +1,6 @@
 //! A keyed worker: owns its tenants' state and output files, turns batches into results.
 
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 
 use tenantflow_core::batch::Position;
 use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow};
@@ -9,11 +9,21 @@ use tenantflow_operators::tenant::{JobOutcome, TenantTable};
 use tenantflow_operators::window::Retention;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::encoding::{Format, ProfileFragments};
-use tenantflow_sinks::file::{FileStats, PartitionedFileSink};
+use tenantflow_sinks::file::{FileStats, PartitionedFileSink, now_ms};
 
+use crate::checkpoint::coordinator::{WorkerAck, WorkerCheckpoint};
+use crate::checkpoint::manifest::CheckpointStore;
 use crate::job::RunError;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::stream_sink::StreamSink;
+
+/// What goes down a worker's channel.
+pub(crate) enum WorkerMessage {
+    /// Records to process.
+    Batch(Batch),
+    /// Checkpoint N's barrier: every record before it is processed.
+    Barrier(u64),
+}
 
 pub(crate) struct Worker<'a> {
     pub(crate) index: usize,
@@ -24,6 +34,10 @@ pub(crate) struct Worker<'a> {
     pub(crate) dead_letters: DeadLetterSink,
     pub(crate) stream_sink: Option<StreamSink>,
     pub(crate) metrics: &'a Metrics,
+    pub(crate) checkpoints: &'a CheckpointStore,
+    pub(crate) acks: Sender<WorkerAck>,
+    /// Results written since this process started.
+    pub(crate) results: u64,
 }
 
 /// What a worker leaves behind.
@@ -37,14 +51,42 @@ impl Worker<'_> {
         TenantTable::new(retention)
     }
 
-    /// Processes batches until the reader closes the channel, then completes its files.
+    /// Processes batches and barriers until every source has closed the channel, then
+    /// finishes its files and hands its final part to the coordinator. On an error the
+    /// coordinator hears of it, and the error is returned.
     pub(crate) fn run(
         mut self,
-        batches: Receiver<Batch>,
+        messages: Receiver<WorkerMessage>,
+        recycle: SyncSender<Batch>,
+    ) -> Result<WorkerReport, RunError> {
+        let acks = self.acks.clone();
+        let worker = self.index;
+        let result = self.run_inner(messages, recycle);
+        if result.is_err() {
+            let _ = acks.send(WorkerAck { worker, part: None });
+        }
+        result
+    }
+
+    fn run_inner(
+        &mut self,
+        messages: Receiver<WorkerMessage>,
         recycle: SyncSender<Batch>,
     ) -> Result<WorkerReport, RunError> {
         let mut local = MetricsSnapshot::default();
-        for mut batch in batches {
+        for message in messages {
+            let mut batch = match message {
+                WorkerMessage::Batch(batch) => batch,
+                WorkerMessage::Barrier(n) => {
+                    self.metrics.publish(&mut local);
+                    let part = self.checkpoint(n)?;
+                    let _ = self.acks.send(WorkerAck {
+                        worker: self.index,
+                        part: Some(part),
+                    });
+                    continue;
+                }
+            };
             for (record, position) in batch.iter() {
                 self.process(&record, position, &mut local)?;
             }
@@ -57,10 +99,26 @@ impl Worker<'_> {
             let _ = recycle.try_send(batch);
         }
         if let Some(mut stream) = self.stream_sink.take() {
-            stream.flush()?;
+            stream.sync()?;
         }
-        let files = self.sink.close().map_err(RunError::Sink)?;
-        self.dead_letters.close().map_err(RunError::Sink)?;
+        let (files, mut pending) = self.sink.close().map_err(RunError::Sink)?;
+        let (dead_letters, more) = self.dead_letters.close().map_err(RunError::Sink)?;
+        pending.extend(more);
+        let part = WorkerCheckpoint {
+            state: self.table.snapshot(),
+            tenants: self.table.len() as u64,
+            files: tenantflow_sinks::file::SinkState {
+                seq: self.sink.seq(),
+                open: Vec::new(),
+            },
+            dead_letters,
+            pending,
+            results: std::mem::take(&mut self.results),
+        };
+        let _ = self.acks.send(WorkerAck {
+            worker: self.index,
+            part: Some(part),
+        });
         tracing::debug!(
             worker = self.index,
             tenants = self.table.len(),
@@ -70,6 +128,31 @@ impl Worker<'_> {
         Ok(WorkerReport {
             files,
             tenants: self.table.len(),
+        })
+    }
+
+    /// Checkpoint `n` at this worker: the output stream flushed, files made durable,
+    /// tenant state snapshotted.
+    fn checkpoint(&mut self, n: u64) -> Result<WorkerCheckpoint, RunError> {
+        if let Some(stream) = &mut self.stream_sink {
+            stream.sync()?;
+        }
+        let tails = self.checkpoints.checkpoint_folder(n).child("tails");
+        let now = now_ms();
+        let (files, mut pending) = self.sink.checkpoint(&tails, now).map_err(RunError::Sink)?;
+        let (dead_letters, more) = self
+            .dead_letters
+            .checkpoint(&tails, now)
+            .map_err(RunError::Sink)?;
+        pending.extend(more);
+        let results = std::mem::take(&mut self.results);
+        Ok(WorkerCheckpoint {
+            state: self.table.snapshot(),
+            tenants: self.table.len() as u64,
+            files,
+            dead_letters,
+            pending,
+            results,
         })
     }
 
@@ -125,6 +208,7 @@ impl Worker<'_> {
                     stream.push(row.company_id, json);
                 }
                 local.results += 1;
+                self.results += 1;
                 local.churn_flags += u64::from(joined.risk_of_churn);
                 Ok(())
             }

@@ -1,29 +1,35 @@
-//! A worker's results as files under the output folder, partitioned by event hour.
+//! A worker's results as files in the output store, partitioned by event hour.
 //!
 //! Each worker writes its own files, so no two threads share a file and no lock is
-//! taken. A file is written under a hidden in-progress name
-//! (`.part-w00-000001.ndjson.inprogress`) and renamed to its final name when complete,
-//! so a reader never sees half a file and a crash leaves only hidden leftovers. Names
-//! are deterministic: worker and a per-worker sequence number.
+//! taken. A file is an upload ([`crate::upload::FileUpload`]) that a reader cannot see
+//! until the checkpoint that recorded it as pending is durable and the file is
+//! committed. Names are deterministic: worker and a per-worker sequence number, which
+//! the checkpoint records, so a restarted job writes the same names again.
 //!
 //! A worker keeps a few partitions open at once (late events reach back into the
 //! previous hour); past [`FileSinkConfig::max_open_files`] the least recently written
-//! one is completed. A file is also completed when it reaches
-//! [`FileSinkConfig::max_file_bytes`].
+//! one is finished. A file is also finished when it reaches
+//! [`FileSinkConfig::max_file_bytes`], and at the first checkpoint after it is
+//! [`FileSinkConfig::max_file_age`] old. Otherwise row files (NDJSON, CSV, gzip or not)
+//! stay open across checkpoints: their size does not depend on the checkpoint interval.
+//! Parquet files are finished at every checkpoint, since a Parquet footer must describe
+//! every row group of its file (see `docs/ARCHITECTURE.md`).
 
-use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
 use tenantflow_core::ResultRow;
 use tenantflow_core::time::{civil_from_days, hour_of};
 
+use crate::SinkError;
 use crate::encoding::parquet::ParquetPart;
 use crate::encoding::{Format, ProfileFragments};
-use crate::{SinkError, io_error};
+use crate::upload::{FileUpload, Location, PendingFile, Staging, UploadState};
 
-/// Bytes gathered before a write to the file.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Uncompressed bytes gathered before they go through gzip.
+const GZIP_BUFFER: usize = 256 * 1024;
 
 /// How event hours map to folders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,30 +53,59 @@ impl Partitioning {
     }
 }
 
+/// Compression of row files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// None.
+    #[default]
+    None,
+    /// gzip; a file is a series of gzip members, one per checkpoint it stayed open
+    /// across, which every gzip reader reads as one stream.
+    Gzip,
+}
+
 /// Where and how a worker writes its results.
 #[derive(Debug, Clone)]
 pub struct FileSinkConfig {
     /// The output folder.
-    pub dir: PathBuf,
+    pub output: Location,
+    /// The checkpoint store's folder: upload markers, staged tails.
+    pub staging: Staging,
     /// The encoding.
     pub format: Format,
+    /// Compression of row formats (Parquet compresses its columns itself).
+    pub compression: Compression,
     /// Folder layout.
     pub partitioning: Partitioning,
-    /// A file is completed once it holds this many bytes.
+    /// A file is finished once it holds this many bytes.
     pub max_file_bytes: u64,
+    /// A file is finished at the first checkpoint after it is this old.
+    pub max_file_age: Duration,
     /// Partitions a worker keeps open at once.
     pub max_open_files: usize,
 }
 
 impl FileSinkConfig {
-    /// Defaults for `dir`: NDJSON, hourly folders, 128 MiB files, 8 open partitions.
-    pub fn new(dir: PathBuf) -> Self {
+    /// Defaults: NDJSON, hourly folders, 128 MiB files, finished after 15 minutes, 8
+    /// open partitions.
+    pub fn new(output: Location, staging: Staging) -> Self {
         Self {
-            dir,
+            output,
+            staging,
             format: Format::Ndjson,
+            compression: Compression::None,
             partitioning: Partitioning::Hourly,
             max_file_bytes: 128 << 20,
+            max_file_age: Duration::from_secs(15 * 60),
             max_open_files: 8,
+        }
+    }
+
+    /// The extension of result files, compression included.
+    pub fn extension(&self) -> String {
+        match (self.format, self.compression) {
+            (Format::Parquet, _) | (_, Compression::None) => self.format.extension().to_owned(),
+            (_, Compression::Gzip) => format!("{}.gz", self.format.extension()),
         }
     }
 }
@@ -78,19 +113,36 @@ impl FileSinkConfig {
 /// What a sink wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileStats {
-    /// Files completed.
+    /// Files finished.
     pub files: u64,
     /// Rows written.
     pub rows: u64,
-    /// Bytes of completed files.
+    /// Bytes of finished files.
     pub bytes: u64,
+}
+
+impl FileStats {
+    /// Adds a finished file.
+    pub fn add(&mut self, file: &PendingFile) {
+        self.files += 1;
+        self.rows += file.rows;
+        self.bytes += file.len;
+    }
+}
+
+/// A worker's open files as a checkpoint records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkState {
+    /// The last file sequence number used.
+    pub seq: u64,
+    /// Files open across the checkpoint, with their event hour.
+    pub open: Vec<(i64, UploadState)>,
 }
 
 enum Body {
     Rows {
-        file: File,
-        buf: Vec<u8>,
-        bytes: u64,
+        /// gzip: the current member, and rows encoded but not yet compressed.
+        gzip: Option<(GzEncoder<Vec<u8>>, Vec<u8>, u64)>,
     },
     Parquet(Box<ParquetPart>),
 }
@@ -98,35 +150,56 @@ enum Body {
 struct OpenPart {
     hour: i64,
     last_use: u64,
-    rows: u64,
-    in_progress: PathBuf,
-    path: PathBuf,
+    file: FileUpload,
     body: Body,
 }
 
 impl OpenPart {
     fn size(&self) -> u64 {
         match &self.body {
-            Body::Rows { buf, bytes, .. } => bytes + buf.len() as u64,
+            Body::Rows { gzip: None } => self.file.len(),
+            // Text compresses about 5:1; close enough to roll by.
+            Body::Rows {
+                gzip: Some((_, raw, _)),
+            } => self.file.len() + raw.len() as u64 / 5,
             Body::Parquet(part) => part.estimated_bytes(),
         }
     }
 
-    fn complete(self) -> Result<u64, SinkError> {
-        match self.body {
-            Body::Rows { mut file, buf, .. } => {
-                file.write_all(&buf)
-                    .map_err(io_error("writing", &self.in_progress))?;
-                file.flush()
-                    .map_err(io_error("writing", &self.in_progress))?;
-            }
-            Body::Parquet(part) => part.finish(&self.in_progress)?,
+    /// Compresses what is gathered; with `end_member`, closes the gzip member.
+    fn flush_gzip(&mut self, end_member: bool) -> Result<(), SinkError> {
+        let Body::Rows { gzip } = &mut self.body else {
+            return Ok(());
+        };
+        let Some((encoder, raw, rows)) = gzip else {
+            return Ok(());
+        };
+        let path = self.file.path();
+        let compress = |source| SinkError::Compress {
+            path: path.to_owned(),
+            source,
+        };
+        encoder.write_all(raw).map_err(compress)?;
+        raw.clear();
+        if end_member {
+            encoder.try_finish().map_err(compress)?;
         }
-        std::fs::rename(&self.in_progress, &self.path)
-            .map_err(io_error("renaming", &self.in_progress))?;
-        let meta =
-            std::fs::metadata(&self.path).map_err(io_error("reading metadata of", &self.path))?;
-        Ok(meta.len())
+        let compressed = std::mem::take(encoder.get_mut());
+        let rows = std::mem::take(rows);
+        self.file.write(&compressed, rows)?;
+        if end_member {
+            *gzip = None;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<PendingFile, SinkError> {
+        self.flush_gzip(true)?;
+        if let Body::Parquet(part) = self.body {
+            let tail = part.finish(self.file.path())?;
+            self.file.write(&tail, 0)?;
+        }
+        Ok(self.file.finish()?)
     }
 }
 
@@ -139,6 +212,7 @@ pub struct PartitionedFileSink {
     open: Vec<OpenPart>,
     last: usize,
     stats: FileStats,
+    pending: Vec<PendingFile>,
 }
 
 impl PartitionedFileSink {
@@ -152,7 +226,32 @@ impl PartitionedFileSink {
             open: Vec::new(),
             last: usize::MAX,
             stats: FileStats::default(),
+            pending: Vec::new(),
         }
+    }
+
+    /// A sink for worker `worker` that goes on from a checkpoint's state.
+    ///
+    /// # Errors
+    /// When an open file cannot be restored.
+    pub fn restore(
+        config: FileSinkConfig,
+        worker: usize,
+        state: &SinkState,
+    ) -> Result<Self, SinkError> {
+        let mut sink = Self::new(config, worker);
+        sink.seq = state.seq;
+        for (hour, upload) in &state.open {
+            let file =
+                FileUpload::restore(&sink.config.output.store, &sink.config.staging, upload)?;
+            sink.open.push(OpenPart {
+                hour: *hour,
+                last_use: 0,
+                file,
+                body: Body::Rows { gzip: None },
+            });
+        }
+        Ok(sink)
     }
 
     /// The sink's encoding.
@@ -163,7 +262,7 @@ impl PartitionedFileSink {
     /// Writes one result into its event hour's file.
     ///
     /// # Errors
-    /// When a file cannot be created, written or completed.
+    /// When a file cannot be started, written or finished.
     pub fn write(
         &mut self,
         row: &ResultRow<'_>,
@@ -177,36 +276,95 @@ impl PartitionedFileSink {
         self.last = i;
         self.clock += 1;
         let format = self.config.format;
+        let compression = self.config.compression;
         let part = &mut self.open[i];
         part.last_use = self.clock;
-        part.rows += 1;
         match &mut part.body {
-            Body::Rows { file, buf, bytes } => {
-                format.encode_row(buf, row, fragments);
-                if buf.len() >= WRITE_BUFFER {
-                    file.write_all(buf)
-                        .map_err(io_error("writing", &part.in_progress))?;
-                    *bytes += buf.len() as u64;
-                    buf.clear();
+            Body::Rows { gzip: None } if compression == Compression::None => {
+                format.encode_row(part.file.buffer(), row, fragments);
+                part.file.wrote(1)?;
+            }
+            Body::Rows { gzip } => {
+                let (_, raw, rows) = gzip.get_or_insert_with(|| {
+                    (
+                        GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+                        Vec::with_capacity(GZIP_BUFFER + 4096),
+                        0,
+                    )
+                });
+                format.encode_row(raw, row, fragments);
+                *rows += 1;
+                if raw.len() >= GZIP_BUFFER {
+                    part.flush_gzip(false)?;
                 }
             }
-            Body::Parquet(p) => p.push(row, &part.in_progress)?,
+            Body::Parquet(p) => {
+                p.push(row, part.file.path())?;
+                let bytes = p.take_bytes();
+                part.file.write(&bytes, 1)?;
+            }
         }
         if part.size() >= self.config.max_file_bytes {
-            self.complete(i)?;
+            self.finish(i)?;
         }
         Ok(())
     }
 
-    /// Completes every open file.
+    /// At a checkpoint: finishes the files that must not stay open (Parquet, and files
+    /// past their age), makes the others durable, and hands over the files finished
+    /// since the last checkpoint. `tails` is the checkpoint's folder for staged tails.
     ///
     /// # Errors
-    /// When a file cannot be completed.
-    pub fn close(mut self) -> Result<FileStats, SinkError> {
-        while !self.open.is_empty() {
-            self.complete(self.open.len() - 1)?;
+    /// When a file cannot be finished or its tail staged.
+    pub fn checkpoint(
+        &mut self,
+        tails: &Location,
+        now_ms: i64,
+    ) -> Result<(SinkState, Vec<PendingFile>), SinkError> {
+        let max_age = i64::try_from(self.config.max_file_age.as_millis()).unwrap_or(i64::MAX);
+        let mut i = 0;
+        while i < self.open.len() {
+            let part = &self.open[i];
+            let too_old = now_ms.saturating_sub(part.file.opened_ms()) >= max_age;
+            if too_old || matches!(part.body, Body::Parquet(_)) {
+                self.finish(i)?;
+            } else {
+                i += 1;
+            }
         }
-        Ok(self.stats)
+        let mut open = Vec::with_capacity(self.open.len());
+        for part in &mut self.open {
+            part.flush_gzip(true)?;
+            let tail = tails.path(part.file.path());
+            open.push((part.hour, part.file.persist(&tail)?));
+        }
+        let state = SinkState {
+            seq: self.seq,
+            open,
+        };
+        Ok((state, std::mem::take(&mut self.pending)))
+    }
+
+    /// Finishes every open file; returns what the sink wrote and the files waiting for
+    /// the final checkpoint.
+    ///
+    /// # Errors
+    /// When a file cannot be finished.
+    pub fn close(&mut self) -> Result<(FileStats, Vec<PendingFile>), SinkError> {
+        while !self.open.is_empty() {
+            self.finish(self.open.len() - 1)?;
+        }
+        Ok((self.stats, std::mem::take(&mut self.pending)))
+    }
+
+    /// The last file sequence number used.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// What the sink has finished so far.
+    pub fn stats(&self) -> FileStats {
+        self.stats
     }
 
     fn find_or_open(&mut self, hour: i64) -> Result<usize, SinkError> {
@@ -216,78 +374,61 @@ impl PartitionedFileSink {
         if self.open.len() >= self.config.max_open_files.max(1) {
             let lru = (0..self.open.len())
                 .min_by_key(|&i| self.open[i].last_use)
-                .expect("open is not empty");
-            self.complete(lru)?;
+                .unwrap_or(0);
+            self.finish(lru)?;
         }
-        let dir = self.config.dir.join(self.config.partitioning.folder(hour));
-        std::fs::create_dir_all(&dir).map_err(io_error("creating folder", &dir))?;
         self.seq += 1;
         let name = format!(
             "{}-{:06}.{}",
             self.prefix,
             self.seq,
-            self.config.format.extension()
+            self.config.extension()
         );
-        let in_progress = dir.join(format!(".{name}.inprogress"));
-        let file = File::create(&in_progress).map_err(io_error("creating", &in_progress))?;
+        let folder = self.config.partitioning.folder(hour);
+        let path = self.config.output.path(&format!("{folder}/{name}"));
+        let file = FileUpload::begin(
+            &self.config.output.store,
+            &self.config.staging,
+            path,
+            now_ms(),
+        )?;
         let body = match self.config.format {
-            Format::Parquet => Body::Parquet(Box::new(ParquetPart::new(file, &in_progress)?)),
-            Format::Ndjson | Format::Csv => Body::Rows {
-                file,
-                buf: Vec::with_capacity(WRITE_BUFFER + 4096),
-                bytes: 0,
-            },
+            Format::Parquet => Body::Parquet(Box::new(ParquetPart::new(file.path())?)),
+            Format::Ndjson | Format::Csv => Body::Rows { gzip: None },
         };
         self.open.push(OpenPart {
             hour,
             last_use: self.clock,
-            rows: 0,
-            in_progress,
-            path: dir.join(name),
+            file,
             body,
         });
         Ok(self.open.len() - 1)
     }
 
-    fn complete(&mut self, i: usize) -> Result<(), SinkError> {
+    fn finish(&mut self, i: usize) -> Result<(), SinkError> {
         let part = self.open.swap_remove(i);
         self.last = usize::MAX;
-        let rows = part.rows;
-        self.stats.bytes += part.complete()?;
-        self.stats.files += 1;
-        self.stats.rows += rows;
+        let pending = part.finish()?;
+        self.stats.add(&pending);
+        self.pending.push(pending);
         Ok(())
     }
 }
 
-/// Paths of the result files under `dir`: every file whose name and folders do not
-/// start with `_` or `.`, sorted.
-///
-/// # Errors
-/// When a folder cannot be listed.
-pub fn result_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(['_', '.']) {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// The wall clock in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::store::{MemoryStore, Store};
+    use crate::upload::commit;
     use tenantflow_core::CompanyProfile;
 
     fn profile() -> CompanyProfile {
@@ -319,14 +460,39 @@ mod tests {
     const HOUR: i64 = 3_600_000;
     const T0: i64 = 1_767_225_600_000;
 
+    fn config() -> (Arc<dyn Store>, FileSinkConfig) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let output = Location::root(Arc::clone(&store));
+        let staging = Staging {
+            location: output.child("_checkpoints"),
+        };
+        (store, FileSinkConfig::new(output, staging))
+    }
+
+    /// Result objects (not under `_checkpoints/`).
+    fn results(store: &dyn Store) -> Vec<String> {
+        store
+            .list("")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .filter(|p| !p.starts_with('_'))
+            .collect()
+    }
+
+    fn commit_all(config: &FileSinkConfig, pending: &[PendingFile]) {
+        for file in pending {
+            commit(config.output.store.as_ref(), &config.staging, file).unwrap();
+        }
+    }
+
     #[test]
-    fn rows_land_in_their_hour_and_files_appear_only_when_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = FileSinkConfig::new(dir.path().into());
+    fn rows_land_in_their_hour_and_files_appear_only_when_committed() {
+        let (store, mut config) = config();
         config.max_open_files = 2;
         let p = profile();
         let fragments = config.format.profile_fragments("c", &p);
-        let mut sink = PartitionedFileSink::new(config, 3);
+        let mut sink = PartitionedFileSink::new(config.clone(), 3);
         for t in [
             T0,
             T0 + HOUR,
@@ -341,25 +507,15 @@ mod tests {
         ] {
             sink.write(&row(&p, t), &fragments).unwrap();
         }
-        // Each new hour completed the least recently written open file; hour 0 stayed
+        // Each new hour finished the least recently written open file; hour 0 stayed
         // open while late rows kept it recent, until hours 4 and 5 pushed it out, so its
-        // last late row went to a second file.
-        let visible = result_files(dir.path()).unwrap();
-        assert_eq!(visible.len(), 5, "{visible:?}");
-        let stats = sink.close().unwrap();
+        // last late row went to a second file. Nothing is visible before a commit.
+        assert_eq!(results(store.as_ref()), Vec::<String>::new());
+        let (stats, pending) = sink.close().unwrap();
         assert_eq!((stats.files, stats.rows), (7, 10));
-        let names: Vec<String> = result_files(dir.path())
-            .unwrap()
-            .iter()
-            .map(|p| {
-                p.strip_prefix(dir.path())
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
+        commit_all(&config, &pending);
         assert_eq!(
-            names,
+            results(store.as_ref()),
             [
                 "2026-01-01--00/part-w03-000001.ndjson",
                 "2026-01-01--00/part-w03-000007.ndjson",
@@ -370,14 +526,17 @@ mod tests {
                 "2026-01-01--05/part-w03-000006.ndjson",
             ]
         );
-        let first = std::fs::read_to_string(dir.path().join(&names[0])).unwrap();
-        assert_eq!(first.lines().count(), 4);
+        let first = store
+            .get("2026-01-01--00/part-w03-000001.ndjson")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.split(|&b| b == b'\n').count() - 1, 4);
+        assert_eq!(store.list("_checkpoints/uploads").unwrap(), vec![]);
     }
 
     #[test]
     fn files_roll_at_the_size_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = FileSinkConfig::new(dir.path().into());
+        let (_, mut config) = config();
         config.max_file_bytes = 1;
         let p = profile();
         let fragments = config.format.profile_fragments("c", &p);
@@ -385,7 +544,75 @@ mod tests {
         for _ in 0..3 {
             sink.write(&row(&p, T0), &fragments).unwrap();
         }
-        assert_eq!(sink.close().unwrap().files, 3);
+        assert_eq!(sink.close().unwrap().0.files, 3);
+    }
+
+    #[test]
+    fn row_files_stay_open_across_checkpoints_and_survive_a_restore() {
+        for compression in [Compression::None, Compression::Gzip] {
+            let (store, mut config) = config();
+            config.compression = compression;
+            let p = profile();
+            let fragments = config.format.profile_fragments("c", &p);
+            let tails = config.staging.location.child("chk-1");
+            let mut sink = PartitionedFileSink::new(config.clone(), 0);
+            for i in 0..1000 {
+                sink.write(&row(&p, T0 + i), &fragments).unwrap();
+            }
+            let (state, pending) = sink.checkpoint(&tails, now_ms()).unwrap();
+            assert!(pending.is_empty());
+            assert_eq!(state.open.len(), 1);
+            // Rows after the checkpoint are lost with the crash.
+            for i in 0..500 {
+                sink.write(&row(&p, T0 + i), &fragments).unwrap();
+            }
+            drop(sink);
+            let mut sink = PartitionedFileSink::restore(config.clone(), 0, &state).unwrap();
+            for i in 0..10 {
+                sink.write(&row(&p, T0 + i), &fragments).unwrap();
+            }
+            let (stats, pending) = sink.close().unwrap();
+            assert_eq!((stats.files, stats.rows), (1, 1010));
+            commit_all(&config, &pending);
+            let names = results(store.as_ref());
+            assert_eq!(names.len(), 1, "{names:?}");
+            let data = store.get(&names[0]).unwrap().unwrap();
+            let text = match compression {
+                Compression::None => String::from_utf8(data.to_vec()).unwrap(),
+                Compression::Gzip => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(
+                        &mut flate2::read::MultiGzDecoder::new(&data[..]),
+                        &mut text,
+                    )
+                    .unwrap();
+                    text
+                }
+            };
+            assert_eq!(text.lines().count(), 1010);
+        }
+    }
+
+    #[test]
+    fn parquet_files_finish_at_checkpoints_and_old_files_at_their_age() {
+        let (_, mut config) = config();
+        config.format = Format::Parquet;
+        let p = profile();
+        let fragments = config.format.profile_fragments("c", &p);
+        let tails = config.staging.location.child("chk-1");
+        let mut sink = PartitionedFileSink::new(config.clone(), 0);
+        sink.write(&row(&p, T0), &fragments).unwrap();
+        let (state, pending) = sink.checkpoint(&tails, now_ms()).unwrap();
+        assert_eq!((state.open.len(), pending.len()), (0, 1));
+
+        config.format = Format::Ndjson;
+        config.max_file_age = Duration::from_secs(60);
+        let mut sink = PartitionedFileSink::new(config, 0);
+        sink.write(&row(&p, T0), &fragments).unwrap();
+        let (state, pending) = sink.checkpoint(&tails, now_ms()).unwrap();
+        assert_eq!((state.open.len(), pending.len()), (1, 0));
+        let (state, pending) = sink.checkpoint(&tails, now_ms() + 61_000).unwrap();
+        assert_eq!((state.open.len(), pending.len()), (0, 1));
     }
 
     #[test]

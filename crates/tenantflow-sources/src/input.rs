@@ -59,6 +59,16 @@ pub enum SourceError {
     /// A folder holds no input file.
     #[error("input folder {0} holds no input file")]
     EmptyFolder(PathBuf),
+    /// An input cannot be resumed where a checkpoint left it.
+    #[error("cannot resume input {input} at byte {offset}: {reason}")]
+    Resume {
+        /// The input.
+        input: String,
+        /// Where the checkpoint left it.
+        offset: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -141,9 +151,72 @@ impl Input {
         &self.name
     }
 
+    /// What the input is, for a checkpoint to tell whether a later run reads the same:
+    /// the name, and the generator's settings.
+    pub fn identity(&self) -> String {
+        match &self.origin {
+            Origin::Generator(c) => format!(
+                "generator(events={},companies={},seed={})",
+                c.events, c.companies, c.seed
+            ),
+            _ => self.name.clone(),
+        }
+    }
+
     /// Its line format (never [`InputFormat::Auto`]).
     pub fn format(&self) -> InputFormat {
         self.format
+    }
+
+    /// Opens the stream at byte `offset` (of the decompressed stream for gzip files):
+    /// plain files seek, gzip files and the generator read up to it.
+    ///
+    /// # Errors
+    /// When the file cannot be opened, is shorter than `offset`, or is stdin (which
+    /// cannot be read twice) with an offset.
+    pub fn open_at(&self, offset: u64) -> Result<Box<dyn Read + Send>, SourceError> {
+        if offset == 0 {
+            return self.open();
+        }
+        let resume_error = |reason: String| SourceError::Resume {
+            input: self.name.clone(),
+            offset,
+            reason,
+        };
+        match &self.origin {
+            Origin::Stdin => Err(resume_error("stdin cannot be read again".into())),
+            Origin::File { path, gzip: false } => {
+                let mut file = File::open(path).map_err(|source| SourceError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                if len < offset {
+                    return Err(resume_error(format!(
+                        "the file has only {len} bytes now; was it replaced?"
+                    )));
+                }
+                io::Seek::seek(&mut file, io::SeekFrom::Start(offset))
+                    .map_err(|e| resume_error(e.to_string()))?;
+                Ok(Box::new(file))
+            }
+            Origin::File { gzip: true, .. } | Origin::Generator(_) => {
+                let mut stream = self.open()?;
+                let skipped = io::copy(&mut (&mut stream).take(offset), &mut io::sink())
+                    .map_err(|e| resume_error(e.to_string()))?;
+                if skipped < offset {
+                    return Err(resume_error(format!(
+                        "the input has only {skipped} bytes now; was it replaced?"
+                    )));
+                }
+                Ok(stream)
+            }
+        }
+    }
+
+    /// True for stdin, which cannot be read again after a crash.
+    pub fn is_stdin(&self) -> bool {
+        matches!(self.origin, Origin::Stdin)
     }
 
     /// Opens the stream.

@@ -58,6 +58,8 @@ pub struct LineReader<R> {
     inner: R,
     max_record: usize,
     buf: Vec<u8>,
+    start_offset: u64,
+    start_number: u64,
 }
 
 impl<R: Read> LineReader<R> {
@@ -67,7 +69,17 @@ impl<R: Read> LineReader<R> {
             inner,
             max_record,
             buf: Vec::new(),
+            start_offset: 0,
+            start_number: 1,
         }
+    }
+
+    /// Tells the reader that `inner` starts at byte `offset` of its stream, at line
+    /// `number` (resuming from a checkpoint), so offsets and numbers stay the stream's.
+    pub fn starting_at(mut self, offset: u64, number: u64) -> Self {
+        self.start_offset = offset;
+        self.start_number = number;
+        self
     }
 
     /// Calls `on_line` for every line, in order, until the stream ends.
@@ -83,8 +95,8 @@ impl<R: Read> LineReader<R> {
         let buf = &mut self.buf;
         let (mut start, mut end) = (0usize, 0usize);
         // Stream offset of buf[0], and the next line's number.
-        let mut base: u64 = 0;
-        let mut number: u64 = 1;
+        let mut base: u64 = self.start_offset;
+        let mut number: u64 = self.start_number;
         // An over-long line being skipped: (offset, prefix kept in `prefix`, length so far).
         let mut skipping: Option<(u64, u64)> = None;
         let mut prefix: Vec<u8> = Vec::new();

@@ -1,11 +1,11 @@
 //! Results as Parquet: typed columns, Snappy, dictionary-encoded strings.
 //!
 //! Rows are buffered column by column and written as a row group every
-//! [`ROW_GROUP_ROWS`] rows and at close. Strings go to one arena per row group, and the
+//! [`ROW_GROUP_ROWS`] rows and at close. The encoded bytes gather in memory; the file
+//! sink takes them ([`ParquetPart::take_bytes`]) after each row group and uploads them.
+//! Strings go to one arena per row group, and the
 //! Parquet values are slices of it: no allocation per row.
 
-use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -110,23 +110,23 @@ impl Columns {
 
 /// One Parquet file being written.
 pub struct ParquetPart {
-    writer: SerializedFileWriter<File>,
+    writer: SerializedFileWriter<Vec<u8>>,
     columns: Columns,
     rows: u64,
 }
 
 impl ParquetPart {
-    /// Starts a Parquet file on `file`; `path` names it in errors.
+    /// Starts a Parquet file; `path` names it in errors.
     ///
     /// # Errors
     /// When the header cannot be written.
-    pub fn new(file: File, path: &Path) -> Result<Self, SinkError> {
+    pub fn new(path: &str) -> Result<Self, SinkError> {
         let schema = Arc::new(schema());
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_created_by(concat!("tenantflow ", env!("CARGO_PKG_VERSION")).into())
             .build();
-        let writer = SerializedFileWriter::new(file, schema, Arc::new(props))
+        let writer = SerializedFileWriter::new(Vec::new(), schema, Arc::new(props))
             .map_err(|source| parquet_error(path, source))?;
         Ok(Self {
             writer,
@@ -139,7 +139,7 @@ impl ParquetPart {
     ///
     /// # Errors
     /// When a row group cannot be written.
-    pub fn push(&mut self, row: &ResultRow<'_>, path: &Path) -> Result<(), SinkError> {
+    pub fn push(&mut self, row: &ResultRow<'_>, path: &str) -> Result<(), SinkError> {
         self.columns.push(row);
         self.rows += 1;
         if self.columns.len() >= ROW_GROUP_ROWS {
@@ -159,17 +159,22 @@ impl ParquetPart {
         self.writer.bytes_written() as u64 + self.columns.len() as u64 * 40
     }
 
-    /// Writes the buffered rows and the footer.
+    /// The bytes encoded since the last call.
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        // The writer counts its offsets itself: emptying its buffer does not move them.
+        std::mem::take(self.writer.inner_mut())
+    }
+
+    /// Writes the buffered rows and the footer; returns the bytes not yet taken.
     ///
     /// # Errors
     /// When the file cannot be completed.
-    pub fn finish(mut self, path: &Path) -> Result<(), SinkError> {
+    pub fn finish(mut self, path: &str) -> Result<Vec<u8>, SinkError> {
         self.flush_row_group()
             .map_err(|source| parquet_error(path, source))?;
         self.writer
-            .close()
-            .map_err(|source| parquet_error(path, source))?;
-        Ok(())
+            .into_inner()
+            .map_err(|source| parquet_error(path, source))
     }
 
     fn flush_row_group(&mut self) -> Result<(), ParquetError> {
@@ -249,9 +254,9 @@ pub fn schema() -> Type {
     parse_message_type(SCHEMA).expect("the result schema parses")
 }
 
-fn parquet_error(path: &Path, source: ParquetError) -> SinkError {
+fn parquet_error(path: &str, source: ParquetError) -> SinkError {
     SinkError::Parquet {
-        path: path.to_path_buf(),
+        path: path.to_owned(),
         source,
     }
 }

@@ -1,0 +1,243 @@
+//! Tenant state to bytes and back, for checkpoints.
+//!
+//! Format, version 1 (little-endian): the magic `TFSTATE\0`, a `u32` version, a `u64`
+//! tenant count, then per tenant: its id and industry (each a `u32` length and UTF-8
+//! bytes), revenu, employees, job30, job90 (`i64`), monthlyFee, totalFee (`f64`), a
+//! `u32` count of days with jobs, and each day oldest first as (`i32` day, `u64`
+//! jobs). Derived values (window sums, the model's industry weight, the sink's
+//! pre-encoded profile) are not stored: they are rebuilt on load. A later release
+//! reads every version it knows, and refuses one it does not with a clear error.
+
+use tenantflow_core::CompanyProfile;
+
+use crate::score::Model;
+use crate::tenant::{Tenant, TenantTable};
+use crate::window::DayWindow;
+
+const MAGIC: &[u8; 8] = b"TFSTATE\0";
+/// The version this release writes.
+pub const VERSION: u32 = 1;
+
+/// Why a snapshot cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Not a tenant state snapshot.
+    #[error("not a tenantflow state snapshot (bad magic)")]
+    BadMagic,
+    /// Written by a release this one cannot read.
+    #[error("state snapshot version {0} is not supported (this release reads version {VERSION})")]
+    Version(u32),
+    /// Cut short or corrupt.
+    #[error("state snapshot is truncated or corrupt at byte {0}")]
+    Corrupt(usize),
+}
+
+impl<X> TenantTable<X> {
+    /// Every tenant's state as bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.len() * 96);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        for (id, tenant) in self.iter() {
+            put_str(&mut out, id);
+            let p = &tenant.profile;
+            put_str(&mut out, &p.industry);
+            for v in [p.revenu, p.employees, p.job30, p.job90] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [p.monthly_fee, p.total_fee] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            let days = tenant.window.days();
+            out.extend_from_slice(&(days.len() as u32).to_le_bytes());
+            for (day, jobs) in days {
+                out.extend_from_slice(&day.to_le_bytes());
+                out.extend_from_slice(&jobs.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Adds the tenants of a snapshot; `ext` builds the worker's extension of each
+    /// profile.
+    ///
+    /// # Errors
+    /// A snapshot of another format or version, or a corrupt one.
+    pub fn restore(
+        &mut self,
+        bytes: &[u8],
+        model: &Model,
+        mut ext: impl FnMut(&str, &CompanyProfile) -> X,
+    ) -> Result<usize, SnapshotError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(8)? != MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(SnapshotError::Version(version));
+        }
+        let count = r.u64()?;
+        for _ in 0..count {
+            let id = r.str()?.to_owned();
+            let industry = r.str()?;
+            let profile = CompanyProfile {
+                industry: industry.into(),
+                revenu: r.i64()?,
+                employees: r.i64()?,
+                job30: r.i64()?,
+                job90: r.i64()?,
+                monthly_fee: f64::from_bits(r.u64()?),
+                total_fee: f64::from_bits(r.u64()?),
+            };
+            let days = r.u32()?;
+            let mut window = Vec::with_capacity(days.min(1024) as usize);
+            for _ in 0..days {
+                let day = i32::from_le_bytes(r.array()?);
+                window.push((day, r.u64()?));
+            }
+            let window = DayWindow::from_days(window).ok_or(SnapshotError::Corrupt(r.at))?;
+            let ext = ext(&id, &profile);
+            let tenant = Tenant {
+                industry_weight: model.industry_weight(&profile.industry),
+                profile,
+                window,
+                ext,
+            };
+            self.insert(id.into(), tenant);
+        }
+        if r.at != bytes.len() {
+            return Err(SnapshotError::Corrupt(r.at));
+        }
+        Ok(count as usize)
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(SnapshotError::Corrupt(self.at))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SnapshotError> {
+        let at = self.at;
+        self.take(N)?
+            .try_into()
+            .map_err(|_| SnapshotError::Corrupt(at))
+    }
+
+    fn u32(&mut self) -> Result<u32, SnapshotError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, SnapshotError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    fn str(&mut self) -> Result<&'a str, SnapshotError> {
+        let len = self.u32()? as usize;
+        let at = self.at;
+        std::str::from_utf8(self.take(len)?).map_err(|_| SnapshotError::Corrupt(at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::JobOutcome;
+    use crate::window::Retention;
+    use tenantflow_core::Record;
+    use tenantflow_core::decode::{Decoder, DefaultKind};
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn a_restored_table_gives_the_same_results() {
+        let model = Model::builtin();
+        let mut table: TenantTable<()> = TenantTable::new(Retention::default());
+        let decoder = Decoder::new(DefaultKind::Company);
+        for i in 0..20 {
+            let line = format!(
+                r#"{{"companyID":"c{i}","industry":"retail","revenu":{},"employees":5,"job30":{i},"job90":9,"monthlyFee":1.5,"totalFee":2.5}}"#,
+                1000 + i
+            );
+            let Record::Company(company) = decoder.decode_json(line.as_bytes()).unwrap() else {
+                panic!("a company");
+            };
+            table.upsert(&company, &model, |_| ());
+        }
+        for i in 0..200_i64 {
+            let _ = table.process_job(
+                &format!("c{}", i % 20),
+                1 + i as u64 % 3,
+                i * DAY / 7,
+                &model,
+            );
+        }
+        let bytes = table.snapshot();
+        let mut restored: TenantTable<()> = TenantTable::new(Retention::default());
+        assert_eq!(restored.restore(&bytes, &model, |_, _| ()).unwrap(), 20);
+        assert_eq!(restored.snapshot().len(), bytes.len());
+        for i in 0..100_i64 {
+            let id = format!("c{}", i % 20);
+            let t = 30 * DAY + i * DAY / 3;
+            let (JobOutcome::Joined(a), JobOutcome::Joined(b)) = (
+                table.process_job(&id, 2, t, &model),
+                restored.process_job(&id, 2, t, &model),
+            ) else {
+                panic!("joined");
+            };
+            assert_eq!(a.job30, b.job30);
+            assert_eq!(a.job90, b.job90);
+            assert_eq!(a.churn_score.to_bits(), b.churn_score.to_bits());
+        }
+    }
+
+    #[test]
+    fn bad_snapshots_are_errors() {
+        let model = Model::builtin();
+        let mut table: TenantTable<()> = TenantTable::new(Retention::default());
+        assert_eq!(
+            table.restore(b"nope", &model, |_, _| ()),
+            Err(SnapshotError::Corrupt(0))
+        );
+        assert_eq!(
+            table.restore(b"NOTSTATE\x01\0\0\0", &model, |_, _| ()),
+            Err(SnapshotError::BadMagic)
+        );
+        let mut v2 = MAGIC.to_vec();
+        v2.extend_from_slice(&2u32.to_le_bytes());
+        assert_eq!(
+            table.restore(&v2, &model, |_, _| ()),
+            Err(SnapshotError::Version(2))
+        );
+        let good = TenantTable::<()>::new(Retention::default()).snapshot();
+        assert!(
+            table
+                .restore(&good[..good.len() - 1], &model, |_, _| ())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The checkpoint coordinator: every interval, gathers the sources at the gate, puts
+//! the barrier on every worker's channel, collects the workers' parts, writes the
+//! manifest, and commits the files it lists as pending. When every source has ended
+//! it takes the final checkpoint, after the workers have finished their files.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tenantflow_sinks::dead_letter::DeadLetterState;
+use tenantflow_sinks::file::{SinkState, now_ms};
+use tenantflow_sinks::upload::{PendingFile, Staging, commit};
+
+use super::gate::{Gate, Gathered, SourcePart};
+use super::manifest::{
+    CheckpointStore, FilesPosition, JobIdentity, MANIFEST_VERSION, Manifest, WorkerPart,
+};
+use crate::job::RunError;
+use crate::worker::WorkerMessage;
+
+/// A worker's part of a checkpoint, as it hands it over.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCheckpoint {
+    pub(crate) state: Vec<u8>,
+    pub(crate) tenants: u64,
+    pub(crate) files: SinkState,
+    pub(crate) dead_letters: DeadLetterState,
+    pub(crate) pending: Vec<PendingFile>,
+    pub(crate) results: u64,
+}
+
+/// A worker's answer to a barrier (or to the end of its input): its part, or the
+/// news that it failed (its own error says why).
+pub(crate) struct WorkerAck {
+    pub(crate) worker: usize,
+    pub(crate) part: Option<WorkerCheckpoint>,
+}
+
+/// What the coordinator did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckpointStats {
+    /// Checkpoints written, the final one included.
+    pub checkpoints: u64,
+    /// The last checkpoint's number.
+    pub last: u64,
+    /// Files committed.
+    pub committed: u64,
+    /// Longest time from request to commit.
+    pub longest: Duration,
+}
+
+pub(crate) struct Coordinator<'a> {
+    pub(crate) store: CheckpointStore,
+    pub(crate) staging: Staging,
+    pub(crate) output: std::sync::Arc<dyn tenantflow_sinks::store::Store>,
+    pub(crate) gate: &'a Gate,
+    pub(crate) workers: Vec<SyncSender<WorkerMessage>>,
+    pub(crate) acks: Receiver<WorkerAck>,
+    /// `None`: only the final checkpoint.
+    pub(crate) interval: Option<Duration>,
+    pub(crate) next: u64,
+    pub(crate) identity: JobIdentity,
+    /// Results written by earlier runs, from the restored manifest.
+    pub(crate) base_results: u64,
+    /// Where the file inputs started (kept if there are none to report).
+    pub(crate) files_start: FilesPosition,
+    pub(crate) streams_start: BTreeMap<String, super::manifest::StreamPosition>,
+}
+
+impl Coordinator<'_> {
+    pub(crate) fn run(mut self) -> Result<CheckpointStats, RunError> {
+        let mut stats = CheckpointStats::default();
+        let interval = self.interval.unwrap_or(Duration::MAX);
+        loop {
+            match self.gate.wait_all_left(interval) {
+                Err(()) => return Err(self.abort()),
+                Ok(true) => break,
+                Ok(false) => {}
+            }
+            let started = Instant::now();
+            let n = self.next;
+            let parts = match self.gate.gather(n) {
+                Gathered::Aligned(parts) => parts,
+                Gathered::Failed => return Err(self.abort()),
+            };
+            for (w, tx) in self.workers.iter().enumerate() {
+                if tx.send(WorkerMessage::Barrier(n)).is_err() {
+                    self.gate.abort();
+                    return Err(RunError::WorkerStopped(w));
+                }
+            }
+            self.gate.release(n);
+            let acks = self.collect()?;
+            self.complete(n, parts, acks, false, &mut stats)?;
+            stats.longest = stats.longest.max(started.elapsed());
+            self.next += 1;
+        }
+        // Every source has ended: the workers finish their files when their channels
+        // close, and answer with their final parts.
+        let started = Instant::now();
+        self.workers.clear();
+        let acks = self.collect()?;
+        let parts = self.gate.parts();
+        self.complete(self.next, parts, acks, true, &mut stats)?;
+        stats.longest = stats.longest.max(started.elapsed());
+        Ok(stats)
+    }
+
+    fn abort(&self) -> RunError {
+        self.gate.abort();
+        RunError::Aborted
+    }
+
+    fn collect(&self) -> Result<Vec<WorkerCheckpoint>, RunError> {
+        let n = self.identity.workers;
+        let mut parts: Vec<Option<WorkerCheckpoint>> = (0..n).map(|_| None).collect();
+        for _ in 0..n {
+            let Ok(ack) = self.acks.recv() else {
+                return Err(self.abort());
+            };
+            match ack.part {
+                Some(part) => parts[ack.worker] = Some(part),
+                None => {
+                    self.gate.abort();
+                    return Err(RunError::WorkerStopped(ack.worker));
+                }
+            }
+        }
+        Ok(parts.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    fn complete(
+        &mut self,
+        n: u64,
+        sources: Vec<SourcePart>,
+        workers: Vec<WorkerCheckpoint>,
+        final_checkpoint: bool,
+        stats: &mut CheckpointStats,
+    ) -> Result<(), RunError> {
+        let folder = self.store.checkpoint_folder(n);
+        let mut pending = Vec::new();
+        let mut manifest = Manifest {
+            version: MANIFEST_VERSION,
+            checkpoint: n,
+            created_ms: now_ms(),
+            job: self.identity.clone(),
+            final_checkpoint,
+            files: self.files_start,
+            streams: self.streams_start.clone(),
+            sources: BTreeMap::new(),
+            workers: Vec::with_capacity(workers.len()),
+            pending: Vec::new(),
+            results: self.base_results,
+        };
+        for source in sources {
+            if let Some(files) = source.files {
+                manifest.files = files;
+            }
+            if let Some((name, position)) = source.stream {
+                manifest.streams.insert(name, position);
+            }
+            manifest.sources.insert(source.stage, source.dead_letters);
+            pending.extend(source.pending);
+        }
+        for (w, worker) in workers.into_iter().enumerate() {
+            let state = if worker.tenants > 0 {
+                let path = folder.path(&format!("state-w{w:02}.bin"));
+                self.store
+                    .location
+                    .store
+                    .put(&path, Bytes::from(worker.state))
+                    .map_err(|e| RunError::Checkpoint(e.into()))?;
+                Some(path)
+            } else {
+                None
+            };
+            self.base_results += worker.results;
+            manifest.workers.push(WorkerPart {
+                state,
+                tenants: worker.tenants,
+                files: worker.files,
+                dead_letters: worker.dead_letters,
+            });
+            pending.extend(worker.pending);
+        }
+        manifest.pending = pending;
+        manifest.results = self.base_results;
+        self.store.write(&manifest).map_err(RunError::Checkpoint)?;
+        fault_point("after-manifest", n);
+        for file in &manifest.pending {
+            commit(self.output.as_ref(), &self.staging, file)
+                .map_err(|e| RunError::Checkpoint(e.into()))?;
+        }
+        self.store
+            .delete_before(n)
+            .map_err(|e| RunError::Checkpoint(e.into()))?;
+        stats.checkpoints += 1;
+        stats.last = n;
+        stats.committed += manifest.pending.len() as u64;
+        tracing::info!(
+            checkpoint = n,
+            committed = manifest.pending.len(),
+            results = manifest.results,
+            final_checkpoint,
+            "Checkpoint complete."
+        );
+        Ok(())
+    }
+}
+
+/// A crash on purpose, for tests of recovery: `TENANTFLOW_FAULT=POINT:N` aborts the
+/// process at `POINT` of checkpoint `N` (`after-manifest`: the manifest is written, its
+/// files not yet committed; `recovery`: in the middle of committing a restored
+/// checkpoint's files).
+pub(crate) fn fault_point(point: &str, n: u64) {
+    if let Ok(spec) = std::env::var("TENANTFLOW_FAULT")
+        && spec == format!("{point}:{n}")
+    {
+        tracing::error!(
+            point,
+            checkpoint = n,
+            "Crashing on purpose (TENANTFLOW_FAULT)."
+        );
+        std::process::abort();
+    }
+}

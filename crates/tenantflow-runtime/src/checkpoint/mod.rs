@@ -1,0 +1,14 @@
+//! Checkpoints: a consistent cut of the whole job (source positions, tenant state,
+//! open and pending files), written as a manifest to the checkpoint store, after which
+//! the files it lists as pending are committed. See `docs/ARCHITECTURE.md`.
+//!
+//! - [`gate`]: where sources stop at a checkpoint's barrier.
+//! - [`coordinator`]: triggers checkpoints, collects the parts, writes the manifest,
+//!   commits.
+//! - [`manifest`]: what a checkpoint records, and the checkpoint store's layout.
+//! - [`recovery`]: starting from the latest manifest.
+
+pub mod coordinator;
+pub(crate) mod gate;
+pub mod manifest;
+pub mod recovery;

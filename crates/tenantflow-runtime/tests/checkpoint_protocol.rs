@@ -1,0 +1,231 @@
+//! Property test of the checkpoint protocol: runs of the whole job against an
+//! in-memory store that fails one operation at a seeded moment (the run dies there, as
+//! in a crash: nothing of the process survives but the store), each followed by the
+//! same job started again, end with exactly the results of a run that never failed.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tenantflow_core::decode::DefaultKind;
+use tenantflow_operators::score::Model;
+use tenantflow_operators::window::Retention;
+use tenantflow_runtime::{CheckpointStore, JobConfig, Metrics, run};
+use tenantflow_sinks::StoreError;
+use tenantflow_sinks::file::{Compression, FileSinkConfig};
+use tenantflow_sinks::store::{Listed, MemoryStore, Store};
+use tenantflow_sinks::upload::{Location, Staging};
+use tenantflow_sources::generator::GeneratorConfig;
+use tenantflow_sources::{Input, InputFormat, InputSpec};
+
+/// A memory store whose operation number `fail_at` (counting from 1) fails.
+#[derive(Debug)]
+struct Faulty {
+    inner: Arc<MemoryStore>,
+    ops: AtomicU64,
+    fail_at: u64,
+}
+
+impl Faulty {
+    fn op(&self, what: &'static str) -> Result<(), StoreError> {
+        let n = self.ops.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.fail_at {
+            return Err(StoreError::State {
+                op: what,
+                location: format!("operation {n}"),
+                message: "injected failure".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store for Faulty {
+    fn url(&self) -> String {
+        self.inner.url()
+    }
+    fn part_size(&self) -> usize {
+        self.inner.part_size()
+    }
+    fn put(&self, path: &str, data: Bytes) -> Result<(), StoreError> {
+        self.op("put")?;
+        self.inner.put(path, data)
+    }
+    fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool, StoreError> {
+        self.op("put_if_absent")?;
+        self.inner.put_if_absent(path, data)
+    }
+    fn get(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
+        self.op("get")?;
+        self.inner.get(path)
+    }
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        self.op("delete")?;
+        self.inner.delete(path)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        self.op("list")?;
+        self.inner.list(prefix)
+    }
+    fn begin_upload(&self, path: &str) -> Result<String, StoreError> {
+        self.op("begin_upload")?;
+        self.inner.begin_upload(path)
+    }
+    fn put_part(
+        &self,
+        path: &str,
+        upload: &str,
+        index: usize,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<String, StoreError> {
+        self.op("put_part")?;
+        self.inner.put_part(path, upload, index, offset, data)
+    }
+    fn tracks_uploads(&self) -> bool {
+        self.inner.tracks_uploads()
+    }
+    fn list_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        self.op("list_uploads")?;
+        self.inner.list_uploads(prefix)
+    }
+    fn complete_upload(
+        &self,
+        path: &str,
+        upload: &str,
+        parts: &[String],
+        len: u64,
+    ) -> Result<(), StoreError> {
+        self.op("complete_upload")?;
+        self.inner.complete_upload(path, upload, parts, len)
+    }
+    fn abort_upload(&self, path: &str, upload: &str) -> Result<(), StoreError> {
+        self.op("abort_upload")?;
+        self.inner.abort_upload(path, upload)
+    }
+}
+
+fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
+    let inputs = Input::resolve(
+        &[InputSpec::Generator(GeneratorConfig {
+            events: 40_000,
+            companies: 300,
+            seed: 11,
+        })],
+        InputFormat::Auto,
+    )
+    .unwrap();
+    let root = Location::root(store);
+    let checkpoints = CheckpointStore {
+        location: root.child("_checkpoints"),
+    };
+    let mut output = FileSinkConfig::new(
+        root,
+        Staging {
+            location: checkpoints.location.clone(),
+        },
+    );
+    output.compression = compression;
+    output.max_file_bytes = 48 << 10;
+    output.max_open_files = 3;
+    JobConfig {
+        inputs,
+        streams: Vec::new(),
+        exit_when_idle: None,
+        output_stream: None,
+        default_kind: DefaultKind::Infer,
+        output,
+        checkpoints,
+        checkpoint_interval: Some(Duration::from_millis(20)),
+        model: Model::builtin(),
+        workers: 2,
+        retention: Retention::default(),
+        max_record_bytes: 1 << 20,
+    }
+}
+
+/// Every committed result line (not under `_checkpoints/`), sorted; and the uploads
+/// still in progress.
+fn committed(store: &MemoryStore, compression: Compression) -> (Vec<String>, usize) {
+    let mut lines = Vec::new();
+    for object in store.list("").unwrap() {
+        if object.path.starts_with("_checkpoints") {
+            continue;
+        }
+        let data = store.get(&object.path).unwrap().unwrap();
+        let text = match (compression, object.path.starts_with("_rejected")) {
+            (Compression::Gzip, false) => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::MultiGzDecoder::new(&data[..]),
+                    &mut text,
+                )
+                .unwrap();
+                text
+            }
+            _ => String::from_utf8(data.to_vec()).unwrap(),
+        };
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    lines.sort();
+    (lines, store.list_uploads("").unwrap().unwrap().len())
+}
+
+/// SplitMix64.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[test]
+fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results() {
+    for compression in [Compression::None, Compression::Gzip] {
+        let clean = Arc::new(MemoryStore::new());
+        let summary = run(config(clean.clone(), compression), &Metrics::default()).unwrap();
+        let (want, in_progress) = committed(&clean, compression);
+        assert_eq!(in_progress, 0);
+        assert_eq!(want.len() as u64, summary.metrics.results);
+        // How many store operations one clean run makes: failures land anywhere in it.
+        let counter = Arc::new(Faulty {
+            inner: Arc::new(MemoryStore::new()),
+            ops: AtomicU64::new(0),
+            fail_at: 0,
+        });
+        run(config(counter.clone(), compression), &Metrics::default()).unwrap();
+        let total_ops = counter.ops.load(Ordering::Relaxed);
+
+        // Each run fails at a random operation within the first half of a clean run's.
+        // A run that gets through leaves a finished checkpoint; later runs then fail
+        // during recovery, or not at all.
+        let mut seed = 2026;
+        let store = Arc::new(MemoryStore::new());
+        let mut failures = 0;
+        for _ in 0..8 {
+            let faulty = Arc::new(Faulty {
+                inner: Arc::clone(&store),
+                ops: AtomicU64::new(0),
+                fail_at: 1 + next(&mut seed) % (total_ops / 2),
+            });
+            if run(config(faulty, compression), &Metrics::default()).is_err() {
+                failures += 1;
+            }
+        }
+        assert!(failures >= 3, "only {failures} runs met their failure");
+        let last = run(config(store.clone(), compression), &Metrics::default()).unwrap();
+        eprintln!("{compression:?}: {failures} failed runs of {total_ops} operations each at most");
+        assert!(last.resumed_from.is_some());
+        let (got, in_progress) = committed(&store, compression);
+        assert_eq!(in_progress, 0, "uploads left in progress");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{compression:?}: results lost or doubled"
+        );
+        assert!(got == want, "{compression:?}: results differ");
+    }
+}

@@ -1,0 +1,315 @@
+//! A local folder as a store. An upload is a hidden in-progress file beside its final
+//! name (`dir/.name.inprogress`), written at each part's offset, truncated to its length
+//! and renamed on completion: a crash leaves only hidden files, which a reader skips.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use super::{Listed, Store, StoreError};
+
+/// Part size of local uploads: small, since a local write has no minimum.
+const LOCAL_PART: usize = 1 << 20;
+
+/// A folder.
+#[derive(Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+    temp: AtomicU64,
+    /// Open in-progress files, by upload id: no open and close per part.
+    handles: Mutex<HashMap<String, Arc<File>>>,
+    /// Folders known to exist: no `mkdir` per file.
+    folders: Mutex<HashSet<PathBuf>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let location = path.display().to_string();
+    move |source| StoreError::Io {
+        op,
+        location,
+        source,
+    }
+}
+
+impl LocalStore {
+    /// The folder `root` (created when first written to).
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            temp: AtomicU64::new(0),
+            handles: Mutex::new(HashMap::new()),
+            folders: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    /// The in-progress file of an upload to `path`, relative to the root.
+    fn in_progress(path: &str) -> String {
+        match path.rsplit_once('/') {
+            Some((dir, name)) => format!("{dir}/.{name}.inprogress"),
+            None => format!(".{path}.inprogress"),
+        }
+    }
+
+    fn create_parent(&self, full: &Path) -> Result<(), StoreError> {
+        if let Some(dir) = full.parent()
+            && !lock(&self.folders).contains(dir)
+        {
+            std::fs::create_dir_all(dir).map_err(io("creating folder", dir))?;
+            lock(&self.folders).insert(dir.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// The in-progress file of `upload`, open for writing.
+    fn handle(&self, upload: &str) -> Result<Option<Arc<File>>, StoreError> {
+        if let Some(file) = lock(&self.handles).get(upload) {
+            return Ok(Some(Arc::clone(file)));
+        }
+        let full = self.path(upload);
+        match OpenOptions::new().write(true).open(&full) {
+            Ok(file) => {
+                let file = Arc::new(file);
+                lock(&self.handles).insert(upload.to_owned(), Arc::clone(&file));
+                Ok(Some(file))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("opening", &full)(e)),
+        }
+    }
+
+    /// Writes `data` to a temporary file beside `full`, synced.
+    fn write_temp(&self, full: &Path, data: &[u8]) -> Result<PathBuf, StoreError> {
+        self.create_parent(full)?;
+        let n = self.temp.fetch_add(1, Ordering::Relaxed);
+        let name = full
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = full.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let mut file = File::create(&temp).map_err(io("creating", &temp))?;
+        std::io::Write::write_all(&mut file, data).map_err(io("writing", &temp))?;
+        file.sync_all().map_err(io("syncing", &temp))?;
+        Ok(temp)
+    }
+}
+
+impl Store for LocalStore {
+    fn url(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn part_size(&self) -> usize {
+        LOCAL_PART
+    }
+
+    fn put(&self, path: &str, data: Bytes) -> Result<(), StoreError> {
+        let full = self.path(path);
+        let temp = self.write_temp(&full, &data)?;
+        std::fs::rename(&temp, &full).map_err(io("renaming", &temp))
+    }
+
+    fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool, StoreError> {
+        let full = self.path(path);
+        let temp = self.write_temp(&full, &data)?;
+        // A hard link fails if the name exists: an atomic create.
+        let linked = std::fs::hard_link(&temp, &full);
+        std::fs::remove_file(&temp).map_err(io("removing", &temp))?;
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io("creating", &full)(e)),
+        }
+    }
+
+    fn get(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
+        let full = self.path(path);
+        match std::fs::read(&full) {
+            Ok(data) => Ok(Some(Bytes::from(data))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading", &full)(e)),
+        }
+    }
+
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        let full = self.path(path);
+        match std::fs::remove_file(&full) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("removing", &full)(e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let start = self.path(prefix);
+        let mut out = Vec::new();
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("listing", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io("listing", &dir))?;
+                let meta = entry.metadata().map_err(io("reading metadata of", &dir))?;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if let Ok(relative) = entry.path().strip_prefix(&self.root) {
+                    out.push(Listed {
+                        path: relative.to_string_lossy().into_owned(),
+                        size: meta.len(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    fn begin_upload(&self, path: &str) -> Result<String, StoreError> {
+        let id = Self::in_progress(path);
+        let full = self.path(&id);
+        self.create_parent(&full)?;
+        let file = File::create(&full).map_err(io("creating", &full))?;
+        lock(&self.handles).insert(id.clone(), Arc::new(file));
+        Ok(id)
+    }
+
+    fn put_part(
+        &self,
+        _path: &str,
+        upload: &str,
+        _index: usize,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<String, StoreError> {
+        let full = self.path(upload);
+        let file = self.handle(upload)?.ok_or_else(|| StoreError::State {
+            op: "writing",
+            location: full.display().to_string(),
+            message: "the upload's in-progress file is gone".into(),
+        })?;
+        file.write_all_at(&data, offset)
+            .map_err(io("writing", &full))?;
+        Ok(format!("{offset}+{}", data.len()))
+    }
+
+    fn seal_upload(&self, _path: &str, upload: &str) -> Result<(), StoreError> {
+        let full = self.path(upload);
+        match self.handle(upload)? {
+            Some(file) => file.sync_data().map_err(io("syncing", &full)),
+            None => Err(StoreError::State {
+                op: "syncing",
+                location: full.display().to_string(),
+                message: "the upload's in-progress file is gone".into(),
+            }),
+        }
+    }
+
+    fn tracks_uploads(&self) -> bool {
+        true
+    }
+
+    fn list_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let mut uploads = Vec::new();
+        for object in self.list(prefix)? {
+            let (dir, name) = object.path.rsplit_once('/').unwrap_or(("", &object.path));
+            if let Some(file) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".inprogress"))
+            {
+                let path = super::join(dir, file);
+                uploads.push((path, object.path.clone()));
+            }
+        }
+        Ok(Some(uploads))
+    }
+
+    fn complete_upload(
+        &self,
+        path: &str,
+        upload: &str,
+        _parts: &[String],
+        len: u64,
+    ) -> Result<(), StoreError> {
+        let from = self.path(upload);
+        let to = self.path(path);
+        match self.handle(upload)? {
+            Some(file) => {
+                // Bytes past `len` are parts of a run that crashed after this upload's
+                // checkpoint: not part of the file. The data was synced when the upload
+                // was sealed, before the checkpoint; a rename lost in a power cut is
+                // done again by the recovery's commit.
+                let current = file
+                    .metadata()
+                    .map_err(io("reading metadata of", &from))?
+                    .len();
+                if current != len {
+                    file.set_len(len).map_err(io("truncating", &from))?;
+                    file.sync_data().map_err(io("syncing", &from))?;
+                }
+                lock(&self.handles).remove(upload);
+                std::fs::rename(&from, &to).map_err(io("renaming", &from))
+            }
+            None => match std::fs::metadata(&to) {
+                Ok(meta) if meta.len() == len => Ok(()),
+                Ok(meta) => Err(StoreError::State {
+                    op: "completing",
+                    location: to.display().to_string(),
+                    message: format!(
+                        "the upload is gone and the file has {} bytes, not {len}",
+                        meta.len()
+                    ),
+                }),
+                Err(_) => Err(StoreError::State {
+                    op: "completing",
+                    location: to.display().to_string(),
+                    message: "neither the in-progress file nor the file exists".into(),
+                }),
+            },
+        }
+    }
+
+    fn abort_upload(&self, _path: &str, upload: &str) -> Result<(), StoreError> {
+        lock(&self.handles).remove(upload);
+        self.delete(upload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::contract::check(&LocalStore::new(dir.path().into()));
+    }
+
+    #[test]
+    fn uploads_are_hidden_until_complete() {
+        assert_eq!(
+            LocalStore::in_progress("a/b/c.csv"),
+            "a/b/.c.csv.inprogress"
+        );
+        assert_eq!(LocalStore::in_progress("c.csv"), ".c.csv.inprogress");
+    }
+}
