@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need, starts the
 # servers they use on 127.0.0.1, runs every test of the workspace (unit, doc, end-to-end,
-# Kinesis integration), and stops the servers.
+# Kinesis and S3 integration), and stops the servers.
 #
 # - python3 (../shared/bench/gen_workload.py, check_output.py) and gzip, from Debian.
 # - kinesis-local (kinesis-mock) from npm, with Node.js from Debian if missing, cached in
 #   .cache/test-tools/; started on free loopback ports, bound to 127.0.0.1 only
 #   (scripts/loopback-only.cjs).
+# - moto (S3 server) and pyarrow (an independent Parquet reader) from PyPI, in a virtual
+#   environment cached in .cache/test-tools/venv; moto started on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
 KINESIS_LOCAL_VERSION=0.6.2
+MOTO_VERSION=5.2.5
+PYARROW_VERSION=26.0.1
 
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
@@ -35,6 +39,17 @@ if [ ! -f "$kinesis_js" ]; then
   (cd "$tools" && npm install --no-save --no-audit --no-fund --loglevel=error "kinesis-local@$KINESIS_LOCAL_VERSION")
 fi
 
+venv="$tools/venv"
+if ! "$venv/bin/python" -c "import moto, pyarrow; assert moto.__version__ == '$MOTO_VERSION' and pyarrow.__version__ == '$PYARROW_VERSION'" 2>/dev/null; then
+  echo "installing moto $MOTO_VERSION and pyarrow $PYARROW_VERSION ..." >&2
+  mkdir -p "$tools"
+  if ! python3 -m venv --clear "$venv" 2>/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3-venv
+    python3 -m venv --clear "$venv"
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server,s3]==$MOTO_VERSION" "pyarrow==$PYARROW_VERSION"
+fi
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -46,7 +61,10 @@ KINESIS_MOCK_PLAIN_PORT="$plain_port" KINESIS_MOCK_TLS_PORT="$tls_port" \
   LOG_LEVEL=WARN SHARD_LIMIT=200 \
   node --require "$root/scripts/loopback-only.cjs" "$kinesis_js" > target/kinesis-local.log 2>&1 &
 kinesis_pid=$!
-trap 'kill "$kinesis_pid" 2>/dev/null || true; wait "$kinesis_pid" 2>/dev/null || true' EXIT
+s3_port=$(free_port)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" > target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$kinesis_pid" "$moto_pid" 2>/dev/null || true; wait "$kinesis_pid" "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$plain_port") 2>/dev/null; then break; fi
   if ! kill -0 "$kinesis_pid" 2>/dev/null; then
@@ -58,4 +76,23 @@ for _ in $(seq 1 300); do
 done
 export TENANTFLOW_TEST_KINESIS_ENDPOINT="http://127.0.0.1:$plain_port"
 
-cargo test --workspace --locked --features tenantflow-cli/kinesis-integration-tests "$@"
+for _ in $(seq 1 300); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null; then break; fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then
+    echo "error: moto did not start:" >&2
+    cat target/moto.log >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$s3_port"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export TENANTFLOW_TEST_S3_BUCKET=tenantflow-test
+export TENANTFLOW_TEST_PYTHON="$venv/bin/python"
+"$venv/bin/python" -c "
+import boto3
+boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL_S3').create_bucket(Bucket='$TENANTFLOW_TEST_S3_BUCKET')
+"
+
+cargo test --workspace --locked \
+  --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests "$@"

@@ -3,9 +3,11 @@
 
 mod bad_input;
 mod common;
+mod crash;
 mod fault_proxy;
 mod inputs;
 mod kinesis;
 mod reference;
+mod s3;
 mod upstream;
 mod w1;

@@ -172,7 +172,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     let staging = config.output.staging.clone();
     let restored = recover(
         &config.checkpoints,
-        config.output.output.store.as_ref(),
+        &config.output.output.store,
         &staging,
         &identity,
     )?;

@@ -20,12 +20,15 @@ use tenantflow_sinks::upload::{Location, Staging};
 use tenantflow_sources::generator::GeneratorConfig;
 use tenantflow_sources::{Input, InputFormat, InputSpec};
 
-/// A memory store whose operation number `fail_at` (counting from 1) fails.
+/// A memory store whose operation number `fail_at` (counting from 1) fails. Without
+/// `lists_uploads` it behaves as S3 does for tenantflow: uploads in progress cannot be
+/// listed, so they get markers, and small files are staged.
 #[derive(Debug)]
 struct Faulty {
     inner: Arc<MemoryStore>,
     ops: AtomicU64,
     fail_at: u64,
+    lists_uploads: bool,
 }
 
 impl Faulty {
@@ -84,12 +87,24 @@ impl Store for Faulty {
         self.op("put_part")?;
         self.inner.put_part(path, upload, index, offset, data)
     }
+    fn size(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        self.op("size")?;
+        self.inner.size(path)
+    }
+    fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        self.op("copy")?;
+        self.inner.copy(from, to)
+    }
     fn tracks_uploads(&self) -> bool {
-        self.inner.tracks_uploads()
+        self.lists_uploads
     }
     fn list_uploads(&self, prefix: &str) -> Result<Option<Vec<(String, String)>>, StoreError> {
         self.op("list_uploads")?;
-        self.inner.list_uploads(prefix)
+        if self.lists_uploads {
+            self.inner.list_uploads(prefix)
+        } else {
+            Ok(None)
+        }
     }
     fn complete_upload(
         &self,
@@ -173,6 +188,10 @@ fn committed(store: &MemoryStore, compression: Compression) -> (Vec<String>, usi
     (lines, store.list_uploads("").unwrap().unwrap().len())
 }
 
+/// Small parts, so that files have several, and files of both kinds (uploads with parts,
+/// small files staged whole) are written.
+const PART: usize = 2048;
+
 /// SplitMix64.
 fn next(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -184,7 +203,12 @@ fn next(state: &mut u64) -> u64 {
 
 #[test]
 fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results() {
-    for compression in [Compression::None, Compression::Gzip] {
+    for (compression, lists_uploads) in [
+        (Compression::None, true),
+        (Compression::Gzip, true),
+        (Compression::None, false),
+    ] {
+        let what = format!("{compression:?}, uploads listed: {lists_uploads}");
         let clean = Arc::new(MemoryStore::new());
         let summary = run(config(clean.clone(), compression), &Metrics::default()).unwrap();
         let (want, in_progress) = committed(&clean, compression);
@@ -192,9 +216,10 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
         assert_eq!(want.len() as u64, summary.metrics.results);
         // How many store operations one clean run makes: failures land anywhere in it.
         let counter = Arc::new(Faulty {
-            inner: Arc::new(MemoryStore::new()),
+            inner: Arc::new(MemoryStore::with_part_size(PART)),
             ops: AtomicU64::new(0),
             fail_at: 0,
+            lists_uploads,
         });
         run(config(counter.clone(), compression), &Metrics::default()).unwrap();
         let total_ops = counter.ops.load(Ordering::Relaxed);
@@ -203,13 +228,14 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
         // A run that gets through leaves a finished checkpoint; later runs then fail
         // during recovery, or not at all.
         let mut seed = 2026;
-        let store = Arc::new(MemoryStore::new());
+        let store = Arc::new(MemoryStore::with_part_size(PART));
         let mut failures = 0;
         for _ in 0..8 {
             let faulty = Arc::new(Faulty {
                 inner: Arc::clone(&store),
                 ops: AtomicU64::new(0),
                 fail_at: 1 + next(&mut seed) % (total_ops / 2),
+                lists_uploads,
             });
             if run(config(faulty, compression), &Metrics::default()).is_err() {
                 failures += 1;
@@ -217,15 +243,19 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
         }
         assert!(failures >= 3, "only {failures} runs met their failure");
         let last = run(config(store.clone(), compression), &Metrics::default()).unwrap();
-        eprintln!("{compression:?}: {failures} failed runs of {total_ops} operations each at most");
+        eprintln!("{what}: {failures} failed runs of {total_ops} operations each at most");
         assert!(last.resumed_from.is_some());
         let (got, in_progress) = committed(&store, compression);
-        assert_eq!(in_progress, 0, "uploads left in progress");
-        assert_eq!(
-            got.len(),
-            want.len(),
-            "{compression:?}: results lost or doubled"
-        );
-        assert!(got == want, "{compression:?}: results differ");
+        assert_eq!(in_progress, 0, "{what}: uploads left in progress");
+        let leftovers: Vec<String> = store
+            .list("_checkpoints")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .filter(|p| p.contains("/uploads/") || p.contains("/staged/"))
+            .collect();
+        assert!(leftovers.is_empty(), "{what}: left behind: {leftovers:?}");
+        assert_eq!(got.len(), want.len(), "{what}: results lost or doubled");
+        assert!(got == want, "{what}: results differ");
     }
 }

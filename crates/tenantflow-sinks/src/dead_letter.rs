@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(sink.count(), 2);
         let (_, pending) = sink.close().unwrap();
         for file in &pending {
-            commit(store.as_ref(), &staging, file).unwrap();
+            commit(&store, &staging, file).unwrap();
         }
         let text = store
             .get("_rejected/reader-000001.ndjson")

@@ -26,6 +26,7 @@ use tenantflow_core::time::{civil_from_days, hour_of};
 use crate::SinkError;
 use crate::encoding::parquet::ParquetPart;
 use crate::encoding::{Format, ProfileFragments};
+use crate::finisher::Finisher;
 use crate::upload::{FileUpload, Location, PendingFile, Staging, UploadState};
 
 /// Uncompressed bytes gathered before they go through gzip.
@@ -213,6 +214,7 @@ pub struct PartitionedFileSink {
     last: usize,
     stats: FileStats,
     pending: Vec<PendingFile>,
+    finisher: Finisher,
 }
 
 impl PartitionedFileSink {
@@ -227,6 +229,7 @@ impl PartitionedFileSink {
             last: usize::MAX,
             stats: FileStats::default(),
             pending: Vec::new(),
+            finisher: Finisher::new(&format!("tenantflow-w{worker:02}")),
         }
     }
 
@@ -342,6 +345,7 @@ impl PartitionedFileSink {
             seq: self.seq,
             open,
         };
+        self.drain()?;
         Ok((state, std::mem::take(&mut self.pending)))
     }
 
@@ -354,6 +358,7 @@ impl PartitionedFileSink {
         while !self.open.is_empty() {
             self.finish(self.open.len() - 1)?;
         }
+        self.drain()?;
         Ok((self.stats, std::mem::take(&mut self.pending)))
     }
 
@@ -362,7 +367,8 @@ impl PartitionedFileSink {
         self.seq
     }
 
-    /// What the sink has finished so far.
+    /// What the sink has finished so far (files being finished in the background not
+    /// yet counted).
     pub fn stats(&self) -> FileStats {
         self.stats
     }
@@ -405,13 +411,31 @@ impl PartitionedFileSink {
         Ok(self.open.len() - 1)
     }
 
+    /// Hands file `i` to the finisher.
     fn finish(&mut self, i: usize) -> Result<(), SinkError> {
         let part = self.open.swap_remove(i);
         self.last = usize::MAX;
-        let pending = part.finish()?;
-        self.stats.add(&pending);
-        self.pending.push(pending);
-        Ok(())
+        let mut finished = Vec::new();
+        let result = self
+            .finisher
+            .submit(Box::new(move || part.finish()), &mut finished);
+        self.account(finished);
+        result
+    }
+
+    /// Waits for the files being finished.
+    fn drain(&mut self) -> Result<(), SinkError> {
+        let mut finished = Vec::new();
+        let result = self.finisher.drain(&mut finished);
+        self.account(finished);
+        result
+    }
+
+    fn account(&mut self, finished: Vec<PendingFile>) {
+        for file in finished {
+            self.stats.add(&file);
+            self.pending.push(file);
+        }
     }
 }
 
@@ -482,7 +506,7 @@ mod tests {
 
     fn commit_all(config: &FileSinkConfig, pending: &[PendingFile]) {
         for file in pending {
-            commit(config.output.store.as_ref(), &config.staging, file).unwrap();
+            commit(&config.output.store, &config.staging, file).unwrap();
         }
     }
 

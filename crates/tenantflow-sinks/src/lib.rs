@@ -12,6 +12,7 @@
 pub mod dead_letter;
 pub mod encoding;
 pub mod file;
+mod finisher;
 pub mod store;
 pub mod upload;
 

@@ -8,6 +8,13 @@
 //! not depend on how often checkpoints are taken. [`FileUpload::finish`] uploads the
 //! last part and returns a [`PendingFile`], which [`commit`] completes once the
 //! checkpoint that recorded it is durable.
+//!
+//! On a store that cannot list its uploads in progress (S3), an upload begins only when
+//! a file's first full part is ready. A file that finishes smaller than a part (most
+//! files of hour partitions replayed from history) is staged whole as one object in the
+//! checkpoint store, and its commit copies it into place: one request to stage and a
+//! copy to commit, instead of starting, uploading to, completing, and tracking a
+//! multipart upload.
 
 use std::sync::Arc;
 
@@ -58,8 +65,9 @@ impl Location {
 pub struct UploadState {
     /// The file's final path in the output store.
     pub path: String,
-    /// The upload's id.
-    pub upload: String,
+    /// The upload's id; none before the first full part, on stores that begin uploads
+    /// lazily.
+    pub upload: Option<String>,
     /// Ids of the uploaded parts, in order.
     pub parts: Vec<String>,
     /// Bytes in the file so far: the parts and the tail.
@@ -77,14 +85,26 @@ pub struct UploadState {
 pub struct PendingFile {
     /// The file's final path in the output store.
     pub path: String,
-    /// The upload's id.
-    pub upload: String,
-    /// Ids of the parts, in order.
-    pub parts: Vec<String>,
+    /// How its bytes wait for the commit.
+    pub body: PendingBody,
     /// The file's size.
     pub len: u64,
     /// Its rows.
     pub rows: u64,
+}
+
+/// How a pending file's bytes wait for its commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingBody {
+    /// In an upload: its id and its parts' ids, in order.
+    Upload {
+        /// The upload's id.
+        upload: String,
+        /// Ids of the parts.
+        parts: Vec<String>,
+    },
+    /// Whole, in an object of the checkpoint store.
+    Staged(String),
 }
 
 /// Where an upload's bookkeeping goes: the marker naming its id (so a recovery can
@@ -100,6 +120,11 @@ impl Staging {
     pub fn marker(&self, path: &str) -> String {
         self.location.path(&join("uploads", path))
     }
+
+    /// The object a small file `path` is staged in until its commit.
+    pub fn staged(&self, path: &str) -> String {
+        self.location.path(&join("staged", path))
+    }
 }
 
 /// A file being written.
@@ -107,7 +132,7 @@ pub struct FileUpload {
     output: Arc<dyn Store>,
     staging: Staging,
     path: String,
-    upload: String,
+    upload: Option<String>,
     parts: Vec<String>,
     uploaded: u64,
     buf: Vec<u8>,
@@ -136,13 +161,13 @@ impl FileUpload {
         path: String,
         now_ms: i64,
     ) -> Result<Self, StoreError> {
-        let upload = output.begin_upload(&path)?;
-        if !output.tracks_uploads() {
-            staging
-                .location
-                .store
-                .put(&staging.marker(&path), Bytes::from(upload.clone()))?;
-        }
+        // A store that lists its uploads begins at once (a local file is written in
+        // place); the others when the first part is ready.
+        let upload = if output.tracks_uploads() {
+            Some(output.begin_upload(&path)?)
+        } else {
+            None
+        };
         Ok(Self {
             output: Arc::clone(output),
             staging: staging.clone(),
@@ -266,15 +291,28 @@ impl FileUpload {
         Ok(())
     }
 
+    /// The upload's id, beginning it (and recording its marker) if need be.
+    fn upload_id(&mut self) -> Result<String, StoreError> {
+        if let Some(id) = &self.upload {
+            return Ok(id.clone());
+        }
+        let id = self.output.begin_upload(&self.path)?;
+        if !self.output.tracks_uploads() {
+            self.staging
+                .location
+                .store
+                .put(&self.staging.marker(&self.path), Bytes::from(id.clone()))?;
+        }
+        self.upload = Some(id.clone());
+        Ok(id)
+    }
+
     fn put_part(&mut self, data: Bytes) -> Result<(), StoreError> {
         let len = data.len() as u64;
-        let id = self.output.put_part(
-            &self.path,
-            &self.upload,
-            self.parts.len(),
-            self.uploaded,
-            data,
-        )?;
+        let upload = self.upload_id()?;
+        let id =
+            self.output
+                .put_part(&self.path, &upload, self.parts.len(), self.uploaded, data)?;
         self.parts.push(id);
         self.uploaded += len;
         Ok(())
@@ -311,29 +349,80 @@ impl FileUpload {
     /// # Errors
     /// When the last part cannot be uploaded.
     pub fn finish(mut self) -> Result<PendingFile, StoreError> {
+        if self.upload.is_none() {
+            // Smaller than a part: staged whole, copied into place at the commit.
+            let staged = self.staging.staged(&self.path);
+            let len = self.buf.len() as u64;
+            self.staging
+                .location
+                .store
+                .put(&staged, Bytes::from(std::mem::take(&mut self.buf)))?;
+            return Ok(PendingFile {
+                path: self.path,
+                body: PendingBody::Staged(staged),
+                len,
+                rows: self.rows,
+            });
+        }
         if !self.buf.is_empty() || self.parts.is_empty() {
             let last = std::mem::take(&mut self.buf);
             self.put_part(Bytes::from(last))?;
         }
-        self.output.seal_upload(&self.path, &self.upload)?;
+        let upload = self.upload_id()?;
+        self.output.seal_upload(&self.path, &upload)?;
         Ok(PendingFile {
             path: self.path,
-            upload: self.upload,
-            parts: self.parts,
+            body: PendingBody::Upload {
+                upload,
+                parts: self.parts,
+            },
             len: self.uploaded,
             rows: self.rows,
         })
     }
 }
 
-/// Completes a pending file, and drops its marker. Idempotent.
+/// Completes a pending file, and drops its marker or staged object. Idempotent.
 ///
 /// # Errors
 /// When the store fails.
-pub fn commit(output: &dyn Store, staging: &Staging, file: &PendingFile) -> Result<(), StoreError> {
-    output.complete_upload(&file.path, &file.upload, &file.parts, file.len)?;
-    if !output.tracks_uploads() {
-        staging.location.store.delete(&staging.marker(&file.path))?;
+pub fn commit(
+    output: &Arc<dyn Store>,
+    staging: &Staging,
+    file: &PendingFile,
+) -> Result<(), StoreError> {
+    match &file.body {
+        PendingBody::Upload { upload, parts } => {
+            output.complete_upload(&file.path, upload, parts, file.len)?;
+            if !output.tracks_uploads() {
+                staging.location.store.delete(&staging.marker(&file.path))?;
+            }
+        }
+        PendingBody::Staged(staged) => {
+            let checkpoints = &staging.location.store;
+            let copied = if Arc::ptr_eq(output, checkpoints) {
+                output.copy(staged, &file.path)?
+            } else {
+                match checkpoints.get(staged)? {
+                    Some(data) => {
+                        output.put(&file.path, data)?;
+                        true
+                    }
+                    None => false,
+                }
+            };
+            // Not copied: committed before, by a run that crashed after the copy.
+            if !copied && output.size(&file.path)? != Some(file.len) {
+                return Err(StoreError::State {
+                    op: "committing",
+                    location: file.path.clone(),
+                    message: format!(
+                        "the staged object {staged} is gone and the file is not in place"
+                    ),
+                });
+            }
+            checkpoints.delete(staged)?;
+        }
     }
     Ok(())
 }
@@ -369,8 +458,8 @@ mod tests {
         let pending = file.finish().unwrap();
         assert_eq!(store.get("h/f.ndjson").unwrap(), None);
         assert_eq!(store.list_uploads("h").unwrap().unwrap().len(), 1);
-        commit(store.as_ref(), &staging, &pending).unwrap();
-        commit(store.as_ref(), &staging, &pending).unwrap();
+        commit(&store, &staging, &pending).unwrap();
+        commit(&store, &staging, &pending).unwrap();
         let mut expected = first;
         expected.extend_from_slice(b"bc");
         assert_eq!(store.get("h/f.ndjson").unwrap().unwrap(), expected);
@@ -383,7 +472,7 @@ mod tests {
         let (store, staging) = stores();
         let file = FileUpload::begin(&store, &staging, "e".into(), 0).unwrap();
         let pending = file.finish().unwrap();
-        commit(store.as_ref(), &staging, &pending).unwrap();
+        commit(&store, &staging, &pending).unwrap();
         assert_eq!(store.get("e").unwrap().unwrap().len(), 0);
     }
 }

@@ -188,10 +188,8 @@ impl Coordinator<'_> {
         manifest.results = self.base_results;
         self.store.write(&manifest).map_err(RunError::Checkpoint)?;
         fault_point("after-manifest", n);
-        for file in &manifest.pending {
-            commit(self.output.as_ref(), &self.staging, file)
-                .map_err(|e| RunError::Checkpoint(e.into()))?;
-        }
+        commit_all(&self.output, &self.staging, &manifest.pending)
+            .map_err(|e| RunError::Checkpoint(e.into()))?;
         self.store
             .delete_before(n)
             .map_err(|e| RunError::Checkpoint(e.into()))?;
@@ -207,6 +205,44 @@ impl Coordinator<'_> {
         );
         Ok(())
     }
+}
+
+/// Threads committing files at once: a commit is a request or two to the store, and
+/// waits on the network, not the CPU.
+const COMMIT_THREADS: usize = 8;
+
+/// Commits `files`, several at a time.
+pub(crate) fn commit_all(
+    output: &std::sync::Arc<dyn tenantflow_sinks::store::Store>,
+    staging: &Staging,
+    files: &[PendingFile],
+) -> Result<(), tenantflow_sinks::StoreError> {
+    if files.len() < 2 {
+        return files.iter().try_for_each(|f| commit(output, staging, f));
+    }
+    let chunk = files.len().div_ceil(COMMIT_THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|files| {
+                scope.spawn(move || files.iter().try_for_each(|f| commit(output, staging, f)))
+            })
+            .collect();
+        let mut result = Ok(());
+        for handle in handles {
+            let outcome = handle.join().unwrap_or_else(|_| {
+                Err(tenantflow_sinks::StoreError::State {
+                    op: "committing",
+                    location: staging.location.url(),
+                    message: "a commit thread panicked".into(),
+                })
+            });
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    })
 }
 
 /// A crash on purpose, for tests of recovery: `TENANTFLOW_FAULT=POINT:N` aborts the

@@ -4,12 +4,13 @@
 //! state and sources to resume from.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use tenantflow_sinks::StoreError;
 use tenantflow_sinks::store::Store;
 use tenantflow_sinks::upload::{Staging, commit};
 
-use super::coordinator::fault_point;
+use super::coordinator::{commit_all, fault_point};
 use super::manifest::{CheckpointStore, JobIdentity, Manifest, ManifestError};
 
 /// Why a job cannot resume from its checkpoint.
@@ -114,7 +115,7 @@ fn check(
 /// A store failure, an unreadable manifest, or a checkpoint of another job.
 pub fn recover(
     store: &CheckpointStore,
-    output: &dyn Store,
+    output: &Arc<dyn Store>,
     staging: &Staging,
     identity: &JobIdentity,
 ) -> Result<Option<Manifest>, RecoveryError> {
@@ -122,11 +123,10 @@ pub fn recover(
     let mut open: HashSet<&str> = HashSet::new();
     if let Some(m) = &manifest {
         check(store, &m.job, identity)?;
-        for (i, file) in m.pending.iter().enumerate() {
-            commit(output, staging, file)?;
-            if i == 0 {
-                fault_point("recovery", m.checkpoint);
-            }
+        if let Some((first, rest)) = m.pending.split_first() {
+            commit(output, staging, first)?;
+            fault_point("recovery", m.checkpoint);
+            commit_all(output, staging, rest)?;
         }
         for worker in &m.workers {
             open.extend(worker.files.open.iter().map(|(_, u)| u.path.as_str()));
@@ -159,6 +159,13 @@ pub fn recover(
             }
             store.location.store.delete(&object.path)?;
             aborted += 1;
+            continue;
+        }
+        if object.path.starts_with(&staging.staged("")) {
+            // Small files staged by a run after its last checkpoint (the manifest's own
+            // were committed above, which deletes them).
+            store.location.store.delete(&object.path)?;
+            dropped += 1;
             continue;
         }
         let relative = object

@@ -148,6 +148,22 @@ impl Store for LocalStore {
         }
     }
 
+    fn size(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        let full = self.path(path);
+        match std::fs::metadata(&full) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("reading metadata of", &full)(e)),
+        }
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        match self.get(from)? {
+            Some(data) => self.put(to, data).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         let full = self.path(path);
         match std::fs::remove_file(&full) {

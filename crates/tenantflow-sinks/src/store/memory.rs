@@ -23,15 +23,31 @@ struct State {
 }
 
 /// Objects in memory.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    part_size: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_part_size(MEMORY_PART)
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose uploads have parts of `part_size` bytes (tests use small
+    /// parts to have many).
+    pub fn with_part_size(part_size: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            part_size: part_size.max(1),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -57,7 +73,7 @@ impl Store for MemoryStore {
     }
 
     fn part_size(&self) -> usize {
-        MEMORY_PART
+        self.part_size
     }
 
     fn put(&self, path: &str, data: Bytes) -> Result<(), StoreError> {
@@ -76,6 +92,21 @@ impl Store for MemoryStore {
 
     fn get(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
         Ok(self.state().objects.get(path).cloned())
+    }
+
+    fn size(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.state().objects.get(path).map(|d| d.len() as u64))
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match state.objects.get(from).cloned() {
+            Some(data) => {
+                state.objects.insert(to.to_owned(), data);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {

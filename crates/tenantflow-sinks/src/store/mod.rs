@@ -107,6 +107,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// When the store fails.
     fn get(&self, path: &str) -> Result<Option<Bytes>, StoreError>;
 
+    /// The size of an object; `None` if there is none.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn size(&self, path: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Copies the object `from` to `to`, replacing any; `false` if `from` is missing.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError>;
+
     /// Deletes an object; no error if there is none.
     ///
     /// # Errors
@@ -335,6 +347,13 @@ pub(crate) mod contract {
                 .complete_upload("y/gone.ndjson", &id, &["p".into()], 3)
                 .is_err()
         );
+
+        assert_eq!(store.size("a/b.txt").unwrap(), Some(3));
+        assert_eq!(store.size("a/none.txt").unwrap(), None);
+        assert!(store.copy("a/b.txt", "c/d.txt").unwrap());
+        assert_eq!(store.get("c/d.txt").unwrap().as_deref(), Some(&b"one"[..]));
+        assert!(!store.copy("a/none.txt", "c/e.txt").unwrap());
+        store.delete("c/d.txt").unwrap();
 
         assert_eq!(delete_all(store, "a").unwrap(), 2);
         store.delete("a/b.txt").unwrap();

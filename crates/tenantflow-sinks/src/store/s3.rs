@@ -147,6 +147,24 @@ impl Store for S3Store {
         result.map_err(object_error("reading", key.as_ref()))
     }
 
+    fn size(&self, path: &str) -> Result<Option<u64>, StoreError> {
+        let key = self.key(path);
+        match self.runtime.block_on(self.client.head(&key)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(object_error("reading metadata of", key.as_ref())(e)),
+        }
+    }
+
+    fn copy(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let (source, target) = (self.key(from), self.key(to));
+        match self.runtime.block_on(self.client.copy(&source, &target)) {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(object_error("copying", source.as_ref())(e)),
+        }
+    }
+
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         let key = self.key(path);
         match self.runtime.block_on(self.client.delete(&key)) {

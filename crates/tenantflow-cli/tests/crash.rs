@@ -1,0 +1,202 @@
+//! Crash tests: the job killed (SIGKILL) at seeded random moments and started again with
+//! the same command ends with exactly the results of one uninterrupted run: nothing lost,
+//! nothing twice. Also a crash between a manifest's write and its commit, and one during
+//! recovery itself (`TENANTFLOW_FAULT`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{check_output_figures, gen_w1, result_files, sorted_result_lines, tenantflow};
+
+/// SplitMix64: the crash moments.
+pub fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Starts `cmd` and kills it with SIGKILL `after` from now, unless it ends first;
+/// true if it was killed.
+pub fn kill_after(mut cmd: Command, after: Duration) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tenantflow starts");
+    let deadline = Instant::now() + after;
+    // The crash moment is a point in time: poll the child until then.
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "a run ended with {status} before its crash"
+            );
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    true
+}
+
+/// Job events (lines tagged as jobs) in a W1 file.
+pub fn job_events(w1: &Path) -> usize {
+    std::fs::read_to_string(w1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""type":"job""#))
+        .count()
+}
+
+/// `sorted` equal to `want` line by line, with a readable failure.
+pub fn assert_same_lines(got: &[String], want: &[String], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: number of results");
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        panic!(
+            "{what}: results differ:\n got  {}\n want {}",
+            got[i], want[i]
+        );
+    }
+}
+
+/// No upload left in progress and one final checkpoint: the output of a run that
+/// ended.
+fn assert_clean(out: &Path) {
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".inprogress"), "left in progress: {name}");
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    let manifests: Vec<String> = std::fs::read_dir(out.join("_checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("manifest-"))
+        .collect();
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("_checkpoints").join(&manifests[0])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["final_checkpoint"], true);
+    for worker in manifest["workers"].as_array().unwrap() {
+        assert_eq!(worker["files"]["open"].as_array().map(Vec::len), Some(0));
+    }
+}
+
+#[test]
+fn killed_at_random_moments_a_run_resumes_to_exactly_the_uninterrupted_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = gen_w1(dir.path(), 1_000_000, 10_000, 5);
+    let want = dir.path().join("want");
+    tenantflow(&[
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        want.to_str().unwrap(),
+        "--checkpoint-interval",
+        "off",
+        "--quiet",
+    ]);
+    let out = dir.path().join("got");
+    let args = [
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-interval",
+        "200ms",
+        "--max-file-size",
+        "256KiB",
+        "--quiet",
+    ];
+    let mut seed = 1;
+    let mut killed = 0;
+    for _ in 0..6 {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
+        cmd.args(args);
+        let moment = Duration::from_millis(400 + next(&mut seed) % 1600);
+        killed += usize::from(kill_after(cmd, moment));
+    }
+    assert!(
+        killed >= 3,
+        "only {killed} runs were killed before their end"
+    );
+    tenantflow(&args);
+
+    let (got_lines, want_lines) = (sorted_result_lines(&out), sorted_result_lines(&want));
+    assert_eq!(want_lines.len(), job_events(&w1));
+    assert_same_lines(&got_lines, &want_lines, "after crashes");
+    check_output_figures(&out).assert_matches(&check_output_figures(&want), "after crashes");
+    assert_clean(&out);
+}
+
+#[test]
+fn a_crash_after_the_manifest_and_one_during_recovery_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = gen_w1(dir.path(), 100_000, 2_000, 9);
+    let want = dir.path().join("want");
+    tenantflow(&[
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        want.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let out = dir.path().join("got");
+    // Only the final checkpoint, #1: every file is pending in it.
+    let args = [
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-interval",
+        "off",
+        "--max-file-size",
+        "64KiB",
+        "--quiet",
+    ];
+    let crash = |fault: &str| {
+        let run = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+            .args(args)
+            .env("TENANTFLOW_FAULT", fault)
+            .output()
+            .unwrap();
+        assert!(!run.status.success(), "{fault}: the run did not crash");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("Crashing on purpose"), "{fault}: {stderr}");
+    };
+    crash("after-manifest:1");
+    assert!(
+        result_files(&out, ".ndjson").is_empty(),
+        "files visible before their commit"
+    );
+    crash("recovery:1");
+    assert_eq!(
+        result_files(&out, ".ndjson").len(),
+        1,
+        "the recovery committed one file, then crashed"
+    );
+    let last = tenantflow(&args[..args.len() - 1]);
+    let summary = String::from_utf8_lossy(&last.stdout);
+    assert!(summary.contains("resumed from #1"), "{summary}");
+    assert_same_lines(
+        &sorted_result_lines(&out),
+        &sorted_result_lines(&want),
+        "after a crash after the manifest and one in recovery",
+    );
+    assert_clean(&out);
+}

@@ -1,0 +1,173 @@
+//! Against an S3-compatible server (moto, started by scripts/test.sh; the bucket is
+//! `$TENANTFLOW_TEST_S3_BUCKET`, the endpoint `$AWS_ENDPOINT_URL_S3`): results written
+//! to S3 with crashes at random moments equal one uninterrupted run; Parquet results
+//! read back by an independent reader (pyarrow, `$TENANTFLOW_TEST_PYTHON`) give the same
+//! five figures.
+#![cfg(feature = "s3-integration-tests")]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tenantflow_sinks::store::{S3Store, Store};
+
+use crate::common::{check_output_figures, gen_w1, sorted_result_lines, tenantflow};
+use crate::crash::{assert_same_lines, job_events, kill_after, next};
+
+pub fn bucket() -> String {
+    std::env::var("TENANTFLOW_TEST_S3_BUCKET")
+        .expect("TENANTFLOW_TEST_S3_BUCKET is set by scripts/test.sh, which starts the server")
+}
+
+/// A prefix of its own for each test and process.
+pub fn s3_url(test: &str) -> String {
+    format!("s3://{}/{test}-{}", bucket(), std::process::id())
+}
+
+/// Copies every object under `url` to `dest` (same relative paths); checks that no
+/// upload marker is left and that the one manifest left is final.
+pub fn download(url: &str, dest: &Path) {
+    let store = S3Store::from_env(url.strip_prefix("s3://").unwrap()).unwrap();
+    let objects = store.list("").unwrap();
+    assert!(!objects.is_empty(), "nothing under {url}");
+    let mut manifests = 0;
+    for object in objects {
+        assert!(
+            !object.path.starts_with("_checkpoints/uploads/"),
+            "upload left in progress: {}",
+            object.path
+        );
+        if object.path.starts_with("_checkpoints/") {
+            if object.path.contains("manifest-") {
+                manifests += 1;
+                let manifest: serde_json::Value =
+                    serde_json::from_slice(&store.get(&object.path).unwrap().unwrap()).unwrap();
+                assert_eq!(manifest["final_checkpoint"], true);
+            }
+            continue;
+        }
+        let path = dest.join(&object.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, store.get(&object.path).unwrap().unwrap()).unwrap();
+    }
+    assert_eq!(manifests, 1, "one manifest left under {url}");
+}
+
+#[test]
+fn killed_at_random_moments_an_s3_run_resumes_to_exactly_the_uninterrupted_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = gen_w1(dir.path(), 1_000_000, 10_000, 13);
+    let want = dir.path().join("want");
+    tenantflow(&[
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        want.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let url = s3_url("crash");
+    let args = [
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        &url,
+        "--checkpoint-interval",
+        "1s",
+        "--quiet",
+    ];
+    let mut seed = 3;
+    let mut killed = 0;
+    for _ in 0..5 {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
+        cmd.args(args);
+        let moment = Duration::from_millis(3_000 + next(&mut seed) % 20_000);
+        killed += usize::from(kill_after(cmd, moment));
+    }
+    assert!(
+        killed >= 3,
+        "only {killed} runs were killed before their end"
+    );
+    tenantflow(&args);
+
+    let got = dir.path().join("got");
+    download(&url, &got);
+    let want_lines = sorted_result_lines(&want);
+    assert_eq!(want_lines.len(), job_events(&w1));
+    assert_same_lines(&sorted_result_lines(&got), &want_lines, "S3 after crashes");
+    check_output_figures(&got).assert_matches(&check_output_figures(&want), "S3 after crashes");
+}
+
+/// Reads every Parquet result file under `src` with pyarrow and writes its rows as
+/// NDJSON to `dest/all.ndjson`.
+fn parquet_to_ndjson(src: &Path, dest: &Path) {
+    const SCRIPT: &str = r#"
+import json, pathlib, sys
+import pyarrow as pa
+import pyarrow.parquet as pq
+src, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+dest.mkdir(parents=True, exist_ok=True)
+with open(dest / "all.ndjson", "w") as out:
+    for f in sorted(src.rglob("*.parquet")):
+        if any(p.startswith(("_", ".")) for p in f.relative_to(src).parts):
+            continue
+        table = pq.read_table(f)
+        assert table.schema.field("creationDate").type == pa.timestamp("ms", tz="UTC"), table.schema
+        table = table.set_column(
+            table.schema.get_field_index("creationDate"),
+            "creationDate",
+            table["creationDate"].cast(pa.int64()),
+        )
+        for row in table.to_pylist():
+            out.write(json.dumps(row) + "\n")
+"#;
+    let python = std::env::var("TENANTFLOW_TEST_PYTHON")
+        .expect("TENANTFLOW_TEST_PYTHON (with pyarrow) is set by scripts/test.sh");
+    let out = Command::new(python)
+        .args(["-c", SCRIPT])
+        .arg(src)
+        .arg(dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyarrow failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn parquet_results_read_by_pyarrow_give_the_same_five_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = gen_w1(dir.path(), 200_000, 5_000, 17);
+    let ndjson = dir.path().join("ndjson");
+    tenantflow(&[
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        ndjson.to_str().unwrap(),
+        "--quiet",
+    ]);
+    // To S3, with checkpoints every 200ms (Parquet files finish at each), and to disk.
+    let url = s3_url("parquet");
+    tenantflow(&[
+        "run",
+        "--input",
+        w1.to_str().unwrap(),
+        "--output",
+        &url,
+        "--format",
+        "parquet",
+        "--checkpoint-interval",
+        "200ms",
+        "--quiet",
+    ]);
+    let from_s3 = dir.path().join("from-s3");
+    download(&url, &from_s3);
+    let converted = dir.path().join("converted");
+    parquet_to_ndjson(&from_s3, &converted);
+    let want = check_output_figures(&ndjson);
+    check_output_figures(&converted).assert_matches(&want, "Parquet from S3 read by pyarrow");
+}
