@@ -4,7 +4,10 @@
 # the five figures of ../shared/bench/check_output.py.
 #
 #   bench/w1.sh [--events N] [--companies C] [--seed S] [--format ndjson|csv|parquet]
-#               [--workers N] [--out DIR]
+#               [--workers N] [--checkpoint-interval D] [--out DIR]
+#
+# Also prints the number and sizes of the result files. Without --checkpoint-interval
+# the run takes only its final checkpoint (`off`).
 #
 # Generated inputs are cached under bench/out/ (they take a while for 10M events).
 set -euo pipefail
@@ -13,7 +16,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 shared="$(cd "$root/../shared" && pwd)"
 
-events=1000000 companies=10000 seed=42 format=ndjson workers="" out="$here/out"
+events=1000000 companies=10000 seed=42 format=ndjson workers="" interval=off out="$here/out"
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) events="$2"; shift 2 ;;
@@ -21,8 +24,9 @@ while [ $# -gt 0 ]; do
     --seed) seed="$2"; shift 2 ;;
     --format) format="$2"; shift 2 ;;
     --workers) workers="$2"; shift 2 ;;
+    --checkpoint-interval) interval="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +48,7 @@ echo "building release ..." >&2
 # creating ~9,000 files right after deleting as many is measurably slower.
 results="$out/results-$format-$(date +%s)"
 args=(run --input "$input" --output "$results" --format "$format"
-      --model "$shared/bench/model.json" --quiet)
+      --model "$shared/bench/model.json" --checkpoint-interval "$interval" --quiet)
 [ -n "$workers" ] && args+=(--workers "$workers")
 timing="$out/time.txt"
 /usr/bin/time -v "$root/target/release/tenantflow" "${args[@]}" 2> "$timing"
@@ -55,7 +59,7 @@ user=$(awk -F': ' '/User time/ {print $2}' "$timing")
 sys=$(awk -F': ' '/System time/ {print $2}' "$timing")
 rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$timing")
 
-echo "W1: $events events, $companies companies, seed $seed, format $format, $(nproc) cores"
+echo "W1: $events events, $companies companies, seed $seed, format $format, checkpoints $interval, $(nproc) cores"
 awk -v r="$records" -v w="$wall" -v u="$user" -v s="$sys" -v k="$rss_kb" 'BEGIN {
   printf "input records     %d\n", r
   printf "wall time         %.2f s\n", w
@@ -63,6 +67,13 @@ awk -v r="$records" -v w="$wall" -v u="$user" -v s="$sys" -v k="$rss_kb" 'BEGIN 
   printf "cores used        %.2f (user %.2f s + sys %.2f s over wall)\n", (u + s) / w, u, s
   printf "peak RSS          %.1f MiB\n", k / 1024
 }'
+find "$results" -type f -not -path '*/_*' -not -name '.*' -printf '%s\n' | sort -n | awk '
+  { size[NR] = $1; total += $1 }
+  END {
+    if (NR == 0) { print "result files      0"; exit }
+    printf "result files      %d, %.1f MB in all: smallest %d B, median %d B, largest %d B\n",
+      NR, total / 1e6, size[1], size[int((NR + 1) / 2)], size[NR]
+  }'
 if [ "$format" = ndjson ]; then
   python3 "$shared/bench/check_output.py" "$results"
 else

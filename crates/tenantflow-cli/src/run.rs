@@ -92,6 +92,17 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = CompressionArg::None, env = "TENANTFLOW_COMPRESSION")]
     compression: CompressionArg,
 
+    /// Partitions a worker keeps a file open in at once; past it the least recently
+    /// written file is finished (each open file buffers up to one part: 1 MiB on disk,
+    /// 8 MiB on S3).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 32,
+        env = "TENANTFLOW_MAX_OPEN_FILES"
+    )]
+    max_open_files: usize,
+
     /// A result file is finished at the first checkpoint after it is this old.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration, env = "TENANTFLOW_MAX_FILE_AGE")]
     max_file_age: Duration,
@@ -318,6 +329,10 @@ impl RunArgs {
             CompressionArg::Gzip => Compression::Gzip,
         };
         output.max_file_age = self.max_file_age;
+        if self.max_open_files == 0 {
+            bail!("--max-open-files must be at least 1");
+        }
+        output.max_open_files = self.max_open_files;
         output.format = match self.format {
             FormatArg::Ndjson => Format::Ndjson,
             FormatArg::Csv => Format::Csv,

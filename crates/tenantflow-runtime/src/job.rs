@@ -522,10 +522,12 @@ impl<'m> Resume<'m> {
             .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))
     }
 
-    /// Where stream `name` starts.
+    /// Where a stream starts: after its recorded positions, or (never read in a
+    /// checkpointed run) where its URL says.
     fn stream_start(&self, input: &KinesisInput) -> (StartPosition, HashSet<String>) {
         match self.streams.get(&input.stream) {
-            Some(position) => (
+            // Nothing read yet: start as the URL says (`latest` stays latest).
+            Some(position) if !position.positions.is_empty() || !position.finished.is_empty() => (
                 StartPosition::After(
                     position
                         .positions
@@ -535,11 +537,7 @@ impl<'m> Resume<'m> {
                 ),
                 position.finished.iter().cloned().collect(),
             ),
-            None if self.manifest.is_some() => {
-                // A checkpoint without this stream's position: it had read nothing.
-                (input.start.clone(), HashSet::new())
-            }
-            None => (input.start.clone(), HashSet::new()),
+            _ => (input.start.clone(), HashSet::new()),
         }
     }
 }

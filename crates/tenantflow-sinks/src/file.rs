@@ -6,9 +6,9 @@
 //! committed. Names are deterministic: worker and a per-worker sequence number, which
 //! the checkpoint records, so a restarted job writes the same names again.
 //!
-//! A worker keeps a few partitions open at once (late events reach back into the
-//! previous hour); past [`FileSinkConfig::max_open_files`] the least recently written
-//! one is finished. A file is also finished when it reaches
+//! A worker keeps several partitions open at once (late events reach back into the
+//! previous hour; a stream's shards are replayed at different points in time); past
+//! [`FileSinkConfig::max_open_files`] the least recently written one is finished. A file is also finished when it reaches
 //! [`FileSinkConfig::max_file_bytes`], and at the first checkpoint after it is
 //! [`FileSinkConfig::max_file_age`] old. Otherwise row files (NDJSON, CSV, gzip or not)
 //! stay open across checkpoints: their size does not depend on the checkpoint interval.
@@ -87,7 +87,7 @@ pub struct FileSinkConfig {
 }
 
 impl FileSinkConfig {
-    /// Defaults: NDJSON, hourly folders, 128 MiB files, finished after 15 minutes, 8
+    /// Defaults: NDJSON, hourly folders, 128 MiB files, finished after 15 minutes, 32
     /// open partitions.
     pub fn new(output: Location, staging: Staging) -> Self {
         Self {
@@ -98,7 +98,7 @@ impl FileSinkConfig {
             partitioning: Partitioning::Hourly,
             max_file_bytes: 128 << 20,
             max_file_age: Duration::from_secs(15 * 60),
-            max_open_files: 8,
+            max_open_files: 32,
         }
     }
 

@@ -175,7 +175,8 @@ impl FileUpload {
             upload,
             parts: Vec::new(),
             uploaded: 0,
-            buf: Vec::with_capacity(output.part_size().min(1 << 20)),
+            // Grows with the file: many open files are small.
+            buf: Vec::with_capacity(16 << 10),
             rows: 0,
             opened_ms: now_ms,
         })

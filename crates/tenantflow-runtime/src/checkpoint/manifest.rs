@@ -121,7 +121,7 @@ impl CheckpointStore {
         let mut found: Vec<u64> = self
             .location
             .store
-            .list(&self.location.prefix)?
+            .list_folder(&self.location.prefix)?
             .into_iter()
             .filter_map(|o| {
                 let name = o.path.strip_prefix(&prefix).unwrap_or(&o.path);

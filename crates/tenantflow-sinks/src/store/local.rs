@@ -200,6 +200,30 @@ impl Store for LocalStore {
         Ok(out)
     }
 
+    fn list_folder(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let dir = self.path(prefix);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io("listing", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("listing", &dir))?;
+            let meta = entry.metadata().map_err(io("reading metadata of", &dir))?;
+            if meta.is_file()
+                && let Ok(relative) = entry.path().strip_prefix(&self.root)
+            {
+                out.push(Listed {
+                    path: relative.to_string_lossy().into_owned(),
+                    size: meta.len(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     fn begin_upload(&self, path: &str) -> Result<String, StoreError> {
         let id = Self::in_progress(path);
         let full = self.path(&id);

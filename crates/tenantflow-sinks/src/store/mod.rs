@@ -132,6 +132,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// When the store fails.
     fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;
 
+    /// The objects directly in the folder `prefix` (not in its subfolders), sorted.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn list_folder(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let depth = if prefix.is_empty() {
+            0
+        } else {
+            prefix.trim_end_matches('/').matches('/').count() + 1
+        };
+        Ok(self
+            .list(prefix)?
+            .into_iter()
+            .filter(|o| o.path.matches('/').count() == depth)
+            .collect())
+    }
+
     /// Starts an upload of the object `path`; returns its id.
     ///
     /// # Errors
@@ -348,6 +365,17 @@ pub(crate) mod contract {
                 .is_err()
         );
 
+        store
+            .put("a/deeper/x.txt", Bytes::from_static(b"x"))
+            .unwrap();
+        let folder: Vec<String> = store
+            .list_folder("a")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(folder, ["a/b.txt", "a/c.txt"]);
+        store.delete("a/deeper/x.txt").unwrap();
         assert_eq!(store.size("a/b.txt").unwrap(), Some(3));
         assert_eq!(store.size("a/none.txt").unwrap(), None);
         assert!(store.copy("a/b.txt", "c/d.txt").unwrap());

@@ -200,6 +200,34 @@ impl Store for S3Store {
         Ok(out)
     }
 
+    fn list_folder(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let key = self.key(prefix);
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let listed = self
+            .runtime
+            .block_on(self.client.list_with_delimiter(Some(&key)))
+            .map_err(object_error("listing", key.as_ref()))?;
+        let mut out: Vec<Listed> = listed
+            .objects
+            .into_iter()
+            .map(|meta| Listed {
+                path: meta
+                    .location
+                    .as_ref()
+                    .get(strip..)
+                    .unwrap_or_default()
+                    .to_owned(),
+                size: meta.size,
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     fn begin_upload(&self, path: &str) -> Result<String, StoreError> {
         let key = self.key(path);
         self.runtime
