@@ -176,14 +176,6 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
         &staging,
         &identity,
     )?;
-    if let Some(m) = &restored {
-        tracing::info!(
-            checkpoint = m.checkpoint,
-            final_checkpoint = m.final_checkpoint,
-            results = m.results,
-            "Resuming from checkpoint."
-        );
-    }
     let resume = Resume::of(restored.as_ref());
     let rejected = config.rejected();
     let sources: Vec<String> = config
@@ -229,6 +221,16 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     let mut worker_parts = Vec::with_capacity(workers);
     for w in 0..workers {
         worker_parts.push(resume.worker(&config, w, &rejected)?);
+    }
+    if let Some(m) = &restored {
+        tracing::info!(
+            checkpoint = m.checkpoint,
+            final_checkpoint = m.final_checkpoint,
+            results = m.results,
+            tenants = m.workers.iter().map(|w| w.tenants).sum::<u64>(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Resuming from checkpoint: state and files restored."
+        );
     }
     let model = &config.model;
     let sources = &sources;

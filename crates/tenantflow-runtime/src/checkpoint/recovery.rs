@@ -119,6 +119,7 @@ pub fn recover(
     staging: &Staging,
     identity: &JobIdentity,
 ) -> Result<Option<Manifest>, RecoveryError> {
+    let started = std::time::Instant::now();
     let manifest = store.latest()?;
     let mut open: HashSet<&str> = HashSet::new();
     if let Some(m) = &manifest {
@@ -189,7 +190,8 @@ pub fn recover(
             committed = m.pending.len(),
             aborted_uploads = aborted,
             dropped_objects = dropped,
-            "Restored the latest checkpoint."
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Brought the output to the latest checkpoint."
         ),
         None if aborted + dropped > 0 => tracing::info!(
             aborted_uploads = aborted,

@@ -254,7 +254,11 @@ impl Store for LocalStore {
 
     fn seal_upload(&self, _path: &str, upload: &str) -> Result<(), StoreError> {
         let full = self.path(upload);
-        match self.handle(upload)? {
+        // Nothing more is written to a sealed upload: its descriptor is closed, so that
+        // files waiting for their commit hold none.
+        let handle = self.handle(upload)?;
+        lock(&self.handles).remove(upload);
+        match handle {
             Some(file) => file.sync_data().map_err(io("syncing", &full)),
             None => Err(StoreError::State {
                 op: "syncing",
@@ -342,6 +346,21 @@ mod tests {
     fn contract() {
         let dir = tempfile::tempdir().unwrap();
         super::super::contract::check(&LocalStore::new(dir.path().into()));
+    }
+
+    #[test]
+    fn sealed_uploads_hold_no_file_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().into());
+        for i in 0..3000 {
+            let path = format!("f/{i}.ndjson");
+            let id = store.begin_upload(&path).unwrap();
+            store
+                .put_part(&path, &id, 0, 0, Bytes::from_static(b"x\n"))
+                .unwrap();
+            store.seal_upload(&path, &id).unwrap();
+        }
+        assert!(lock(&store.handles).is_empty());
     }
 
     #[test]
