@@ -116,3 +116,14 @@ pub fn sorted_result_lines(dir: &Path) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// The results under `got` equal those under `want`: the five figures of
+/// `check_output.py`, and every line (sorted), with the first difference shown.
+pub fn assert_same_results(got: &Path, want: &Path, what: &str) {
+    check_output_figures(got).assert_matches(&check_output_figures(want), what);
+    let (g, w) = (sorted_result_lines(got), sorted_result_lines(want));
+    assert_eq!(g.len(), w.len(), "{what}: number of results");
+    if let Some(i) = (0..g.len()).find(|&i| g[i] != w[i]) {
+        panic!("{what}: results differ:\n got  {}\n want {}", g[i], w[i]);
+    }
+}

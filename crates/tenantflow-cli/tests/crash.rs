@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{check_output_figures, gen_w1, result_files, sorted_result_lines, tenantflow};
+use crate::common::{assert_same_results, gen_w1, result_files, sorted_result_lines, tenantflow};
 
 /// SplitMix64: the crash moments.
 pub fn next(state: &mut u64) -> u64 {
@@ -52,15 +52,33 @@ pub fn job_events(w1: &Path) -> usize {
         .count()
 }
 
-/// `sorted` equal to `want` line by line, with a readable failure.
-pub fn assert_same_lines(got: &[String], want: &[String], what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: number of results");
-    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
-        panic!(
-            "{what}: results differ:\n got  {}\n want {}",
-            got[i], want[i]
-        );
+/// Starts `rounds` runs of `command()`, each killed at a seeded moment between
+/// `window.0` and `window.1` milliseconds (unless it ends first); asserts that at least
+/// `at_least` were killed before their end.
+pub fn kill_repeatedly(
+    rounds: usize,
+    at_least: usize,
+    seed: u64,
+    window: (u64, u64),
+    command: impl Fn() -> Command,
+) {
+    let mut seed = seed;
+    let mut killed = 0;
+    for _ in 0..rounds {
+        let moment = Duration::from_millis(window.0 + next(&mut seed) % (window.1 - window.0));
+        killed += usize::from(kill_after(command(), moment));
     }
+    assert!(
+        killed >= at_least,
+        "only {killed} runs were killed before their end"
+    );
+}
+
+/// `tenantflow ARGS`, not yet started.
+pub fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
+    cmd.args(args);
+    cmd
 }
 
 /// No upload left in progress and one final checkpoint: the output of a run that
@@ -121,24 +139,11 @@ fn killed_at_random_moments_a_run_resumes_to_exactly_the_uninterrupted_results()
         "256KiB",
         "--quiet",
     ];
-    let mut seed = 1;
-    let mut killed = 0;
-    for _ in 0..6 {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
-        cmd.args(args);
-        let moment = Duration::from_millis(400 + next(&mut seed) % 1600);
-        killed += usize::from(kill_after(cmd, moment));
-    }
-    assert!(
-        killed >= 3,
-        "only {killed} runs were killed before their end"
-    );
+    kill_repeatedly(6, 3, 1, (400, 2_000), || command(&args));
     tenantflow(&args);
 
-    let (got_lines, want_lines) = (sorted_result_lines(&out), sorted_result_lines(&want));
-    assert_eq!(want_lines.len(), job_events(&w1));
-    assert_same_lines(&got_lines, &want_lines, "after crashes");
-    check_output_figures(&out).assert_matches(&check_output_figures(&want), "after crashes");
+    assert_eq!(sorted_result_lines(&want).len(), job_events(&w1));
+    assert_same_results(&out, &want, "after crashes");
     assert_clean(&out);
 }
 
@@ -170,8 +175,7 @@ fn a_crash_after_the_manifest_and_one_during_recovery_lose_nothing() {
         "--quiet",
     ];
     let crash = |fault: &str| {
-        let run = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
-            .args(args)
+        let run = command(&args)
             .env("TENANTFLOW_FAULT", fault)
             .output()
             .unwrap();
@@ -193,9 +197,9 @@ fn a_crash_after_the_manifest_and_one_during_recovery_lose_nothing() {
     let last = tenantflow(&args[..args.len() - 1]);
     let summary = String::from_utf8_lossy(&last.stdout);
     assert!(summary.contains("resumed from #1"), "{summary}");
-    assert_same_lines(
-        &sorted_result_lines(&out),
-        &sorted_result_lines(&want),
+    assert_same_results(
+        &out,
+        &want,
         "after a crash after the manifest and one in recovery",
     );
     assert_clean(&out);

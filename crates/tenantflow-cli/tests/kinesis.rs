@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Output};
 
-use crate::common::{check_output_figures, gen_w1, shared, sorted_result_lines, tenantflow};
+use crate::common::{assert_same_results, gen_w1, shared, sorted_result_lines, tenantflow};
 
 fn endpoint() -> String {
     std::env::var("TENANTFLOW_TEST_KINESIS_ENDPOINT").expect(
@@ -80,15 +80,6 @@ fn consume_url(url: &str, out: &Path, idle: &str) -> Child {
     ])
     .spawn()
     .expect("tenantflow starts")
-}
-
-fn assert_same_results(got: &Path, want: &Path, what: &str) {
-    check_output_figures(got).assert_matches(&check_output_figures(want), what);
-    let (g, w) = (sorted_result_lines(got), sorted_result_lines(want));
-    assert_eq!(g.len(), w.len(), "{what}: number of results");
-    if let Some(i) = (0..g.len()).find(|&i| g[i] != w[i]) {
-        panic!("{what}: results differ:\n got  {}\n want {}", g[i], w[i]);
-    }
 }
 
 #[test]
@@ -621,9 +612,8 @@ fn reading_resumes_after_a_recorded_position() {
 #[cfg(feature = "s3-integration-tests")]
 #[test]
 fn killed_at_random_moments_a_stream_run_into_s3_resumes_to_exactly_the_results() {
-    use crate::crash::{kill_after, next};
+    use crate::crash::kill_repeatedly;
     use crate::s3::{download, s3_url};
-    use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 30_000, 3_000, 29);
@@ -653,16 +643,7 @@ fn killed_at_random_moments_a_stream_run_into_s3_resumes_to_exactly_the_results(
         "2s",
         "--quiet",
     ];
-    let mut seed = 17;
-    let mut killed = 0;
-    for _ in 0..4 {
-        let moment = Duration::from_millis(2_000 + next(&mut seed) % 8_000);
-        killed += usize::from(kill_after(command(&args), moment));
-    }
-    assert!(
-        killed >= 2,
-        "only {killed} runs were killed before their end"
-    );
+    kill_repeatedly(4, 2, 17, (2_000, 10_000), || command(&args));
     kinesis(&args);
 
     let got = dir.path().join("got");

@@ -7,12 +7,13 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use tenantflow_sinks::store::{S3Store, Store};
 
-use crate::common::{check_output_figures, gen_w1, sorted_result_lines, tenantflow};
-use crate::crash::{assert_same_lines, job_events, kill_after, next};
+use crate::common::{
+    assert_same_results, check_output_figures, gen_w1, sorted_result_lines, tenantflow,
+};
+use crate::crash::{command, job_events, kill_repeatedly};
 
 pub fn bucket() -> String {
     std::env::var("TENANTFLOW_TEST_S3_BUCKET")
@@ -77,26 +78,13 @@ fn killed_at_random_moments_an_s3_run_resumes_to_exactly_the_uninterrupted_resul
         "1s",
         "--quiet",
     ];
-    let mut seed = 3;
-    let mut killed = 0;
-    for _ in 0..5 {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
-        cmd.args(args);
-        let moment = Duration::from_millis(3_000 + next(&mut seed) % 20_000);
-        killed += usize::from(kill_after(cmd, moment));
-    }
-    assert!(
-        killed >= 3,
-        "only {killed} runs were killed before their end"
-    );
+    kill_repeatedly(5, 3, 3, (3_000, 23_000), || command(&args));
     tenantflow(&args);
 
     let got = dir.path().join("got");
     download(&url, &got);
-    let want_lines = sorted_result_lines(&want);
-    assert_eq!(want_lines.len(), job_events(&w1));
-    assert_same_lines(&sorted_result_lines(&got), &want_lines, "S3 after crashes");
-    check_output_figures(&got).assert_matches(&check_output_figures(&want), "S3 after crashes");
+    assert_eq!(sorted_result_lines(&want).len(), job_events(&w1));
+    assert_same_results(&got, &want, "S3 after crashes");
 }
 
 /// Reads every Parquet result file under `src` with pyarrow and writes its rows as

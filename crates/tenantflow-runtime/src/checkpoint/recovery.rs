@@ -63,48 +63,37 @@ fn check(
     found: &JobIdentity,
     expected: &JobIdentity,
 ) -> Result<(), RecoveryError> {
-    let mismatch = |what, found: String, expected: String| RecoveryError::Mismatch {
-        store: store.location.url(),
-        what,
-        found,
-        expected,
-    };
-    if found.workers != expected.workers {
-        return Err(mismatch(
+    let settings = [
+        (
             "workers",
             found.workers.to_string(),
             expected.workers.to_string(),
-        ));
-    }
-    if found.inputs != expected.inputs {
-        return Err(mismatch(
-            "inputs",
-            found.inputs.join(","),
-            expected.inputs.join(","),
-        ));
-    }
-    if found.streams != expected.streams {
-        return Err(mismatch(
+        ),
+        ("inputs", found.inputs.join(","), expected.inputs.join(",")),
+        (
             "streams",
             found.streams.join(","),
             expected.streams.join(","),
-        ));
-    }
-    if found.format != expected.format {
-        return Err(mismatch(
-            "format",
-            found.format.clone(),
-            expected.format.clone(),
-        ));
-    }
-    if found.partitioning != expected.partitioning {
-        return Err(mismatch(
+        ),
+        ("format", found.format.clone(), expected.format.clone()),
+        (
             "partitioning",
             found.partitioning.clone(),
             expected.partitioning.clone(),
-        ));
+        ),
+    ];
+    match settings
+        .into_iter()
+        .find(|(_, found, expected)| found != expected)
+    {
+        Some((what, found, expected)) => Err(RecoveryError::Mismatch {
+            store: store.location.url(),
+            what,
+            found,
+            expected,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Brings the output to the latest checkpoint and returns it (`None`: no checkpoint,

@@ -78,6 +78,36 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Adds the files of `dir` to `out`, and its subfolders to `folders` if given. A
+    /// missing folder holds nothing.
+    fn read_folder(
+        &self,
+        dir: &Path,
+        out: &mut Vec<Listed>,
+        mut folders: Option<&mut Vec<PathBuf>>,
+    ) -> Result<(), StoreError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("listing", dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io("listing", dir))?;
+            let meta = entry.metadata().map_err(io("reading metadata of", dir))?;
+            if meta.is_dir() {
+                if let Some(folders) = folders.as_deref_mut() {
+                    folders.push(entry.path());
+                }
+            } else if let Ok(relative) = entry.path().strip_prefix(&self.root) {
+                out.push(Listed {
+                    path: relative.to_string_lossy().into_owned(),
+                    size: meta.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The in-progress file of `upload`, open for writing.
     fn handle(&self, upload: &str) -> Result<Option<Arc<File>>, StoreError> {
         if let Some(file) = lock(&self.handles).get(upload) {
@@ -174,52 +204,18 @@ impl Store for LocalStore {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        let start = self.path(prefix);
         let mut out = Vec::new();
-        let mut stack = vec![start];
-        while let Some(dir) = stack.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io("listing", &dir)(e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(io("listing", &dir))?;
-                let meta = entry.metadata().map_err(io("reading metadata of", &dir))?;
-                if meta.is_dir() {
-                    stack.push(entry.path());
-                } else if let Ok(relative) = entry.path().strip_prefix(&self.root) {
-                    out.push(Listed {
-                        path: relative.to_string_lossy().into_owned(),
-                        size: meta.len(),
-                    });
-                }
-            }
+        let mut folders = vec![self.path(prefix)];
+        while let Some(dir) = folders.pop() {
+            self.read_folder(&dir, &mut out, Some(&mut folders))?;
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
     fn list_folder(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        let dir = self.path(prefix);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("listing", &dir)(e)),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io("listing", &dir))?;
-            let meta = entry.metadata().map_err(io("reading metadata of", &dir))?;
-            if meta.is_file()
-                && let Ok(relative) = entry.path().strip_prefix(&self.root)
-            {
-                out.push(Listed {
-                    path: relative.to_string_lossy().into_owned(),
-                    size: meta.len(),
-                });
-            }
-        }
+        self.read_folder(&self.path(prefix), &mut out, None)?;
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }

@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 use super::{Listed, Store, StoreError};
 
@@ -102,6 +102,29 @@ impl S3Store {
     fn key(&self, path: &str) -> Path {
         Path::from(super::join(&self.prefix, path))
     }
+
+    /// Listed objects with paths relative to the prefix, sorted.
+    fn listed(&self, objects: Vec<ObjectMeta>) -> Vec<Listed> {
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let mut out: Vec<Listed> = objects
+            .into_iter()
+            .map(|meta| Listed {
+                path: meta
+                    .location
+                    .as_ref()
+                    .get(strip..)
+                    .unwrap_or_default()
+                    .to_owned(),
+                size: meta.size,
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
 }
 
 impl Store for S3Store {
@@ -175,57 +198,20 @@ impl Store for S3Store {
 
     fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let key = self.key(prefix);
-        let strip = if self.prefix.is_empty() {
-            0
-        } else {
-            self.prefix.len() + 1
-        };
-        let objects: Vec<_> = self
+        let objects: Vec<ObjectMeta> = self
             .runtime
             .block_on(self.client.list(Some(&key)).try_collect())
             .map_err(object_error("listing", key.as_ref()))?;
-        let mut out: Vec<Listed> = objects
-            .into_iter()
-            .map(|meta| Listed {
-                path: meta
-                    .location
-                    .as_ref()
-                    .get(strip..)
-                    .unwrap_or_default()
-                    .to_owned(),
-                size: meta.size,
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        Ok(self.listed(objects))
     }
 
     fn list_folder(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         let key = self.key(prefix);
-        let strip = if self.prefix.is_empty() {
-            0
-        } else {
-            self.prefix.len() + 1
-        };
         let listed = self
             .runtime
             .block_on(self.client.list_with_delimiter(Some(&key)))
             .map_err(object_error("listing", key.as_ref()))?;
-        let mut out: Vec<Listed> = listed
-            .objects
-            .into_iter()
-            .map(|meta| Listed {
-                path: meta
-                    .location
-                    .as_ref()
-                    .get(strip..)
-                    .unwrap_or_default()
-                    .to_owned(),
-                size: meta.size,
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        Ok(self.listed(listed.objects))
     }
 
     fn begin_upload(&self, path: &str) -> Result<String, StoreError> {
