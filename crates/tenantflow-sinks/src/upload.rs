@@ -299,10 +299,20 @@ impl FileUpload {
         }
         let id = self.output.begin_upload(&self.path)?;
         if !self.output.tracks_uploads() {
-            self.staging
+            let marked = self
+                .staging
                 .location
                 .store
-                .put(&self.staging.marker(&self.path), Bytes::from(id.clone()))?;
+                .put(&self.staging.marker(&self.path), Bytes::from(id.clone()));
+            if let Err(e) = marked {
+                // Unmarked, no recovery could find it: abort it now. (A crash between
+                // the two calls leaves an invisible upload, which an S3 lifecycle rule
+                // for incomplete multipart uploads removes; see the README.)
+                if let Err(abort) = self.output.abort_upload(&self.path, &id) {
+                    tracing::warn!(path = %self.path, error = %abort, "Could not abort an unmarked upload.");
+                }
+                return Err(e);
+            }
         }
         self.upload = Some(id.clone());
         Ok(id)

@@ -3,12 +3,12 @@
 //! the objects of checkpoints that were never completed, and hand over the manifest for
 //! state and sources to resume from.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tenantflow_sinks::StoreError;
 use tenantflow_sinks::store::Store;
-use tenantflow_sinks::upload::{Staging, commit};
+use tenantflow_sinks::upload::{Staging, UploadState, commit};
 
 use super::coordinator::{commit_all, fault_point};
 use super::manifest::{CheckpointStore, JobIdentity, Manifest, ManifestError};
@@ -96,6 +96,11 @@ fn check(
     }
 }
 
+/// An open file's path and upload id.
+fn recorded(file: &UploadState) -> (&str, Option<&str>) {
+    (file.path.as_str(), file.upload.as_deref())
+}
+
 /// Brings the output to the latest checkpoint and returns it (`None`: no checkpoint,
 /// start from the beginning, after cleaning what a run that crashed before its first
 /// checkpoint left).
@@ -110,7 +115,10 @@ pub fn recover(
 ) -> Result<Option<Manifest>, RecoveryError> {
     let started = std::time::Instant::now();
     let manifest = store.latest()?;
-    let mut open: HashSet<&str> = HashSet::new();
+    // The files the manifest left open, with their uploads: a path can also have an
+    // upload begun by a run that crashed later (a file recorded before its first part),
+    // and that one must go.
+    let mut open: HashMap<&str, Option<&str>> = HashMap::new();
     if let Some(m) = &manifest {
         check(store, &m.job, identity)?;
         if let Some((first, rest)) = m.pending.split_first() {
@@ -119,11 +127,11 @@ pub fn recover(
             commit_all(output, staging, rest)?;
         }
         for worker in &m.workers {
-            open.extend(worker.files.open.iter().map(|(_, u)| u.path.as_str()));
-            open.extend(worker.dead_letters.open.iter().map(|u| u.path.as_str()));
+            open.extend(worker.files.open.iter().map(|(_, u)| recorded(u)));
+            open.extend(worker.dead_letters.open.iter().map(recorded));
         }
         for source in m.sources.values() {
-            open.extend(source.open.iter().map(|u| u.path.as_str()));
+            open.extend(source.open.iter().map(recorded));
         }
     }
     let latest = manifest.as_ref().map_or(0, |m| m.checkpoint);
@@ -132,7 +140,7 @@ pub fn recover(
     let mut dropped = 0;
     if let Some(uploads) = output.list_uploads("")? {
         for (path, upload) in uploads {
-            if !open.contains(path.as_str()) {
+            if open.get(path.as_str()) != Some(&Some(upload.as_str())) {
                 output.abort_upload(&path, &upload)?;
                 aborted += 1;
             }
@@ -141,11 +149,12 @@ pub fn recover(
     for object in store.location.store.list(&store.location.prefix)? {
         if let Some(path) = object.path.strip_prefix(&markers) {
             let path = path.trim_start_matches('/');
-            if open.contains(path) {
-                continue;
-            }
             if let Some(id) = store.location.store.get(&object.path)? {
-                output.abort_upload(path, &String::from_utf8_lossy(&id))?;
+                let id = String::from_utf8_lossy(&id);
+                if open.get(path) == Some(&Some(id.as_ref())) {
+                    continue;
+                }
+                output.abort_upload(path, &id)?;
             }
             store.location.store.delete(&object.path)?;
             aborted += 1;
@@ -190,4 +199,88 @@ pub fn recover(
         None => {}
     }
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use bytes::Bytes;
+    use tenantflow_sinks::store::MemoryStore;
+    use tenantflow_sinks::upload::Location;
+
+    use super::super::manifest::{FilesPosition, WorkerPart};
+    use super::*;
+
+    fn open_file(path: &str, upload: Option<&str>) -> (i64, UploadState) {
+        let state = UploadState {
+            path: path.into(),
+            upload: upload.map(str::to_owned),
+            parts: Vec::new(),
+            len: 0,
+            rows: 0,
+            tail: None,
+            opened_ms: 0,
+        };
+        (0, state)
+    }
+
+    /// A file recorded before its first part can have an upload begun for it by a run
+    /// that crashed later: that upload is aborted, the recorded one kept.
+    #[test]
+    fn keeps_recorded_uploads_and_aborts_later_ones_for_the_same_file() {
+        let memory = Arc::new(MemoryStore::new());
+        let output: Arc<dyn Store> = memory.clone();
+        let store = CheckpointStore {
+            location: Location::root(Arc::clone(&output)).child("_checkpoints"),
+        };
+        let staging = Staging {
+            location: store.location.clone(),
+        };
+        let identity = JobIdentity {
+            inputs: vec!["in.ndjson".into()],
+            streams: Vec::new(),
+            workers: 1,
+            format: "ndjson".into(),
+            partitioning: "hourly".into(),
+        };
+        let kept = output.begin_upload("a/kept.ndjson").unwrap();
+        let later = output.begin_upload("a/late.ndjson").unwrap();
+        for (path, id) in [("a/kept.ndjson", &kept), ("a/late.ndjson", &later)] {
+            output
+                .put(&staging.marker(path), Bytes::from(id.clone()))
+                .unwrap();
+        }
+        let mut worker = WorkerPart::default();
+        worker.files.open = vec![
+            open_file("a/kept.ndjson", Some(&kept)),
+            open_file("a/late.ndjson", None),
+        ];
+        store
+            .write(&Manifest {
+                version: 1,
+                checkpoint: 1,
+                created_ms: 0,
+                job: identity.clone(),
+                final_checkpoint: false,
+                files: FilesPosition::default(),
+                streams: Default::default(),
+                sources: Default::default(),
+                workers: vec![worker],
+                pending: Vec::new(),
+                results: 0,
+            })
+            .unwrap();
+
+        recover(&store, &output, &staging, &identity).unwrap();
+
+        let uploads = memory.list_uploads("").unwrap().unwrap();
+        assert_eq!(uploads, vec![("a/kept.ndjson".to_owned(), kept)]);
+        let markers: Vec<String> = memory
+            .list(&staging.location.path("uploads"))
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(markers, vec![staging.marker("a/kept.ndjson")]);
+    }
 }
