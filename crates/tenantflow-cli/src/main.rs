@@ -4,6 +4,7 @@ mod produce;
 mod progress;
 mod run;
 mod streams;
+mod tenant_manager;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Create, describe or delete Kinesis streams.
     Streams(streams::StreamsArgs),
+    /// The TenantManager service: tenants over REST, in SQLite or PostgreSQL.
+    TenantManager(tenant_manager::TenantManagerArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Streams(args) => streams::run(args),
+        Command::TenantManager(args) => tenant_manager::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,7 +13,7 @@ use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
 use tenantflow_runtime::{
-    CheckpointStore, JobConfig, Metrics, OutputStart, RunSummary, prepare_output,
+    CheckpointStore, JobConfig, LookupConfig, Metrics, OutputStart, RunSummary, prepare_output,
 };
 use tenantflow_sinks::encoding::Format;
 use tenantflow_sinks::file::{Compression, FileSinkConfig, Partitioning};
@@ -160,6 +160,37 @@ pub struct RunArgs {
     /// without it, streams are read until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "TENANTFLOW_EXIT_WHEN_IDLE")]
     exit_when_idle: Option<Duration>,
+
+    /// The TenantManager's base URL (e.g. `http://127.0.0.1:8080`): a job event whose
+    /// tenant has no profile yet waits for `GET /api/v1/tenants/{id}` (one request per
+    /// tenant; the tenant's later records wait behind it, in order). Without it, such
+    /// events are dead letters `unknown_company` at once.
+    #[arg(long, value_name = "URL", env = "TENANTFLOW_TENANT_MANAGER")]
+    tenant_manager: Option<String>,
+
+    /// How long a profile fetched from the TenantManager is used before it is fetched
+    /// again (unless a companies input updates it first).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, env = "TENANTFLOW_TENANT_TTL")]
+    tenant_ttl: Duration,
+
+    /// Most lookups in flight at once, over the whole job.
+    #[arg(long, value_name = "N", default_value_t = 64, env = "TENANTFLOW_LOOKUP_MAX_IN_FLIGHT")]
+    lookup_max_in_flight: usize,
+
+    /// Time allowed to one lookup attempt.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, env = "TENANTFLOW_LOOKUP_TIMEOUT")]
+    lookup_timeout: Duration,
+
+    /// Attempts of one lookup (connect errors, timeouts, 5xx and 429 are retried with
+    /// exponential back-off and jitter) before its events become dead letters
+    /// `lookup_failed`.
+    #[arg(long, value_name = "N", default_value_t = 5, env = "TENANTFLOW_LOOKUP_ATTEMPTS")]
+    lookup_attempts: u32,
+
+    /// `unordered`: only a tenant's own records wait for its lookup (a tenant's records
+    /// always stay in order); `ordered`: every record after a waiting one waits too.
+    #[arg(long, value_name = "ORDER", default_value = "unordered", env = "TENANTFLOW_LOOKUP_ORDER")]
+    lookup_order: tenantflow_runtime::Emission,
 
     /// No progress line and no summary.
     #[arg(long, short, env = "TENANTFLOW_QUIET")]
@@ -360,6 +391,21 @@ impl RunArgs {
             workers,
             retention: Retention::new(lateness_days),
             max_record_bytes: self.max_record_size,
+            lookup: match self.tenant_manager {
+                Some(url) => {
+                    if self.lookup_max_in_flight == 0 || self.lookup_attempts == 0 {
+                        bail!("--lookup-max-in-flight and --lookup-attempts must be at least 1");
+                    }
+                    let mut lookup = LookupConfig::new(url);
+                    lookup.ttl = self.tenant_ttl;
+                    lookup.emission = self.lookup_order;
+                    lookup.call.max_in_flight = self.lookup_max_in_flight;
+                    lookup.call.timeout = self.lookup_timeout;
+                    lookup.call.max_attempts = self.lookup_attempts;
+                    Some(lookup)
+                }
+                None => None,
+            },
         };
         Ok((config, self.quiet, described))
     }
@@ -423,6 +469,16 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String) {
             thousands(w.requests),
             thousands(w.retries),
             thousands(w.throttles)
+        );
+    }
+    if let Some((attempts, retries, failures)) = s.lookup_calls {
+        println!(
+            "  tenant lookups    {:>14}  ({} profiles fetched; {} requests, {} retried, {} failed for good)",
+            thousands(m.lookups),
+            thousands(m.tenants_fetched),
+            thousands(attempts),
+            thousands(retries),
+            thousands(failures)
         );
     }
     println!("  churn flags set   {:>14}", thousands(m.churn_flags));

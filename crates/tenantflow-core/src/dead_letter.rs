@@ -17,15 +17,19 @@ pub enum DeadLetterReason {
     UnknownCompany,
     /// A job event older than its tenant's window retention allows.
     TooLate,
+    /// A job event whose tenant could not be looked up (retries exhausted, or an
+    /// answer that is neither a profile nor "unknown").
+    LookupFailed,
 }
 
 impl DeadLetterReason {
     /// Every reason, in a stable order (for counters and summaries).
-    pub const ALL: [DeadLetterReason; 4] = [
+    pub const ALL: [DeadLetterReason; 5] = [
         DeadLetterReason::Malformed,
         DeadLetterReason::RecordTooLarge,
         DeadLetterReason::UnknownCompany,
         DeadLetterReason::TooLate,
+        DeadLetterReason::LookupFailed,
     ];
 
     /// The reason as written in dead letters and metrics.
@@ -35,6 +39,7 @@ impl DeadLetterReason {
             DeadLetterReason::RecordTooLarge => "record_too_large",
             DeadLetterReason::UnknownCompany => "unknown_company",
             DeadLetterReason::TooLate => "too_late",
+            DeadLetterReason::LookupFailed => "lookup_failed",
         }
     }
 

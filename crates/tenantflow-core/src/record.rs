@@ -115,6 +115,26 @@ impl Record<'_> {
         }
     }
 
+    /// A copy that borrows nothing (to keep a record past its batch).
+    pub fn to_owned_record(&self) -> Record<'static> {
+        let own = |s: &Cow<'_, str>| Cow::Owned(s.to_string());
+        match self {
+            Record::Job(job) => Record::Job(JobEvent {
+                company_id: own(&job.company_id),
+                user_id: own(&job.user_id),
+                nb_jobs: job.nb_jobs,
+                creation_date: job.creation_date,
+            }),
+            Record::Company(company) => Record::Company(Company {
+                company_id: own(&company.company_id),
+                profile: ProfileFields {
+                    industry: own(&company.profile.industry),
+                    ..company.profile
+                },
+            }),
+        }
+    }
+
     /// The kind of the record.
     pub fn kind(&self) -> RecordKind {
         match self {

@@ -4,19 +4,22 @@
 //! tenant count, then per tenant: its id and industry (each a `u32` length and UTF-8
 //! bytes), revenu, employees, job30, job90 (`i64`), monthlyFee, totalFee (`f64`), a
 //! `u32` count of days with jobs, and each day oldest first as (`i32` day, `u64`
-//! jobs). Derived values (window sums, the model's industry weight, the sink's
+//! jobs). Version 2 adds, after the days, an `i64`: when a profile fetched from the
+//! TenantManager is to be fetched again (`i64::MAX`: never). Derived values (window sums, the model's industry weight, the sink's
 //! pre-encoded profile) are not stored: they are rebuilt on load. A later release
 //! reads every version it knows, and refuses one it does not with a clear error.
 
 use tenantflow_core::CompanyProfile;
 
 use crate::score::Model;
-use crate::tenant::{Tenant, TenantTable};
+use crate::tenant::{NEVER, Tenant, TenantTable};
 use crate::window::DayWindow;
 
 const MAGIC: &[u8; 8] = b"TFSTATE\0";
 /// The version this release writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The oldest version this release reads.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// Why a snapshot cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub enum SnapshotError {
     #[error("not a tenantflow state snapshot (bad magic)")]
     BadMagic,
     /// Written by a release this one cannot read.
-    #[error("state snapshot version {0} is not supported (this release reads version {VERSION})")]
+    #[error("state snapshot version {0} is not supported (this release reads versions {OLDEST_VERSION} to {VERSION})")]
     Version(u32),
     /// Cut short or corrupt.
     #[error("state snapshot is truncated or corrupt at byte {0}")]
@@ -56,6 +59,7 @@ impl<X> TenantTable<X> {
                 out.extend_from_slice(&day.to_le_bytes());
                 out.extend_from_slice(&jobs.to_le_bytes());
             }
+            out.extend_from_slice(&tenant.refresh_at_ms.to_le_bytes());
         }
         out
     }
@@ -76,7 +80,7 @@ impl<X> TenantTable<X> {
             return Err(SnapshotError::BadMagic);
         }
         let version = r.u32()?;
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(SnapshotError::Version(version));
         }
         let count = r.u64()?;
@@ -99,11 +103,13 @@ impl<X> TenantTable<X> {
                 window.push((day, r.u64()?));
             }
             let window = DayWindow::from_days(window).ok_or(SnapshotError::Corrupt(r.at))?;
+            let refresh_at_ms = if version >= 2 { r.i64()? } else { NEVER };
             let ext = ext(&id, &profile);
             let tenant = Tenant {
                 industry_weight: model.industry_weight(&profile.industry),
                 profile,
                 window,
+                refresh_at_ms,
                 ext,
             };
             self.insert(id.into(), tenant);
@@ -215,6 +221,46 @@ mod tests {
         }
     }
 
+    /// A version 1 snapshot (before fetched profiles) still loads: its tenants are
+    /// never refreshed. A fetched profile's refresh time survives a round trip.
+    #[test]
+    fn reads_version_1_and_keeps_refresh_times() {
+        let model = Model::builtin();
+        let profile = CompanyProfile {
+            industry: "IT".into(),
+            revenu: 10,
+            employees: 3,
+            job30: 4,
+            job90: 20,
+            monthly_fee: 100.0,
+            total_fee: 300.0,
+        };
+        let mut v1 = MAGIC.to_vec();
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&1u64.to_le_bytes());
+        put_str(&mut v1, "c1");
+        put_str(&mut v1, "IT");
+        for v in [10i64, 3, 4, 20] {
+            v1.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [100.0f64, 300.0] {
+            v1.extend_from_slice(&v.to_le_bytes());
+        }
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&7i32.to_le_bytes());
+        v1.extend_from_slice(&2u64.to_le_bytes());
+        let mut table: TenantTable<()> = TenantTable::new(Retention::default());
+        assert_eq!(table.restore(&v1, &model, |_, _| ()), Ok(1));
+        assert_eq!(table.get("c1").unwrap().profile, profile);
+        assert_eq!(table.refresh_at_ms("c1"), Some(NEVER));
+
+        table.set_profile("c2", profile, 12_345, &model, |_| ());
+        let mut restored: TenantTable<()> = TenantTable::new(Retention::default());
+        restored.restore(&table.snapshot(), &model, |_, _| ()).unwrap();
+        assert_eq!(restored.refresh_at_ms("c2"), Some(12_345));
+        assert_eq!(restored.refresh_at_ms("c1"), Some(NEVER));
+    }
+
     #[test]
     fn bad_snapshots_are_errors() {
         let model = Model::builtin();
@@ -227,11 +273,11 @@ mod tests {
             table.restore(b"NOTSTATE\x01\0\0\0", &model, |_, _| ()),
             Err(SnapshotError::BadMagic)
         );
-        let mut v2 = MAGIC.to_vec();
-        v2.extend_from_slice(&2u32.to_le_bytes());
+        let mut v3 = MAGIC.to_vec();
+        v3.extend_from_slice(&3u32.to_le_bytes());
         assert_eq!(
-            table.restore(&v2, &model, |_, _| ()),
-            Err(SnapshotError::Version(2))
+            table.restore(&v3, &model, |_, _| ()),
+            Err(SnapshotError::Version(3))
         );
         let good = TenantTable::<()>::new(Retention::default()).snapshot();
         assert!(

@@ -18,9 +18,16 @@ pub struct Tenant<X> {
     pub industry_weight: f64,
     /// Jobs per day.
     pub window: DayWindow,
+    /// For a profile fetched from the TenantManager: when to fetch it again (epoch
+    /// milliseconds). [`NEVER`] for a profile from a companies input, which is kept
+    /// current by the input itself.
+    pub refresh_at_ms: i64,
     /// The worker's extension.
     pub ext: X,
 }
+
+/// [`Tenant::refresh_at_ms`] of a profile that is never fetched again.
+pub const NEVER: i64 = i64::MAX;
 
 /// A job event joined, counted and scored.
 #[derive(Debug)]
@@ -101,26 +108,61 @@ impl<X> TenantTable<X> {
         ext: impl FnOnce(&CompanyProfile) -> X,
     ) {
         let profile = company.profile.to_profile();
+        self.set_profile(&company.company_id, profile, NEVER, model, ext);
+    }
+
+    /// Makes `profile`, fetched from the TenantManager, the tenant's latest profile,
+    /// to be fetched again at `refresh_at_ms`; keeps its windows.
+    pub fn set_profile(
+        &mut self,
+        company_id: &str,
+        profile: CompanyProfile,
+        refresh_at_ms: i64,
+        model: &Model,
+        ext: impl FnOnce(&CompanyProfile) -> X,
+    ) {
         let industry_weight = model.industry_weight(&profile.industry);
         let ext = ext(&profile);
-        match self.tenants.get_mut(company.company_id.as_ref()) {
+        match self.tenants.get_mut(company_id) {
             Some(tenant) => {
                 tenant.profile = profile;
                 tenant.industry_weight = industry_weight;
                 tenant.ext = ext;
+                tenant.refresh_at_ms = refresh_at_ms;
             }
             None => {
                 self.tenants.insert(
-                    company.company_id.as_ref().into(),
+                    company_id.into(),
                     Box::new(Tenant {
                         profile,
                         industry_weight,
                         window: DayWindow::default(),
+                        refresh_at_ms,
                         ext,
                     }),
                 );
             }
         }
+    }
+
+    /// When the tenant's profile is to be fetched again ([`NEVER`] if it came from a
+    /// companies input); `None` without a profile.
+    pub fn refresh_at_ms(&self, company_id: &str) -> Option<i64> {
+        self.tenants.get(company_id).map(|t| t.refresh_at_ms)
+    }
+
+    /// Postpones the next fetch of a fetched profile (after a failed refresh).
+    pub fn postpone_refresh(&mut self, company_id: &str, refresh_at_ms: i64) {
+        if let Some(tenant) = self.tenants.get_mut(company_id) {
+            if tenant.refresh_at_ms != NEVER {
+                tenant.refresh_at_ms = refresh_at_ms;
+            }
+        }
+    }
+
+    /// Forgets a tenant, windows included (the TenantManager no longer knows it).
+    pub fn remove(&mut self, company_id: &str) {
+        self.tenants.remove(company_id);
     }
 
     /// Counts a job event into its tenant's window, then scores the tenant.

@@ -28,6 +28,7 @@ use crate::checkpoint::manifest::{
 };
 use crate::checkpoint::recovery::{RecoveryError, recover};
 use crate::file_reader::read_inputs;
+use crate::lookup::{LookupConfig, LookupService};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::router::{Router, SourceContext};
 use crate::stream_reader::StreamRoute;
@@ -65,6 +66,9 @@ pub struct JobConfig {
     pub retention: Retention,
     /// Longest accepted record in bytes.
     pub max_record_bytes: usize,
+    /// Where tenants without a profile are looked up; `None`: their events are dead
+    /// letters `unknown_company` at once.
+    pub lookup: Option<LookupConfig>,
 }
 
 impl JobConfig {
@@ -131,6 +135,9 @@ pub enum RunError {
     /// The job cannot resume from its checkpoint.
     #[error("resuming from the checkpoint")]
     Recovery(#[from] RecoveryError),
+    /// The TenantManager URL is unusable.
+    #[error(transparent)]
+    Lookup(#[from] tenantflow_remote::lookup::UrlError),
     /// Another stage failed, and this one stopped for it (that stage's error says why).
     #[error("stopped because another stage failed")]
     Aborted,
@@ -157,6 +164,9 @@ pub struct RunSummary {
     pub checkpoints: CheckpointStats,
     /// The checkpoint this run resumed from, if any.
     pub resumed_from: Option<u64>,
+    /// Calls to the TenantManager, if the job has one: attempts, retries, and calls
+    /// that failed for good.
+    pub lookup_calls: Option<(u64, u64, u64)>,
 }
 
 /// Runs the job to the end of its inputs (streams: until idle for
@@ -193,13 +203,14 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     let mut senders = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_BATCHES);
         senders.push(tx);
         receivers.push(rx);
     }
     let (ack_tx, ack_rx) = mpsc::channel();
     let stop_flag = Arc::new(AtomicBool::new(false));
     let mut streams = StreamStage::start(&config, &resume, Arc::clone(&stop_flag))?;
+    let lookup = config.lookup.as_ref().map(LookupService::new).transpose()?;
     let interval = if config.inputs.iter().any(Input::is_stdin) {
         if config.checkpoint_interval.is_some() {
             tracing::warn!(
@@ -253,6 +264,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     checkpoints: &config.checkpoints,
                     acks: ack_tx.clone(),
                     results: 0,
+                    lookups: lookup.as_ref().map(|l| l.for_worker(streams.handle())),
                 };
                 let recycle = recycle_tx.clone();
                 std::thread::Builder::new()
@@ -415,6 +427,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 output_stream,
                 checkpoints,
                 resumed_from: restored.as_ref().map(|m| m.checkpoint),
+                lookup_calls: lookup.as_ref().map(|l| l.stats.read()),
             }),
         }
     })

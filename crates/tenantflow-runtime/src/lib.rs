@@ -26,6 +26,7 @@
 pub mod checkpoint;
 mod file_reader;
 mod job;
+mod lookup;
 mod metrics;
 mod output;
 mod router;
@@ -36,5 +37,8 @@ mod worker;
 pub use checkpoint::coordinator::CheckpointStats;
 pub use checkpoint::manifest::CheckpointStore;
 pub use job::{JobConfig, RunError, RunSummary, run};
+pub use lookup::LookupConfig;
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use tenantflow_remote::call::CallConfig;
+pub use tenantflow_remote::keyed::Emission;
 pub use output::{OutputError, OutputStart, prepare_output};

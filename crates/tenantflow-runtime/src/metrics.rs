@@ -28,6 +28,10 @@ pub struct Metrics {
     pub churn_flags: AtomicU64,
     /// Dead letters by reason, indexed by [`DeadLetterReason::index`].
     pub dead_letters: [AtomicU64; DeadLetterReason::ALL.len()],
+    /// Tenant lookups answered (a profile, "unknown", or a failure for good).
+    pub lookups: AtomicU64,
+    /// Profiles the lookups brought into state (first fetches and refreshes).
+    pub tenants_fetched: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -51,6 +55,10 @@ pub struct MetricsSnapshot {
     pub churn_flags: u64,
     /// See [`Metrics::dead_letters`].
     pub dead_letters: [u64; DeadLetterReason::ALL.len()],
+    /// See [`Metrics::lookups`].
+    pub lookups: u64,
+    /// See [`Metrics::tenants_fetched`].
+    pub tenants_fetched: u64,
 }
 
 impl MetricsSnapshot {
@@ -74,6 +82,8 @@ impl Metrics {
             results: get(&self.results),
             churn_flags: get(&self.churn_flags),
             dead_letters: std::array::from_fn(|i| get(&self.dead_letters[i])),
+            lookups: get(&self.lookups),
+            tenants_fetched: get(&self.tenants_fetched),
         }
     }
 
@@ -99,5 +109,7 @@ impl Metrics {
         for (c, v) in self.dead_letters.iter().zip(local.dead_letters.iter_mut()) {
             add(c, v);
         }
+        add(&self.lookups, &mut local.lookups);
+        add(&self.tenants_fetched, &mut local.tenants_fetched);
     }
 }

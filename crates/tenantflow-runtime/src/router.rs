@@ -2,7 +2,9 @@
 //! produces records (the file reader, each stream's thread).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
+
+use crossbeam_channel::Sender as WorkerSender;
 
 use tenantflow_core::batch::Position;
 use tenantflow_core::decode::Decoder;
@@ -47,7 +49,7 @@ pub(crate) struct SourceContext<'a> {
 
 pub(crate) struct Router<'a> {
     batches: Vec<Batch>,
-    workers: Vec<SyncSender<WorkerMessage>>,
+    workers: Vec<WorkerSender<WorkerMessage>>,
     recycled: Option<Receiver<Batch>>,
     dead_letters: DeadLetterSink,
     local: MetricsSnapshot,
@@ -62,7 +64,7 @@ pub(crate) struct Router<'a> {
 
 impl<'a> Router<'a> {
     pub(crate) fn new(
-        workers: Vec<SyncSender<WorkerMessage>>,
+        workers: Vec<WorkerSender<WorkerMessage>>,
         recycled: Option<Receiver<Batch>>,
         dead_letters: DeadLetterSink,
         context: SourceContext<'a>,

@@ -1,11 +1,15 @@
 //! A keyed worker: owns its tenants' state and output files, turns batches into results.
 
-use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::mpsc::{Sender, SyncSender};
+
+use crossbeam_channel::Receiver;
 
 use tenantflow_core::batch::Position;
 use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow};
 use tenantflow_operators::score::Model;
-use tenantflow_operators::tenant::{JobOutcome, TenantTable};
+use tenantflow_operators::tenant::{JobOutcome, NEVER, TenantTable};
+use tenantflow_remote::executor::Completion;
+use tenantflow_remote::lookup::LookupAnswer;
 use tenantflow_operators::window::Retention;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::encoding::{Format, ProfileFragments};
@@ -14,6 +18,7 @@ use tenantflow_sinks::file::{FileStats, PartitionedFileSink, now_ms};
 use crate::checkpoint::coordinator::{WorkerAck, WorkerCheckpoint};
 use crate::checkpoint::manifest::CheckpointStore;
 use crate::job::RunError;
+use crate::lookup::{Lookups, Resolution, Waiting};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::stream_sink::StreamSink;
 
@@ -38,7 +43,13 @@ pub(crate) struct Worker<'a> {
     pub(crate) acks: Sender<WorkerAck>,
     /// Results written since this process started.
     pub(crate) results: u64,
+    /// Lookups of tenants without a profile, if the job has a TenantManager.
+    pub(crate) lookups: Option<Lookups>,
 }
+
+/// A failed refresh is tried again after at most this long (the stale profile is used
+/// meanwhile).
+const REFRESH_RETRY_MS: i64 = 60_000;
 
 /// What a worker leaves behind.
 pub(crate) struct WorkerReport {
@@ -74,10 +85,30 @@ impl Worker<'_> {
         recycle: SyncSender<Batch>,
     ) -> Result<WorkerReport, RunError> {
         let mut local = MetricsSnapshot::default();
-        for message in messages {
+        let completions = self.lookups.as_ref().map(Lookups::completions);
+        loop {
+            let waiting = self.lookups.as_ref().is_some_and(|l| !l.queue.is_empty());
+            let message = match &completions {
+                Some(completions) if waiting => crossbeam_channel::select! {
+                    recv(messages) -> message => message,
+                    recv(completions) -> answer => {
+                        if let Ok(answer) = answer {
+                            self.resolve(answer, &mut local)?;
+                            self.metrics.publish(&mut local);
+                        }
+                        continue;
+                    }
+                },
+                _ => messages.recv(),
+            };
+            let Ok(message) = message else {
+                break;
+            };
             let mut batch = match message {
                 WorkerMessage::Batch(batch) => batch,
                 WorkerMessage::Barrier(n) => {
+                    // Nothing may wait across a checkpoint: its records are before it.
+                    self.drain_lookups(&mut local)?;
                     self.metrics.publish(&mut local);
                     let part = self.checkpoint(n)?;
                     let _ = self.acks.send(WorkerAck {
@@ -98,6 +129,8 @@ impl Worker<'_> {
             // The reader may have stopped, or have enough spare batches: then drop it.
             let _ = recycle.try_send(batch);
         }
+        self.drain_lookups(&mut local)?;
+        self.metrics.publish(&mut local);
         if let Some(mut stream) = self.stream_sink.take() {
             stream.sync()?;
         }
@@ -162,6 +195,140 @@ impl Worker<'_> {
         position: Position,
         local: &mut MetricsSnapshot,
     ) -> Result<(), RunError> {
+        if self.lookups.is_some() && self.wait_for_lookup(record, position, local)? {
+            return Ok(());
+        }
+        self.apply(record, position, None, local)
+    }
+
+    /// With lookups: queues the record if it must wait for its tenant's answer (starting
+    /// the lookup if none is in flight). True if queued.
+    fn wait_for_lookup(
+        &mut self,
+        record: &Record<'_>,
+        position: Position,
+        local: &mut MetricsSnapshot,
+    ) -> Result<bool, RunError> {
+        while self.lookups.as_ref().is_some_and(Lookups::is_full) {
+            self.take_one_answer(local)?;
+        }
+        let Some(lookups) = &mut self.lookups else {
+            return Ok(false);
+        };
+        let key = record.company_id();
+        let must_wait = lookups.queue.must_wait(key);
+        let needs_profile = match record {
+            Record::Job(_) => match self.table.refresh_at_ms(key) {
+                None => true,
+                Some(NEVER) => false,
+                Some(at) => at <= now_ms(),
+            },
+            Record::Company(_) => false,
+        };
+        if needs_profile && lookups.queue.needs_request(key) {
+            lookups.start(key);
+        } else if !must_wait && !lookups.queue.is_pending(key) {
+            return Ok(false);
+        }
+        lookups.queue.push(
+            key,
+            Waiting {
+                record: record.to_owned_record(),
+                position,
+            },
+        );
+        Ok(true)
+    }
+
+    /// Waits for one lookup's answer and lets through what it unblocks.
+    fn take_one_answer(&mut self, local: &mut MetricsSnapshot) -> Result<(), RunError> {
+        let Some(lookups) = &self.lookups else {
+            return Ok(());
+        };
+        match lookups.completions().recv() {
+            Ok(answer) => self.resolve(answer, local),
+            // The executor holds a sender: not reached while it lives.
+            Err(_) => Err(RunError::Aborted),
+        }
+    }
+
+    /// Takes answers until nothing waits.
+    fn drain_lookups(&mut self, local: &mut MetricsSnapshot) -> Result<(), RunError> {
+        while self.lookups.as_ref().is_some_and(|l| !l.queue.is_empty()) {
+            self.take_one_answer(local)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a lookup's answer to state, then processes the records it unblocks.
+    fn resolve(
+        &mut self,
+        answer: Completion<LookupAnswer>,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let Some(lookups) = &mut self.lookups else {
+            return Ok(());
+        };
+        local.lookups += 1;
+        let key = &*answer.key;
+        let now = now_ms();
+        // A profile from a companies input is newer than any answer: it wins.
+        let fetched = self.table.refresh_at_ms(key).filter(|&at| at != NEVER);
+        let from_input = self.table.refresh_at_ms(key) == Some(NEVER);
+        let resolution = match answer.result {
+            Ok(LookupAnswer::Found(profile)) => {
+                if !from_input {
+                    let format = self.sink.format();
+                    let refresh_at = now.saturating_add(lookups.ttl_ms);
+                    self.table
+                        .set_profile(key, profile, refresh_at, self.model, |profile| {
+                            format.profile_fragments(key, profile)
+                        });
+                    local.tenants_fetched += 1;
+                }
+                Resolution::Profile
+            }
+            Ok(LookupAnswer::Unknown) => {
+                if fetched.is_some() {
+                    // Deleted from the TenantManager since it was fetched.
+                    self.table.remove(key);
+                }
+                if from_input {
+                    Resolution::Profile
+                } else {
+                    Resolution::Unknown
+                }
+            }
+            Err(error) => {
+                if from_input || fetched.is_some() {
+                    // A failed refresh: the profile in state stays, for a while.
+                    let retry = lookups.ttl_ms.clamp(1, REFRESH_RETRY_MS);
+                    self.table.postpone_refresh(key, now.saturating_add(retry));
+                    tracing::warn!(tenant = key, %error, "Refreshing a tenant failed; its profile is kept.");
+                    Resolution::Profile
+                } else {
+                    Resolution::Failed(error.to_string().into())
+                }
+            }
+        };
+        lookups.queue.complete(key, resolution);
+        while let Some((_, waiting, resolution)) =
+            self.lookups.as_mut().and_then(|l| l.queue.pop_ready())
+        {
+            self.apply(&waiting.record, waiting.position, resolution, local)?;
+        }
+        Ok(())
+    }
+
+    /// Processes a record now: a company updates state, a job event is joined (or,
+    /// without a profile, becomes a dead letter whose reason `lookup` gives).
+    fn apply(
+        &mut self,
+        record: &Record<'_>,
+        position: Position,
+        lookup: Option<Resolution>,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
         let job = match record {
             Record::Company(company) => {
                 let format = self.sink.format();
@@ -213,14 +380,21 @@ impl Worker<'_> {
                 Ok(())
             }
             JobOutcome::UnknownCompany => {
-                let error = format!("no profile for company `{}`", job.company_id);
-                self.dead_letter(
-                    DeadLetterReason::UnknownCompany,
-                    &error,
-                    job,
-                    position,
-                    local,
-                )
+                let (reason, error) = match lookup {
+                    Some(Resolution::Failed(error)) => (
+                        DeadLetterReason::LookupFailed,
+                        format!("looking up company `{}`: {error}", job.company_id),
+                    ),
+                    Some(Resolution::Unknown) => (
+                        DeadLetterReason::UnknownCompany,
+                        format!("the TenantManager does not know company `{}`", job.company_id),
+                    ),
+                    _ => (
+                        DeadLetterReason::UnknownCompany,
+                        format!("no profile for company `{}`", job.company_id),
+                    ),
+                };
+                self.dead_letter(reason, &error, job, position, local)
             }
             JobOutcome::TooLate(e) => self.dead_letter(
                 DeadLetterReason::TooLate,

@@ -158,6 +158,7 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         workers: 2,
         retention: Retention::default(),
         max_record_bytes: 1 << 20,
+        lookup: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! it takes the final checkpoint, after the workers have finished their files.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -55,7 +55,7 @@ pub(crate) struct Coordinator<'a> {
     pub(crate) staging: Staging,
     pub(crate) output: std::sync::Arc<dyn tenantflow_sinks::store::Store>,
     pub(crate) gate: &'a Gate,
-    pub(crate) workers: Vec<SyncSender<WorkerMessage>>,
+    pub(crate) workers: Vec<crossbeam_channel::Sender<WorkerMessage>>,
     pub(crate) acks: Receiver<WorkerAck>,
     /// `None`: only the final checkpoint.
     pub(crate) interval: Option<Duration>,

@@ -1,0 +1,59 @@
+//! Runs calls on the job's tokio runtime for a worker thread, and hands the answers
+//! back over a channel the worker can wait on beside its input.
+
+use crossbeam_channel::{Receiver, Sender};
+use tokio::runtime::Handle;
+use tower::ServiceExt;
+
+use crate::call::{CallError, CallService};
+
+/// The answer to a call about `key`.
+#[derive(Debug)]
+pub struct Completion<A> {
+    /// The key the call was about.
+    pub key: Box<str>,
+    /// What came back.
+    pub result: Result<A, CallError>,
+}
+
+/// A worker's calls to one service.
+pub struct Executor<Req, A> {
+    service: CallService<Req, A>,
+    runtime: Handle,
+    tx: Sender<Completion<A>>,
+    rx: Receiver<Completion<A>>,
+}
+
+impl<Req, A> Executor<Req, A>
+where
+    Req: Send + 'static,
+    A: Send + 'static,
+{
+    /// Calls `service` on `runtime`.
+    pub fn new(service: CallService<Req, A>, runtime: Handle) -> Self {
+        // Unbounded, but never holds more than the calls its owner started.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Self {
+            service,
+            runtime,
+            tx,
+            rx,
+        }
+    }
+
+    /// Starts a call about `key`; its answer comes on [`Executor::completions`].
+    pub fn submit(&self, key: Box<str>, request: Req) {
+        let service = self.service.clone();
+        let tx = self.tx.clone();
+        self.runtime.spawn(async move {
+            let result = service.oneshot(request).await;
+            // The worker gone (it failed): nobody wants the answer.
+            let _ = tx.send(Completion { key, result });
+        });
+    }
+
+    /// Where answers arrive, in the order they come.
+    pub fn completions(&self) -> &Receiver<Completion<A>> {
+        &self.rx
+    }
+}

@@ -1,0 +1,116 @@
+//! The worker's tenant lookups: a job event whose tenant has no profile (or a fetched
+//! profile past its TTL) waits for one request per tenant to the TenantManager, and the
+//! tenant's later records wait behind it, in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+use tenantflow_core::Record;
+use tenantflow_core::batch::Position;
+use tenantflow_remote::call::{CallConfig, CallStats, CallService, stack};
+use tenantflow_remote::executor::{Completion, Executor};
+use tenantflow_remote::keyed::{Emission, KeyedQueue};
+use tenantflow_remote::lookup::{LookupAnswer, TenantManagerClient, UrlError};
+
+/// How the job looks up tenants.
+#[derive(Debug, Clone)]
+pub struct LookupConfig {
+    /// The TenantManager's base URL.
+    pub url: String,
+    /// Retries, timeout, requests in flight (over the whole job).
+    pub call: CallConfig,
+    /// How long a fetched profile is used before it is fetched again.
+    pub ttl: Duration,
+    /// The order records come out in.
+    pub emission: Emission,
+    /// Most records a worker keeps waiting for answers; past it, the worker waits.
+    pub max_queued: usize,
+}
+
+impl LookupConfig {
+    /// The defaults for the service at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            call: CallConfig::default(),
+            ttl: Duration::from_secs(3600),
+            emission: Emission::Unordered,
+            max_queued: 100_000,
+        }
+    }
+}
+
+/// The job's lookup service, shared by the workers: one bound on requests in flight.
+pub(crate) struct LookupService {
+    pub(crate) config: LookupConfig,
+    pub(crate) service: CallService<Box<str>, LookupAnswer>,
+    pub(crate) stats: Arc<CallStats>,
+}
+
+impl LookupService {
+    pub(crate) fn new(config: &LookupConfig) -> Result<Self, UrlError> {
+        let client = TenantManagerClient::new(&config.url)?;
+        let stats = Arc::new(CallStats::default());
+        Ok(Self {
+            service: stack(client, &config.call, Arc::clone(&stats)),
+            config: config.clone(),
+            stats,
+        })
+    }
+
+    pub(crate) fn for_worker(&self, runtime: tokio::runtime::Handle) -> Lookups {
+        // A worker may have all of the job's requests in flight.
+        Lookups {
+            executor: Executor::new(self.service.clone(), runtime),
+            queue: KeyedQueue::new(self.config.emission),
+            ttl_ms: i64::try_from(self.config.ttl.as_millis()).unwrap_or(i64::MAX),
+            max_in_flight: self.config.call.max_in_flight.max(1),
+            max_queued: self.config.max_queued.max(1),
+        }
+    }
+}
+
+/// A record waiting for its tenant's answer.
+pub(crate) struct Waiting {
+    pub(crate) record: Record<'static>,
+    pub(crate) position: Position,
+}
+
+/// What a lookup came to, as the waiting records of its tenant see it.
+#[derive(Debug, Clone)]
+pub(crate) enum Resolution {
+    /// A profile (now in state), or a failed refresh of one still in state.
+    Profile,
+    /// The TenantManager does not know the tenant.
+    Unknown,
+    /// The lookup failed for good.
+    Failed(Arc<str>),
+}
+
+/// One worker's lookups.
+pub(crate) struct Lookups {
+    executor: Executor<Box<str>, LookupAnswer>,
+    pub(crate) queue: KeyedQueue<Waiting, Resolution>,
+    pub(crate) ttl_ms: i64,
+    max_in_flight: usize,
+    max_queued: usize,
+}
+
+impl Lookups {
+    /// True when the worker must take answers before it takes another record.
+    pub(crate) fn is_full(&self) -> bool {
+        self.queue.in_flight() >= self.max_in_flight || self.queue.queued() >= self.max_queued
+    }
+
+    /// Starts the lookup of `company_id`.
+    pub(crate) fn start(&mut self, company_id: &str) {
+        self.queue.start(company_id);
+        self.executor.submit(company_id.into(), company_id.into());
+    }
+
+    /// Where answers arrive.
+    pub(crate) fn completions(&self) -> Receiver<Completion<LookupAnswer>> {
+        self.executor.completions().clone()
+    }
+}

@@ -1,0 +1,243 @@
+//! A tenant as the API reads and writes it, and the checks a new one must pass.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A tenant: its id and its company profile (DESIGN.md §1; the API calls the id
+/// `tenantID`, as the original service did).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tenant {
+    /// The tenant's id (`companyID` in the job's records).
+    #[serde(rename = "tenantID")]
+    pub tenant_id: String,
+    /// Industry, e.g. `retail`.
+    pub industry: String,
+    /// Revenue (the original spelling).
+    pub revenu: i64,
+    /// Employees.
+    pub employees: i64,
+    /// Jobs of the last 30 days before the stream (the job's baseline).
+    pub job30: i64,
+    /// Jobs of the last 90 days before the stream.
+    pub job90: i64,
+    /// Monthly fee.
+    #[serde(rename = "monthlyFee")]
+    pub monthly_fee: f64,
+    /// Fees paid so far.
+    #[serde(rename = "totalFee")]
+    pub total_fee: f64,
+}
+
+/// One field that fails its check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field.
+    pub field: &'static str,
+    /// What it must be.
+    pub expected: &'static str,
+    /// What it was (`null` when missing), cut short.
+    pub got: String,
+}
+
+/// Longest tenant id accepted.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest industry accepted.
+pub const MAX_INDUSTRY_LEN: usize = 64;
+
+impl Tenant {
+    /// Checks a JSON body: every field present, of the right type and range. `id`, when
+    /// given, is the id of the URL, which the body may omit. Accepts the aliases the
+    /// original system used: `companyID` for `tenantID`, `employee` for `employees`.
+    ///
+    /// # Errors
+    /// Every field that fails, in the order of the fields above.
+    pub fn from_json(body: &Value, id: Option<&str>) -> Result<Tenant, Vec<FieldError>> {
+        let Some(object) = body.as_object() else {
+            return Err(vec![FieldError {
+                field: "(body)",
+                expected: "a JSON object",
+                got: shown(body),
+            }]);
+        };
+        let mut errors = Vec::new();
+        let tenant_id = match (field(object, &["tenantID", "companyID"]), id) {
+            (None, Some(id)) => valid_id(&Value::String(id.into()), &mut errors),
+            (Some(v), _) => valid_id(v, &mut errors),
+            (None, None) => {
+                errors.push(missing("tenantID", "a non-empty string"));
+                String::new()
+            }
+        };
+        let industry = match field(object, &["industry"]) {
+            Some(Value::String(s))
+                if !s.trim().is_empty()
+                    && s.len() <= MAX_INDUSTRY_LEN
+                    && !s.chars().any(char::is_control) =>
+            {
+                s.clone()
+            }
+            other => {
+                errors.push(wrong("industry", "a non-empty string of at most 64 bytes", other));
+                String::new()
+            }
+        };
+        let mut count = |name: &'static str, aliases: &[&str]| -> i64 {
+            let value = field(object, aliases);
+            match value.and_then(Value::as_i64) {
+                Some(n) if n >= 0 => n,
+                _ => {
+                    errors.push(wrong(name, "an integer ≥ 0", value));
+                    0
+                }
+            }
+        };
+        let revenu = count("revenu", &["revenu"]);
+        let employees = count("employees", &["employees", "employee"]);
+        let job30 = count("job30", &["job30"]);
+        let job90 = count("job90", &["job90"]);
+        let mut fee = |name: &'static str| -> f64 {
+            let value = field(object, &[name]);
+            match value.and_then(Value::as_f64) {
+                Some(x) if x.is_finite() && x >= 0.0 => x,
+                _ => {
+                    errors.push(wrong(name, "a number ≥ 0", value));
+                    0.0
+                }
+            }
+        };
+        let monthly_fee = fee("monthlyFee");
+        let total_fee = fee("totalFee");
+        if errors.is_empty() {
+            Ok(Tenant {
+                tenant_id,
+                industry,
+                revenu,
+                employees,
+                job30,
+                job90,
+                monthly_fee,
+                total_fee,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The record of the companies stream (the job's input): the job's field names,
+    /// tagged as a company.
+    pub fn to_stream_record(&self, deleted: bool) -> String {
+        let mut value = serde_json::json!({
+            "type": "company",
+            "companyID": self.tenant_id,
+            "industry": self.industry,
+            "revenu": self.revenu,
+            "employees": self.employees,
+            "job30": self.job30,
+            "job90": self.job90,
+            "monthlyFee": self.monthly_fee,
+            "totalFee": self.total_fee,
+        });
+        if deleted {
+            value["deleted"] = Value::Bool(true);
+        }
+        value.to_string()
+    }
+}
+
+fn field<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+    names
+        .iter()
+        .find_map(|n| object.get(*n))
+        .filter(|v| !v.is_null())
+}
+
+fn valid_id(value: &Value, errors: &mut Vec<FieldError>) -> String {
+    match value {
+        Value::String(s)
+            if !s.trim().is_empty()
+                && s.len() <= MAX_ID_LEN
+                && !s.chars().any(char::is_control) =>
+        {
+            s.clone()
+        }
+        other => {
+            errors.push(wrong(
+                "tenantID",
+                "a non-empty string of at most 128 bytes, without control characters",
+                Some(other),
+            ));
+            String::new()
+        }
+    }
+}
+
+fn missing(field: &'static str, expected: &'static str) -> FieldError {
+    FieldError {
+        field,
+        expected,
+        got: "null".into(),
+    }
+}
+
+fn wrong(field: &'static str, expected: &'static str, got: Option<&Value>) -> FieldError {
+    FieldError {
+        field,
+        expected,
+        got: got.map_or_else(|| "null".into(), shown),
+    }
+}
+
+fn shown(value: &Value) -> String {
+    let mut s = value.to_string();
+    if s.len() > 60 {
+        let mut end = 60;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_the_original_json_with_its_aliases() {
+        let body = json!({"companyID":"comp_4","revenu":99420,"industry":"retail","employee":4635,
+            "job30":10,"job90":100,"monthlyFee":400,"totalFee":1200,"riskOfChurn":false});
+        let t = Tenant::from_json(&body, None).unwrap();
+        assert_eq!(t.tenant_id, "comp_4");
+        assert_eq!(t.employees, 4635);
+        assert_eq!(t.monthly_fee, 400.0);
+        let out = serde_json::to_value(&t).unwrap();
+        assert_eq!(out["tenantID"], "comp_4");
+        assert_eq!(out["monthlyFee"], 400.0);
+    }
+
+    #[test]
+    fn names_every_bad_field() {
+        let body = json!({"tenantID":"","industry":"retail","revenu":-1,"employees":"many",
+            "job30":1.5,"monthlyFee":10});
+        let errors = Tenant::from_json(&body, None).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            ["tenantID", "revenu", "employees", "job30", "job90", "totalFee"]
+        );
+        assert_eq!(errors[2].got, "\"many\"");
+        assert_eq!(errors[4].got, "null");
+        assert!(Tenant::from_json(&json!([1]), None).is_err());
+    }
+
+    #[test]
+    fn the_url_id_fills_a_missing_body_id() {
+        let body = json!({"industry":"IT","revenu":1,"employees":1,"job30":1,"job90":1,
+            "monthlyFee":1.0,"totalFee":1.0});
+        assert_eq!(Tenant::from_json(&body, Some("x")).unwrap().tenant_id, "x");
+    }
+}
