@@ -9,6 +9,8 @@
 #   (scripts/loopback-only.cjs).
 # - moto (S3 server) and pyarrow (an independent Parquet reader) from PyPI, in a virtual
 #   environment cached in .cache/test-tools/venv; moto started on a free loopback port.
+# - PostgreSQL 15 from Debian: a throwaway cluster (initdb as user postgres) started with
+#   pg_ctl on a free loopback port, for the TenantManager's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -22,6 +24,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v gzip >/dev/null 2>&1 || need_apt+=(gzip)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+pg_bin=/usr/lib/postgresql/15/bin
+[ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/postgres" ] || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} ..." >&2
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
@@ -64,7 +68,24 @@ kinesis_pid=$!
 s3_port=$(free_port)
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" > target/moto.log 2>&1 &
 moto_pid=$!
-trap 'kill "$kinesis_pid" "$moto_pid" 2>/dev/null || true; wait "$kinesis_pid" "$moto_pid" 2>/dev/null || true' EXIT
+pg_port=$(free_port)
+pg_data=$(mktemp -d /tmp/tenantflow-pg.XXXXXX)
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+[ "$(id -u)" = 0 ] && chown postgres: "$pg_data"
+stop_servers() {
+  kill "$kinesis_pid" "$moto_pid" 2>/dev/null || true
+  wait "$kinesis_pid" "$moto_pid" 2>/dev/null || true
+  as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$pg_data"
+}
+trap stop_servers EXIT
+as_postgres "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust >/dev/null
+as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
+  -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_data" start >/dev/null
+as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres tenantflow_test
+export TENANTFLOW_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/tenantflow_test"
 for _ in $(seq 1 300); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$plain_port") 2>/dev/null; then break; fi
   if ! kill -0 "$kinesis_pid" 2>/dev/null; then
@@ -95,4 +116,5 @@ boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL_S3').create_bucket(Bucket='$T
 "
 
 cargo test --workspace --locked \
-  --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests "$@"
+  --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests \
+  --features tenantflow-tenants/postgres-integration-tests,tenantflow-tenants/kinesis-integration-tests "$@"

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the job: read events, join, count, score, write results.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Publish records to a Kinesis stream.
     Produce(produce::ProduceArgs),
     /// Create, describe or delete Kinesis streams.
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Produce(args) => produce::run(args),
         Command::Streams(args) => streams::run(args),
         Command::TenantManager(args) => tenant_manager::run(args),

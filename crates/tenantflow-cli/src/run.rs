@@ -174,7 +174,12 @@ pub struct RunArgs {
     tenant_ttl: Duration,
 
     /// Most lookups in flight at once, over the whole job.
-    #[arg(long, value_name = "N", default_value_t = 64, env = "TENANTFLOW_LOOKUP_MAX_IN_FLIGHT")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 64,
+        env = "TENANTFLOW_LOOKUP_MAX_IN_FLIGHT"
+    )]
     lookup_max_in_flight: usize,
 
     /// Time allowed to one lookup attempt.
@@ -184,12 +189,22 @@ pub struct RunArgs {
     /// Attempts of one lookup (connect errors, timeouts, 5xx and 429 are retried with
     /// exponential back-off and jitter) before its events become dead letters
     /// `lookup_failed`.
-    #[arg(long, value_name = "N", default_value_t = 5, env = "TENANTFLOW_LOOKUP_ATTEMPTS")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        env = "TENANTFLOW_LOOKUP_ATTEMPTS"
+    )]
     lookup_attempts: u32,
 
     /// `unordered`: only a tenant's own records wait for its lookup (a tenant's records
     /// always stay in order); `ordered`: every record after a waiting one waits too.
-    #[arg(long, value_name = "ORDER", default_value = "unordered", env = "TENANTFLOW_LOOKUP_ORDER")]
+    #[arg(
+        long,
+        value_name = "ORDER",
+        default_value = "unordered",
+        env = "TENANTFLOW_LOOKUP_ORDER"
+    )]
     lookup_order: tenantflow_runtime::Emission,
 
     /// No progress line and no summary.

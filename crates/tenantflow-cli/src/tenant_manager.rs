@@ -11,16 +11,31 @@ use tenantflow_tenants::{Service, ServiceConfig};
 #[derive(Debug, Args)]
 pub struct TenantManagerArgs {
     /// Address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", env = "TENANTFLOW_TM_LISTEN")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "TENANTFLOW_TM_LISTEN"
+    )]
     listen: SocketAddr,
 
     /// `sqlite://FILE` (created and migrated on start) or `postgres://USER@HOST:PORT/DB`.
-    #[arg(long, value_name = "URL", default_value = "sqlite://tenants.db", env = "TENANTFLOW_TM_DATABASE")]
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "sqlite://tenants.db",
+        env = "TENANTFLOW_TM_DATABASE"
+    )]
     database: String,
 
     /// The key that writes (POST, PUT, DELETE) must carry in `x-api-key`. Without it the
     /// API is read-only. Prefer the environment variable: a flag shows in `ps`.
-    #[arg(long, value_name = "KEY", env = "TENANTFLOW_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "TENANTFLOW_API_KEY",
+        hide_env_values = true
+    )]
     api_key: Option<String>,
 
     /// Publish every create, update and delete to this Kinesis stream (through an
@@ -63,7 +78,11 @@ pub fn run(args: TenantManagerArgs) -> Result<()> {
             "tenant-manager: listening on http://{} ({}{}{})",
             service.addr,
             tenantflow_tenants::db::redact(&args.database),
-            if read_only { ", read-only: no --api-key" } else { "" },
+            if read_only {
+                ", read-only: no --api-key"
+            } else {
+                ""
+            },
             match &args.companies_stream {
                 Some(s) => format!(", publishing to {s}"),
                 None => String::new(),

@@ -7,6 +7,7 @@ mod crash;
 mod fault_proxy;
 mod inputs;
 mod kinesis;
+mod lookup;
 mod reference;
 mod s3;
 mod upstream;

@@ -29,7 +29,9 @@ pub enum SnapshotError {
     #[error("not a tenantflow state snapshot (bad magic)")]
     BadMagic,
     /// Written by a release this one cannot read.
-    #[error("state snapshot version {0} is not supported (this release reads versions {OLDEST_VERSION} to {VERSION})")]
+    #[error(
+        "state snapshot version {0} is not supported (this release reads versions {OLDEST_VERSION} to {VERSION})"
+    )]
     Version(u32),
     /// Cut short or corrupt.
     #[error("state snapshot is truncated or corrupt at byte {0}")]
@@ -256,7 +258,9 @@ mod tests {
 
         table.set_profile("c2", profile, 12_345, &model, |_| ());
         let mut restored: TenantTable<()> = TenantTable::new(Retention::default());
-        restored.restore(&table.snapshot(), &model, |_, _| ()).unwrap();
+        restored
+            .restore(&table.snapshot(), &model, |_, _| ())
+            .unwrap();
         assert_eq!(restored.refresh_at_ms("c2"), Some(12_345));
         assert_eq!(restored.refresh_at_ms("c1"), Some(NEVER));
     }

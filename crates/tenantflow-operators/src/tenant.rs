@@ -153,10 +153,10 @@ impl<X> TenantTable<X> {
 
     /// Postpones the next fetch of a fetched profile (after a failed refresh).
     pub fn postpone_refresh(&mut self, company_id: &str, refresh_at_ms: i64) {
-        if let Some(tenant) = self.tenants.get_mut(company_id) {
-            if tenant.refresh_at_ms != NEVER {
-                tenant.refresh_at_ms = refresh_at_ms;
-            }
+        if let Some(tenant) = self.tenants.get_mut(company_id)
+            && tenant.refresh_at_ms != NEVER
+        {
+            tenant.refresh_at_ms = refresh_at_ms;
         }
     }
 

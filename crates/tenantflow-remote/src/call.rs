@@ -186,7 +186,9 @@ where
             max: config.backoff_max,
             stats,
         }))
-        .layer(MapErrLayer::new(move |e: tower::BoxError| into_call_error(e, timeout)))
+        .layer(MapErrLayer::new(move |e: tower::BoxError| {
+            into_call_error(e, timeout)
+        }))
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(Arc::new(
             Semaphore::new(config.max_in_flight.max(1)),
         )))
@@ -381,7 +383,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_what_is_retryable_until_it_succeeds() {
-        let service = scripted(vec![Err(status(503)), Err(status(429)), Ok(7)], Duration::ZERO);
+        let service = scripted(
+            vec![Err(status(503)), Err(status(429)), Ok(7)],
+            Duration::ZERO,
+        );
         let stats = Arc::new(CallStats::default());
         let stack = stack(service, &config(5), Arc::clone(&stats));
         assert_eq!(stack.oneshot(1).await, Ok(7));

@@ -39,6 +39,6 @@ pub use checkpoint::manifest::CheckpointStore;
 pub use job::{JobConfig, RunError, RunSummary, run};
 pub use lookup::LookupConfig;
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use output::{OutputError, OutputStart, prepare_output};
 pub use tenantflow_remote::call::CallConfig;
 pub use tenantflow_remote::keyed::Emission;
-pub use output::{OutputError, OutputStart, prepare_output};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 use tenantflow_core::Record;
 use tenantflow_core::batch::Position;
-use tenantflow_remote::call::{CallConfig, CallStats, CallService, stack};
+use tenantflow_remote::call::{CallConfig, CallService, CallStats, stack};
 use tenantflow_remote::executor::{Completion, Executor};
 use tenantflow_remote::keyed::{Emission, KeyedQueue};
 use tenantflow_remote::lookup::{LookupAnswer, TenantManagerClient, UrlError};

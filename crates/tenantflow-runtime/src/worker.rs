@@ -8,9 +8,9 @@ use tenantflow_core::batch::Position;
 use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow};
 use tenantflow_operators::score::Model;
 use tenantflow_operators::tenant::{JobOutcome, NEVER, TenantTable};
+use tenantflow_operators::window::Retention;
 use tenantflow_remote::executor::Completion;
 use tenantflow_remote::lookup::LookupAnswer;
-use tenantflow_operators::window::Retention;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::encoding::{Format, ProfileFragments};
 use tenantflow_sinks::file::{FileStats, PartitionedFileSink, now_ms};
@@ -387,7 +387,10 @@ impl Worker<'_> {
                     ),
                     Some(Resolution::Unknown) => (
                         DeadLetterReason::UnknownCompany,
-                        format!("the TenantManager does not know company `{}`", job.company_id),
+                        format!(
+                            "the TenantManager does not know company `{}`",
+                            job.company_id
+                        ),
                     ),
                     _ => (
                         DeadLetterReason::UnknownCompany,

@@ -56,7 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route_layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -303,11 +306,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "# TYPE tenantflow_tm_tenants gauge\ntenantflow_tm_tenants {n}"
         );
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

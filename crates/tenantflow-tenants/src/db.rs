@@ -40,7 +40,9 @@ pub enum DbError {
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
     /// The database is at a schema this release does not know.
-    #[error("the database schema is at version {found}, newer than this release's {SCHEMA_VERSION}")]
+    #[error(
+        "the database schema is at version {found}, newer than this release's {SCHEMA_VERSION}"
+    )]
     NewerSchema {
         /// The database's version.
         found: i64,
@@ -95,9 +97,15 @@ impl Db {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
                     // WAL: readers never wait for the writer; a writer waits up to 5 s.
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
@@ -166,10 +174,12 @@ impl Db {
     /// # Errors
     /// The database failed.
     pub async fn get(&self, id: &str) -> Result<Option<Tenant>, DbError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE tenant_id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenants WHERE tenant_id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| tenant_of(&r)).transpose()?)
     }
 
@@ -226,26 +236,31 @@ impl Db {
     /// # Errors
     /// The database failed.
     pub async fn put(&self, tenant: &Tenant) -> Result<bool, DbError> {
+        // Writes first, so that a transaction never upgrades a read lock (SQLite would
+        // refuse concurrent upgrades at once instead of waiting).
         let mut tx = self.pool.begin().await?;
-        let existed = sqlx::query("SELECT 1 FROM tenants WHERE tenant_id = $1")
-            .bind(tenant.tenant_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
         let sql = format!(
-            "INSERT INTO tenants ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (tenant_id) DO UPDATE SET industry = excluded.industry, revenu = excluded.revenu, \
-             employees = excluded.employees, job30 = excluded.job30, job90 = excluded.job90, \
-             monthly_fee = excluded.monthly_fee, total_fee = excluded.total_fee, updated_ms = excluded.updated_ms"
+            "INSERT INTO tenants ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id) DO NOTHING"
         );
-        let upsert = sqlx::query(&sql);
-        bind_tenant(upsert, tenant)
+        let inserted = bind_tenant(sqlx::query(&sql), tenant)
             .bind(now_ms())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+            == 1;
+        if !inserted {
+            let update = sqlx::query(
+                "UPDATE tenants SET industry = $2, revenu = $3, employees = $4, job30 = $5, \
+                 job90 = $6, monthly_fee = $7, total_fee = $8, updated_ms = $9 WHERE tenant_id = $1",
+            );
+            bind_tenant(update, tenant)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
         self.queue(&mut tx, tenant, false).await?;
         tx.commit().await?;
-        Ok(existed)
+        Ok(!inserted)
     }
 
     /// Deletes a tenant; the deleted tenant, if it existed.
@@ -254,18 +269,16 @@ impl Db {
     /// The database failed.
     pub async fn delete(&self, id: &str) -> Result<Option<Tenant>, DbError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE tenant_id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "DELETE FROM tenants WHERE tenant_id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let tenant = tenant_of(&row)?;
-        sqlx::query("DELETE FROM tenants WHERE tenant_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         self.queue(&mut tx, &tenant, true).await?;
         tx.commit().await?;
         Ok(Some(tenant))

@@ -77,7 +77,11 @@ impl Tenant {
                 s.clone()
             }
             other => {
-                errors.push(wrong("industry", "a non-empty string of at most 64 bytes", other));
+                errors.push(wrong(
+                    "industry",
+                    "a non-empty string of at most 64 bytes",
+                    other,
+                ));
                 String::new()
             }
         };
@@ -227,7 +231,14 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
         assert_eq!(
             fields,
-            ["tenantID", "revenu", "employees", "job30", "job90", "totalFee"]
+            [
+                "tenantID",
+                "revenu",
+                "employees",
+                "job30",
+                "job90",
+                "totalFee"
+            ]
         );
         assert_eq!(errors[2].got, "\"many\"");
         assert_eq!(errors[4].got, "null");

@@ -1,0 +1,373 @@
+//! The job with its companies from the TenantManager: against the real service (the
+//! same figures as with the companies in the input), and against a test server that
+//! delays, fails, resets and times out at seeded points (every event ends as a result
+//! or a dead letter with the right reason, each tenant's events in order, in-flight
+//! requests within the bound).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{
+    assert_check_output_matches, check_output_figures, gen_w1, result_files, tenantflow,
+};
+
+/// A `tenantflow tenant-manager` child, stopped on drop.
+struct TenantManager {
+    child: Child,
+    url: String,
+}
+
+impl TenantManager {
+    fn start(dir: &Path, seed: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+            .args(["tenant-manager", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--database")
+            .arg(format!("sqlite://{}", dir.join("tenants.db").display()))
+            .arg("--seed")
+            .arg(seed)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It says where it listens once it does.
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut said = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("listening on") => break,
+                Some(Ok(line)) => said.push(line),
+                _ => panic!("tenant-manager did not start: {said:?}"),
+            }
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for TenantManager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = gen_w1(dir.path(), 60_000, 800, 5);
+    let text = std::fs::read_to_string(&w1).unwrap();
+    // The company block seeds the service; the job events alone are the input. Updates
+    // (company records after the block) are left out of both runs.
+    let mut companies = String::new();
+    let mut jobs = String::new();
+    let mut in_block = true;
+    for line in text.lines() {
+        let is_company = line.contains(r#""type":"company""#);
+        if in_block && is_company {
+            companies.push_str(line);
+            companies.push('\n');
+        } else if !is_company {
+            in_block = false;
+            jobs.push_str(line);
+            jobs.push('\n');
+        }
+    }
+    let seed = dir.path().join("companies.ndjson");
+    let job_file = dir.path().join("jobs.ndjson");
+    let both = dir.path().join("both.ndjson");
+    std::fs::write(&seed, &companies).unwrap();
+    std::fs::write(&job_file, &jobs).unwrap();
+    std::fs::write(&both, format!("{companies}{jobs}")).unwrap();
+
+    let service = TenantManager::start(dir.path(), &seed);
+    let from_input = dir.path().join("from-input");
+    tenantflow(&[
+        "run",
+        "--quiet",
+        "--input",
+        both.to_str().unwrap(),
+        "--output",
+        from_input.to_str().unwrap(),
+    ]);
+    let looked_up = dir.path().join("looked-up");
+    let out = tenantflow(&[
+        "run",
+        "--input",
+        job_file.to_str().unwrap(),
+        "--output",
+        looked_up.to_str().unwrap(),
+        "--tenant-manager",
+        &service.url,
+        "--checkpoint-interval",
+        "300ms",
+    ]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("(800 profiles fetched; 800 requests, 0 retried"),
+        "{summary}"
+    );
+    let want = check_output_figures(&from_input);
+    assert_eq!(want.lines, jobs.lines().count() as u64);
+    assert_check_output_matches(&looked_up, &want);
+}
+
+/// What the fault server does with each tenant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fate {
+    /// 404: a dead letter `unknown_company`.
+    Unknown,
+    /// 500 at every attempt: a dead letter `lookup_failed`.
+    Broken,
+    /// `n` faulty attempts (of the kind the seed picks), then the profile.
+    Flaky(u64),
+}
+
+const TENANTS: u64 = 240;
+const EVENTS: u64 = 4_000;
+const MAX_IN_FLIGHT: usize = 4;
+
+fn fate(tenant: u64) -> Fate {
+    match tenant % 10 {
+        0 => Fate::Unknown,
+        1 => Fate::Broken,
+        _ => Fate::Flaky(splitmix(tenant) % 4),
+    }
+}
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[derive(Default)]
+struct FaultStats {
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    requests: AtomicUsize,
+    attempts: Mutex<HashMap<u64, u64>>,
+}
+
+/// Serves `GET /api/v1/tenants/t-NNN` by each tenant's fate; faulty attempts are 500,
+/// 429, a reset connection, or no answer for 2 s (past the job's timeout), by seed.
+fn start_fault_server() -> (String, Arc<FaultStats>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stats = Arc::new(FaultStats::default());
+    let shared = Arc::clone(&stats);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let stats = Arc::clone(&shared);
+            std::thread::spawn(move || serve_connection(stream, &stats));
+        }
+    });
+    (url, stats)
+}
+
+fn serve_connection(mut stream: TcpStream, stats: &FaultStats) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                break;
+            }
+        }
+        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        stats.requests.fetch_add(1, Ordering::SeqCst);
+        let id = request_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.strip_prefix("/api/v1/tenants/"))
+            .unwrap_or("")
+            .to_owned();
+        let tenant: u64 = id.trim_start_matches("t-").parse().unwrap_or(0);
+        let attempt = {
+            let mut attempts = stats.attempts.lock().unwrap();
+            let n = attempts.entry(tenant).or_default();
+            *n += 1;
+            *n
+        };
+        let roll = splitmix(tenant * 31 + attempt);
+        std::thread::sleep(Duration::from_millis(roll % 15));
+        let respond = |stream: &mut TcpStream, status: &str, body: &str| {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        };
+        let faulty = match fate(tenant) {
+            Fate::Unknown => {
+                respond(
+                    &mut stream,
+                    "404 Not Found",
+                    r#"{"error":"no such tenant"}"#,
+                );
+                None
+            }
+            Fate::Broken => Some(0),
+            Fate::Flaky(n) if attempt <= n => Some(roll % 4),
+            Fate::Flaky(_) => {
+                let body = format!(
+                    r#"{{"tenantID":"{id}","industry":"retail","revenu":{},"employees":40,"job30":3,"job90":20,"monthlyFee":300.0,"totalFee":900.0}}"#,
+                    1000 + tenant
+                );
+                respond(&mut stream, "200 OK", &body);
+                None
+            }
+        };
+        stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+        match faulty {
+            None => {}
+            Some(0) => respond(
+                &mut stream,
+                "500 Internal Server Error",
+                r#"{"error":"boom"}"#,
+            ),
+            Some(1) => {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-length: 0\r\n\r\n"
+                );
+            }
+            Some(2) => {
+                // A reset: the connection closes with no answer.
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            Some(_) => {
+                // No answer within the job's timeout; the job gives up on this one.
+                std::thread::sleep(Duration::from_secs(2));
+                return;
+            }
+        }
+        let _ = stream.flush();
+    }
+}
+
+fn fault_run(order: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("jobs.ndjson");
+    let mut text = String::new();
+    for i in 0..EVENTS {
+        let tenant = splitmix(i ^ 0xfeed) % TENANTS;
+        text.push_str(&format!(
+            r#"{{"type":"job","companyID":"t-{tenant:03}","userID":"u-{i}","nbJobs":1,"creationDate":{}}}"#,
+            1_767_225_600_000 + i as i64 * 60_000
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&input, &text).unwrap();
+    let (url, stats) = start_fault_server();
+    let output = dir.path().join("out");
+    tenantflow(&[
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--tenant-manager",
+        &url,
+        "--lookup-max-in-flight",
+        &MAX_IN_FLIGHT.to_string(),
+        "--lookup-timeout",
+        "300ms",
+        "--lookup-attempts",
+        "5",
+        "--lookup-order",
+        order,
+        "--checkpoint-interval",
+        "200ms",
+    ]);
+    // Each result's event index by tenant, in file order.
+    let mut seen = vec![false; EVENTS as usize];
+    for file in result_files(&output, ".ndjson") {
+        let mut last: HashMap<String, u64> = HashMap::new();
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let tenant = v["companyID"].as_str().unwrap().to_owned();
+            let index: u64 = v["userID"].as_str().unwrap()[2..].parse().unwrap();
+            let number: u64 = tenant[2..].parse().unwrap();
+            assert!(
+                matches!(fate(number), Fate::Flaky(_)),
+                "{tenant} has a result"
+            );
+            assert!(!seen[index as usize], "event {index} twice");
+            seen[index as usize] = true;
+            if let Some(before) = last.insert(tenant.clone(), index) {
+                assert!(
+                    before < index,
+                    "{order}: {tenant}'s events out of order in {file:?}"
+                );
+            }
+        }
+    }
+    let rejected = output.join("_rejected");
+    let mut reasons: HashMap<String, u64> = HashMap::new();
+    for file in result_files(&rejected, ".ndjson") {
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let record: Value = serde_json::from_str(v["record"].as_str().unwrap()).unwrap();
+            let index: u64 = record["userID"].as_str().unwrap()[2..].parse().unwrap();
+            let number: u64 = record["companyID"].as_str().unwrap()[2..].parse().unwrap();
+            let reason = v["reason"].as_str().unwrap().to_owned();
+            let want = match fate(number) {
+                Fate::Unknown => "unknown_company",
+                Fate::Broken => "lookup_failed",
+                Fate::Flaky(_) => "none",
+            };
+            assert_eq!(reason, want, "{order}: event {index} of t-{number:03}: {v}");
+            assert!(!seen[index as usize], "event {index} twice");
+            seen[index as usize] = true;
+            *reasons.entry(reason).or_default() += 1;
+        }
+    }
+    let lost: Vec<usize> = (0..seen.len()).filter(|&i| !seen[i]).collect();
+    assert!(lost.is_empty(), "{order}: events lost: {lost:?}");
+    assert!(
+        reasons["unknown_company"] > 0 && reasons["lookup_failed"] > 0,
+        "{reasons:?}"
+    );
+    let most = stats.most_in_flight.load(Ordering::SeqCst);
+    assert!(most <= MAX_IN_FLIGHT, "{order}: {most} requests in flight");
+    // Requests were coalesced and answers kept in state: a flaky tenant was asked
+    // exactly once per faulty attempt plus once more, however many events it has.
+    for (&tenant, &asked) in stats.attempts.lock().unwrap().iter() {
+        if let Fate::Flaky(n) = fate(tenant) {
+            assert_eq!(asked, n + 1, "{order}: t-{tenant:03} asked {asked} times");
+        }
+    }
+}
+
+#[test]
+fn faults_of_the_tenant_manager_lose_nothing_and_keep_each_tenants_order() {
+    fault_run("unordered");
+}
+
+#[test]
+fn ordered_emission_under_faults_loses_nothing() {
+    fault_run("ordered");
+}

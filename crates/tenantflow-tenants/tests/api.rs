@@ -1,0 +1,366 @@
+//! The service over HTTP against a real database: SQLite always, PostgreSQL with the
+//! feature `postgres-integration-tests` (at `$TENANTFLOW_TEST_POSTGRES_URL`, which
+//! `scripts/test.sh` starts).
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tenantflow_tenants::{Service, ServiceConfig};
+
+const KEY: &str = "test-key-123";
+
+struct Running {
+    base: String,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start(database: String, companies_stream: Option<String>) -> Self {
+        let service = Service::start(ServiceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database,
+            api_key: Some(KEY.into()),
+            companies_stream,
+            seed: None,
+        })
+        .await
+        .unwrap();
+        let base = format!("http://{}", service.addr);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            service
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        key: bool,
+    ) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.parse().unwrap(), url);
+        if key {
+            request = request.header("x-api-key", KEY);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+fn tenant(id: &str, job30: i64) -> Value {
+    json!({"tenantID": id, "industry": "retail", "revenu": 29080, "employees": 14540,
+        "job30": job30, "job90": 13, "monthlyFee": 461.0, "totalFee": 1172.0})
+}
+
+/// Every endpoint, validation, auth, paging and concurrent updates, on one database.
+async fn exercise(database: String) {
+    let s = Running::start(database, None).await;
+    // Reads are open; a missing tenant is a 404, not the original's 204.
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants/comp_4", None, false).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants/count", None, false).await.1,
+        json!({"count": 0})
+    );
+    // Writes need the key.
+    let (status, body) = s
+        .send("POST", "/api/v1/tenants", Some(tenant("comp_4", 4)), false)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let mut wrong = s
+        .http
+        .post(format!("{}/api/v1/tenants", s.base))
+        .header("x-api-key", "nope");
+    wrong = wrong.json(&tenant("comp_4", 4));
+    assert_eq!(
+        wrong.send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Create, then a duplicate.
+    let (status, body) = s
+        .send("POST", "/api/v1/tenants", Some(tenant("comp_4", 4)), true)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body, tenant("comp_4", 4));
+    assert_eq!(
+        s.send("POST", "/api/v1/tenants", Some(tenant("comp_4", 5)), true)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants/comp_4", None, false).await.1,
+        tenant("comp_4", 4)
+    );
+    // The original JSON: `employee`, `companyID`.
+    let original = json!({"companyID":"comp_9","revenu":99420,"industry":"retail","employee":4635,
+        "job30":10,"job90":100,"monthlyFee":400,"totalFee":1200,"riskOfChurn":false});
+    assert_eq!(
+        s.send("POST", "/api/v1/tenants", Some(original), true)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants/comp_9", None, false).await.1["employees"],
+        4635
+    );
+    // Validation names each field.
+    let (status, body) = s
+        .send(
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"tenantID":"b","industry":"x","revenu":-3})),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "revenu",
+            "employees",
+            "job30",
+            "job90",
+            "monthlyFee",
+            "totalFee"
+        ]
+    );
+    assert_eq!(body["fields"][0]["got"], "-3");
+    let raw = s
+        .http
+        .post(format!("{}/api/v1/tenants", s.base))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let huge = s
+        .http
+        .post(format!("{}/api/v1/tenants", s.base))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // PUT persists (the original saved nothing); a body with another id is refused.
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/api/v1/tenants/comp_4",
+            Some(tenant("comp_4", 40)),
+            true
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants/comp_4", None, false).await.1["job30"],
+        40
+    );
+    let (status, body) = s
+        .send(
+            "PUT",
+            "/api/v1/tenants/comp_4",
+            Some(tenant("comp_5", 1)),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["fields"][0]["field"], "tenantID");
+    assert_eq!(
+        s.send(
+            "PUT",
+            "/api/v1/tenants/comp_7",
+            Some(tenant("comp_7", 7)),
+            true
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    // Paging: 25 more tenants, pages of 10, in id order, nothing twice.
+    for i in 0..25 {
+        let id = format!("p-{i:03}");
+        assert_eq!(
+            s.send("POST", "/api/v1/tenants", Some(tenant(&id, i)), true)
+                .await
+                .0,
+            StatusCode::CREATED
+        );
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let (status, page) = s
+            .send(
+                "GET",
+                &format!("/api/v1/tenants?limit=10&after={after}"),
+                None,
+                false,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        seen.extend(
+            page["tenants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["tenantID"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted);
+    assert_eq!(seen.len(), 28);
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants?limit=0", None, false)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants/count", None, false).await.1,
+        json!({"count": 28})
+    );
+    // Concurrent updates of one tenant: all succeed, the last write is whole.
+    let updates: Vec<_> = (0..32)
+        .map(|i| {
+            let http = s.http.clone();
+            let url = format!("{}/api/v1/tenants/hot", s.base);
+            tokio::spawn(async move {
+                http.put(url)
+                    .header("x-api-key", KEY)
+                    .json(&tenant("hot", i))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for update in updates {
+        assert!(update.await.unwrap().is_success());
+    }
+    let hot = s.send("GET", "/api/v1/tenants/hot", None, false).await.1;
+    assert!((0..32).contains(&hot["job30"].as_i64().unwrap()));
+    assert_eq!(hot["job90"], 13);
+    // Delete.
+    assert_eq!(
+        s.send("DELETE", "/api/v1/tenants/comp_4", None, false)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.send("DELETE", "/api/v1/tenants/comp_4", None, true)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.send("DELETE", "/api/v1/tenants/comp_4", None, true)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.send("GET", "/api/v1/tenants/comp_4", None, false).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Version, health, metrics.
+    assert_eq!(
+        s.send("GET", "/api/v1/version", None, false).await.1["schema"],
+        1
+    );
+    assert_eq!(
+        s.send("GET", "/healthz", None, false).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.send("GET", "/readyz", None, false).await.0,
+        StatusCode::OK
+    );
+    let (_, metrics) = s.send("GET", "/metrics", None, false).await;
+    let metrics = metrics.as_str().unwrap().to_owned();
+    assert!(
+        metrics.contains(
+            r#"tenantflow_tm_requests_total{method="POST",route="/api/v1/tenants",status="409"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tenantflow_tm_tenants 28"), "{metrics}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_serves_every_endpoint_and_keeps_data_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tenants.db").display());
+    exercise(url.clone()).await;
+    // Migrations run once; the data is still there.
+    let again = Running::start(url, None).await;
+    assert_eq!(
+        again
+            .send("GET", "/api/v1/tenants/comp_9", None, false)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    again.stop().await;
+}
+
+#[cfg(feature = "postgres-integration-tests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_serves_every_endpoint() {
+    let url = std::env::var("TENANTFLOW_TEST_POSTGRES_URL").expect("TENANTFLOW_TEST_POSTGRES_URL");
+    exercise(url).await;
+}
