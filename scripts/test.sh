@@ -117,4 +117,4 @@ boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL_S3').create_bucket(Bucket='$T
 
 cargo test --workspace --locked \
   --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests \
-  --features tenantflow-tenants/postgres-integration-tests,tenantflow-tenants/kinesis-integration-tests "$@"
+  --features tenantflow-tenants/postgres-integration-tests "$@"

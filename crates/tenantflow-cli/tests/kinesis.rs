@@ -653,3 +653,135 @@ fn killed_at_random_moments_a_stream_run_into_s3_resumes_to_exactly_the_results(
     assert_same_results(&got, &want, "from Kinesis into S3, after crashes");
     kinesis(&["streams", "delete", "--name", &stream]);
 }
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn http(addr: &str, method: &str, path: &str, body: Option<&str>, key: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nx-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// Every create, update and delete of the TenantManager reaches the companies stream
+/// through the outbox, in order per tenant.
+#[test]
+fn the_outbox_publishes_every_change_in_order_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = stream_name("companies");
+    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut service = command(&[
+        "tenant-manager",
+        "--listen",
+        &addr,
+        "--database",
+        &format!("sqlite://{}", dir.path().join("t.db").display()),
+        "--companies-stream",
+        &stream,
+    ])
+    .env("TENANTFLOW_API_KEY", "k")
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = service.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    assert!(lines.any(|l| l.unwrap().contains("listening on")));
+
+    let tenant = |id: &str, job30: u32| {
+        format!(
+            r#"{{"tenantID":"{id}","industry":"retail","revenu":1000,"employees":10,"job30":{job30},"job90":50,"monthlyFee":100.0,"totalFee":300.0}}"#
+        )
+    };
+    // Ten tenants written concurrently, each by its own thread: a create, then three
+    // updates; one is deleted at the end.
+    std::thread::scope(|scope| {
+        for t in 0..10 {
+            let addr = &addr;
+            let tenant = &tenant;
+            scope.spawn(move || {
+                let id = format!("tm-{t}");
+                let (status, body) =
+                    http(addr, "POST", "/api/v1/tenants", Some(&tenant(&id, 0)), "k");
+                assert_eq!(status, 201, "{body}");
+                for job30 in 1..=3 {
+                    let path = format!("/api/v1/tenants/{id}");
+                    let (status, body) = http(addr, "PUT", &path, Some(&tenant(&id, job30)), "k");
+                    assert_eq!(status, 200, "{body}");
+                }
+            });
+        }
+    });
+    assert_eq!(
+        http(&addr, "DELETE", "/api/v1/tenants/tm-5", None, "k").0,
+        204
+    );
+    // A stop publishes what is left in the outbox before the service exits.
+    let killed = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(service.wait().unwrap().success());
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let batches = runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut config = tenantflow_kinesis::consumer::ConsumerConfig::new(&stream);
+        config.exit_when_idle = Some(std::time::Duration::from_secs(2));
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let consumer = tokio::spawn(tenantflow_kinesis::consumer::consume(
+            local_client(),
+            config,
+            tx,
+            stop_rx,
+        ));
+        let mut batches = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            batches.push(batch);
+        }
+        consumer.await.unwrap().unwrap();
+        batches
+    });
+    let mut per_tenant: std::collections::BTreeMap<String, Vec<(i64, bool)>> = Default::default();
+    for batch in &batches {
+        for record in &batch.records {
+            let v: serde_json::Value = serde_json::from_slice(&record.data).unwrap();
+            assert_eq!(v["type"], "company");
+            per_tenant
+                .entry(v["companyID"].as_str().unwrap().to_owned())
+                .or_default()
+                .push((v["job30"].as_i64().unwrap(), v["deleted"] == true));
+        }
+    }
+    assert_eq!(per_tenant.len(), 10);
+    for (id, changes) in &per_tenant {
+        let mut want = vec![(0, false), (1, false), (2, false), (3, false)];
+        if id == "tm-5" {
+            want.push((3, true));
+        }
+        assert_eq!(changes, &want, "{id}: changes out of order or missing");
+    }
+
+    kinesis(&["streams", "delete", "--name", &stream]);
+}

@@ -1,5 +1,6 @@
-//! Against an S3-compatible server (moto, started by scripts/test.sh; the bucket is
-//! `$TENANTFLOW_TEST_S3_BUCKET`, the endpoint `$AWS_ENDPOINT_URL_S3`): results written
+//! Against an S3-compatible server (moto, started by scripts/test.sh at
+//! `$AWS_ENDPOINT_URL_S3`; each test makes a bucket of its own named after
+//! `$TENANTFLOW_TEST_S3_BUCKET`): results written
 //! to S3 with crashes at random moments equal one uninterrupted run; Parquet results
 //! read back by an independent reader (pyarrow, `$TENANTFLOW_TEST_PYTHON`) give the same
 //! five figures.
@@ -20,9 +21,27 @@ pub fn bucket() -> String {
         .expect("TENANTFLOW_TEST_S3_BUCKET is set by scripts/test.sh, which starts the server")
 }
 
-/// A prefix of its own for each test and process.
+/// A bucket of its own for each test and process (moto lists a bucket while iterating
+/// over all of its keys, unguarded: a concurrent test deleting keys in the same bucket
+/// makes the listing fail with a 500), and a prefix in it.
 pub fn s3_url(test: &str) -> String {
-    format!("s3://{}/{test}-{}", bucket(), std::process::id())
+    let bucket = format!("{}-{test}-{}", bucket(), std::process::id());
+    let python = std::env::var("TENANTFLOW_TEST_PYTHON")
+        .expect("TENANTFLOW_TEST_PYTHON (with boto3) is set by scripts/test.sh");
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import boto3, os, sys; boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL_S3']).create_bucket(Bucket=sys.argv[1])",
+            &bucket,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "creating bucket {bucket}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("s3://{bucket}/{test}")
 }
 
 /// Copies every object under `url` to `dest` (same relative paths); checks that no

@@ -85,6 +85,23 @@ fn tenant(id: &str, job30: i64) -> Value {
 /// Every endpoint, validation, auth, paging and concurrent updates, on one database.
 async fn exercise(database: String) {
     let s = Running::start(database, None).await;
+    // A database left by an earlier run starts empty.
+    loop {
+        let (_, page) = s
+            .send("GET", "/api/v1/tenants?limit=1000", None, false)
+            .await;
+        let tenants = page["tenants"].as_array().unwrap().clone();
+        if tenants.is_empty() {
+            break;
+        }
+        for t in tenants {
+            let path = format!("/api/v1/tenants/{}", t["tenantID"].as_str().unwrap());
+            assert_eq!(
+                s.send("DELETE", &path, None, true).await.0,
+                StatusCode::NO_CONTENT
+            );
+        }
+    }
     // Reads are open; a missing tenant is a 404, not the original's 204.
     assert_eq!(
         s.send("GET", "/api/v1/tenants/comp_4", None, false).await.0,
