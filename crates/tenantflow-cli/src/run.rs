@@ -173,6 +173,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, env = "TENANTFLOW_TENANT_TTL")]
     tenant_ttl: Duration,
 
+    /// How long a tenant the TenantManager answered 404 for is taken as unknown without
+    /// asking again (its events are dead letters `unknown_company` meanwhile; a companies
+    /// input record for it ends this at once). `0s`: ask for every event.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration, env = "TENANTFLOW_UNKNOWN_TENANT_TTL")]
+    unknown_tenant_ttl: Duration,
+
     /// Most lookups in flight at once, over the whole job.
     #[arg(
         long,
@@ -413,6 +419,7 @@ impl RunArgs {
                     }
                     let mut lookup = LookupConfig::new(url);
                     lookup.ttl = self.tenant_ttl;
+                    lookup.unknown_ttl = self.unknown_tenant_ttl;
                     lookup.emission = self.lookup_order;
                     lookup.call.max_in_flight = self.lookup_max_in_flight;
                     lookup.call.timeout = self.lookup_timeout;

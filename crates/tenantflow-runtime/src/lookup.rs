@@ -2,6 +2,7 @@
 //! profile past its TTL) waits for one request per tenant to the TenantManager, and the
 //! tenant's later records wait behind it, in order.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub struct LookupConfig {
     pub emission: Emission,
     /// Most records a worker keeps waiting for answers; past it, the worker waits.
     pub max_queued: usize,
+    /// How long a tenant the TenantManager does not know is taken as unknown without
+    /// asking again (zero: every event asks).
+    pub unknown_ttl: Duration,
 }
 
 impl LookupConfig {
@@ -37,6 +41,7 @@ impl LookupConfig {
             ttl: Duration::from_secs(3600),
             emission: Emission::Unordered,
             max_queued: 100_000,
+            unknown_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -65,6 +70,8 @@ impl LookupService {
             executor: Executor::new(self.service.clone(), runtime),
             queue: KeyedQueue::new(self.config.emission),
             ttl_ms: i64::try_from(self.config.ttl.as_millis()).unwrap_or(i64::MAX),
+            unknown: HashMap::default(),
+            unknown_ttl_ms: i64::try_from(self.config.unknown_ttl.as_millis()).unwrap_or(i64::MAX),
             max_in_flight: self.config.call.max_in_flight.max(1),
             max_queued: self.config.max_queued.max(1),
         }
@@ -93,9 +100,15 @@ pub(crate) struct Lookups {
     executor: Executor<Box<str>, LookupAnswer>,
     pub(crate) queue: KeyedQueue<Waiting, Resolution>,
     pub(crate) ttl_ms: i64,
+    /// Tenants the TenantManager said it does not know, until when to believe it.
+    unknown: HashMap<Box<str>, i64, foldhash::fast::RandomState>,
+    unknown_ttl_ms: i64,
     max_in_flight: usize,
     max_queued: usize,
 }
+
+/// Most tenants remembered as unknown per worker (ids of garbage input can be many).
+const MAX_UNKNOWN: usize = 100_000;
 
 impl Lookups {
     /// True when the worker must take answers before it takes another record.
@@ -107,6 +120,37 @@ impl Lookups {
     pub(crate) fn start(&mut self, company_id: &str) {
         self.queue.start(company_id);
         self.executor.submit(company_id.into(), company_id.into());
+    }
+
+    /// True if `company_id` was answered unknown less than the unknown TTL ago.
+    pub(crate) fn known_unknown(&self, company_id: &str, now_ms: i64) -> bool {
+        self.unknown
+            .get(company_id)
+            .is_some_and(|&until| until > now_ms)
+    }
+
+    /// Remembers that the TenantManager does not know `company_id`.
+    pub(crate) fn remember_unknown(&mut self, company_id: &str, now_ms: i64) {
+        if self.unknown_ttl_ms == 0 {
+            return;
+        }
+        if self.unknown.len() >= MAX_UNKNOWN {
+            self.unknown.retain(|_, until| *until > now_ms);
+            if self.unknown.len() >= MAX_UNKNOWN {
+                self.unknown.clear();
+            }
+        }
+        self.unknown.insert(
+            company_id.into(),
+            now_ms.saturating_add(self.unknown_ttl_ms),
+        );
+    }
+
+    /// Forgets that `company_id` was unknown (a profile came for it).
+    pub(crate) fn forget_unknown(&mut self, company_id: &str) {
+        if !self.unknown.is_empty() {
+            self.unknown.remove(company_id);
+        }
     }
 
     /// Where answers arrive.

@@ -195,40 +195,48 @@ impl Worker<'_> {
         position: Position,
         local: &mut MetricsSnapshot,
     ) -> Result<(), RunError> {
-        if self.lookups.is_some() && self.wait_for_lookup(record, position, local)? {
-            return Ok(());
+        if self.lookups.is_some() {
+            return self.process_with_lookups(record, position, local);
         }
         self.apply(record, position, None, local)
     }
 
     /// With lookups: queues the record if it must wait for its tenant's answer (starting
-    /// the lookup if none is in flight). True if queued.
-    fn wait_for_lookup(
+    /// the lookup if none is in flight), or processes it now.
+    fn process_with_lookups(
         &mut self,
         record: &Record<'_>,
         position: Position,
         local: &mut MetricsSnapshot,
-    ) -> Result<bool, RunError> {
+    ) -> Result<(), RunError> {
         while self.lookups.as_ref().is_some_and(Lookups::is_full) {
             self.take_one_answer(local)?;
         }
         let Some(lookups) = &mut self.lookups else {
-            return Ok(false);
+            return self.apply(record, position, None, local);
         };
         let key = record.company_id();
         let must_wait = lookups.queue.must_wait(key);
-        let needs_profile = match record {
+        let (needs_profile, now) = match record {
             Record::Job(_) => match self.table.refresh_at_ms(key) {
-                None => true,
-                Some(NEVER) => false,
-                Some(at) => at <= now_ms(),
+                None => (true, now_ms()),
+                Some(NEVER) => (false, 0),
+                Some(at) => {
+                    let now = now_ms();
+                    (at <= now, now)
+                }
             },
-            Record::Company(_) => false,
+            Record::Company(_) => (false, 0),
         };
-        if needs_profile && lookups.queue.needs_request(key) {
+        // Answered "unknown" moments ago: not asked again until the unknown TTL.
+        let unknown = needs_profile && lookups.known_unknown(key, now);
+        if unknown && !must_wait {
+            return self.apply(record, position, Some(Resolution::Unknown), local);
+        }
+        if needs_profile && !unknown && lookups.queue.needs_request(key) {
             lookups.start(key);
         } else if !must_wait && !lookups.queue.is_pending(key) {
-            return Ok(false);
+            return self.apply(record, position, None, local);
         }
         lookups.queue.push(
             key,
@@ -237,7 +245,7 @@ impl Worker<'_> {
                 position,
             },
         );
-        Ok(true)
+        Ok(())
     }
 
     /// Waits for one lookup's answer and lets through what it unblocks.
@@ -286,12 +294,16 @@ impl Worker<'_> {
                         });
                     local.tenants_fetched += 1;
                 }
+                lookups.forget_unknown(key);
                 Resolution::Profile
             }
             Ok(LookupAnswer::Unknown) => {
                 if fetched.is_some() {
                     // Deleted from the TenantManager since it was fetched.
                     self.table.remove(key);
+                }
+                if !from_input {
+                    lookups.remember_unknown(key, now);
                 }
                 if from_input {
                     Resolution::Profile
@@ -331,6 +343,9 @@ impl Worker<'_> {
     ) -> Result<(), RunError> {
         let job = match record {
             Record::Company(company) => {
+                if let Some(lookups) = &mut self.lookups {
+                    lookups.forget_unknown(&company.company_id);
+                }
                 let format = self.sink.format();
                 let id = &company.company_id;
                 self.table.upsert(company, self.model, |profile| {
