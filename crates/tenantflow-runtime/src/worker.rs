@@ -312,11 +312,14 @@ impl Worker<'_> {
                 }
             }
             Err(error) => {
-                if from_input || fetched.is_some() {
+                if fetched.is_some() {
                     // A failed refresh: the profile in state stays, for a while.
                     let retry = lookups.ttl_ms.clamp(1, REFRESH_RETRY_MS);
                     self.table.postpone_refresh(key, now.saturating_add(retry));
                     tracing::warn!(tenant = key, %error, "Refreshing a tenant failed; its profile is kept.");
+                    Resolution::Profile
+                } else if from_input {
+                    // A companies record came while the lookup was out: it is the profile.
                     Resolution::Profile
                 } else {
                     Resolution::Failed(error.to_string().into())
