@@ -100,7 +100,7 @@ impl Service<Box<str>> for TenantManagerClient {
         let (url, shown) = self.url_of(&id);
         let request = self.http.get(url).header("accept", "application/json");
         Box::pin(async move {
-            let response = request.send().await.map_err(|e| transport(&shown, &e))?;
+            let response = request.send().await.map_err(|e| transport(&shown, e))?;
             let status = response.status();
             if status == StatusCode::NOT_FOUND || status == StatusCode::NO_CONTENT {
                 return Ok(LookupAnswer::Unknown);
@@ -111,7 +111,7 @@ impl Service<Box<str>> for TenantManagerClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body = response.bytes().await.map_err(|e| transport(&shown, &e))?;
+            let body = response.bytes().await.map_err(|e| transport(&shown, e))?;
             if !status.is_success() {
                 let end = body.len().min(BODY_IN_ERROR);
                 return Err(CallError::Status {
@@ -140,17 +140,18 @@ impl Service<Box<str>> for TenantManagerClient {
     }
 }
 
-fn transport(url: &str, error: &reqwest::Error) -> CallError {
-    // The full chain says what happened (refused, reset); reqwest's own message only
-    // "error sending request".
+fn transport(url: &str, error: reqwest::Error) -> CallError {
+    // Without its URL (which may hold credentials; `url` is the shown one). The full
+    // chain says what happened (refused, reset); reqwest's own message only "error
+    // sending request".
+    let error = error.without_url();
     let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
         source = s.source();
     }
-    let message = message.replace(url, "");
     if error.is_connect() {
         CallError::Connect {
             url: url.into(),
@@ -204,6 +205,24 @@ mod tests {
             "http://127.0.0.1:9/prefix/api/v1/tenants/comp%204%2Fx%3Fy"
         );
         assert_eq!(shown, url.as_str());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_retryable_connect_error_without_credentials() {
+        use tower::ServiceExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client =
+            TenantManagerClient::new(&format!("http://user:secret@127.0.0.1:{port}")).unwrap();
+        let error = client.oneshot("comp_4".into()).await.unwrap_err();
+        assert!(matches!(error, CallError::Connect { .. }), "{error:?}");
+        assert!(error.is_retryable());
+        let text = error.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("/api/v1/tenants/comp_4"), "{text}");
     }
 
     #[test]
