@@ -30,6 +30,16 @@ pub struct AppState {
     pub api_key: Option<Arc<str>>,
     /// Request counters for `/metrics`.
     pub metrics: Arc<ApiMetrics>,
+    /// Wakes the outbox relay after a write (it also looks every second).
+    pub outbox_wake: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl AppState {
+    fn wrote(&self) {
+        if let Some(wake) = &self.outbox_wake {
+            wake.notify_one();
+        }
+    }
 }
 
 /// Requests by route and status, and the outbox's counters.
@@ -200,6 +210,7 @@ async fn create(
     let tenant = Tenant::from_json(&parse_body(&headers, &body)?, None).map_err(invalid)?;
     match state.db.create(&tenant).await? {
         Created::Yes => {
+            state.wrote();
             let location = format!("/api/v1/tenants/{}", tenant.tenant_id);
             let mut response = (StatusCode::CREATED, Json(&tenant)).into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
@@ -230,6 +241,7 @@ async fn replace(
         ));
     }
     let existed = state.db.put(&tenant).await?;
+    state.wrote();
     let status = if existed {
         StatusCode::OK
     } else {
@@ -245,7 +257,10 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers)?;
     match state.db.delete(&id).await? {
-        Some(_) => Ok(StatusCode::NO_CONTENT),
+        Some(_) => {
+            state.wrote();
+            Ok(StatusCode::NO_CONTENT)
+        }
         None => Err(not_found(&id)),
     }
 }

@@ -106,6 +106,9 @@ impl Service {
                     source,
                 })?;
         let addr = listener.local_addr().map_err(ServiceError::Serve)?;
+        let outbox = config
+            .companies_stream
+            .map(|stream| (stream, Arc::new(Notify::new())));
         Ok(Self {
             addr,
             seeded,
@@ -114,10 +117,9 @@ impl Service {
                 db,
                 api_key: config.api_key.map(Arc::from),
                 metrics: Arc::new(ApiMetrics::default()),
+                outbox_wake: outbox.as_ref().map(|(_, wake)| Arc::clone(wake)),
             },
-            outbox: config
-                .companies_stream
-                .map(|stream| (stream, Arc::new(Notify::new()))),
+            outbox,
         })
     }
 
