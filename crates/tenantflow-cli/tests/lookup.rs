@@ -158,6 +158,8 @@ fn splitmix(x: u64) -> u64 {
 
 #[derive(Default)]
 struct FaultStats {
+    /// Answer every tenant at once, with `job30` = how many times it was asked.
+    no_faults: bool,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
     requests: AtomicUsize,
@@ -166,10 +168,13 @@ struct FaultStats {
 
 /// Serves `GET /api/v1/tenants/t-NNN` by each tenant's fate; faulty attempts are 500,
 /// 429, a reset connection, or no answer for 2 s (past the job's timeout), by seed.
-fn start_fault_server() -> (String, Arc<FaultStats>) {
+fn start_fault_server(no_faults: bool) -> (String, Arc<FaultStats>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let stats = Arc::new(FaultStats::default());
+    let stats = Arc::new(FaultStats {
+        no_faults,
+        ..FaultStats::default()
+    });
     let shared = Arc::clone(&stats);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -218,7 +223,17 @@ fn serve_connection(mut stream: TcpStream, stats: &FaultStats) {
                 body.len()
             );
         };
-        let faulty = match fate(tenant) {
+        let fate = if stats.no_faults {
+            Fate::Flaky(0)
+        } else {
+            fate(tenant)
+        };
+        let faulty = match fate {
+            // The original service's answer for a missing tenant.
+            Fate::Unknown if tenant % 20 == 10 => {
+                respond(&mut stream, "204 No Content", "");
+                None
+            }
             Fate::Unknown => {
                 respond(
                     &mut stream,
@@ -231,8 +246,9 @@ fn serve_connection(mut stream: TcpStream, stats: &FaultStats) {
             Fate::Flaky(n) if attempt <= n => Some(roll % 4),
             Fate::Flaky(_) => {
                 let body = format!(
-                    r#"{{"tenantID":"{id}","industry":"retail","revenu":{},"employees":40,"job30":3,"job90":20,"monthlyFee":300.0,"totalFee":900.0}}"#,
-                    1000 + tenant
+                    r#"{{"tenantID":"{id}","industry":"retail","revenu":{},"employees":40,"job30":{},"job90":20,"monthlyFee":300.0,"totalFee":900.0}}"#,
+                    1000 + tenant,
+                    if stats.no_faults { attempt } else { 3 }
                 );
                 respond(&mut stream, "200 OK", &body);
                 None
@@ -280,7 +296,7 @@ fn fault_run(order: &str) {
         text.push('\n');
     }
     std::fs::write(&input, &text).unwrap();
-    let (url, stats) = start_fault_server();
+    let (url, stats) = start_fault_server(false);
     let output = dir.path().join("out");
     tenantflow(&[
         "run",
@@ -376,4 +392,73 @@ fn faults_of_the_tenant_manager_lose_nothing_and_keep_each_tenants_order() {
 #[test]
 fn ordered_emission_under_faults_loses_nothing() {
     fault_run("ordered");
+}
+
+/// A result of [`ttl_run`]: tenant, k-th event of the tenant, job30.
+type TtlResult = (u64, u64, i64);
+
+/// Runs 10 tenants × 20 events (one day) against a server whose `job30` is how many
+/// times the tenant was asked, one lookup at a time in input order; returns each
+/// tenant's requests and each result's (tenant, k-th event of it, job30).
+fn ttl_run(ttl: &str) -> (HashMap<u64, u64>, Vec<TtlResult>) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("jobs.ndjson");
+    let mut text = String::new();
+    for i in 0..200u64 {
+        text.push_str(&format!(
+            r#"{{"type":"job","companyID":"t-{:03}","userID":"u-{i}","nbJobs":1,"creationDate":{}}}"#,
+            i % 10,
+            1_767_225_600_000 + i * 1000
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let (url, stats) = start_fault_server(true);
+    let output = dir.path().join("out");
+    tenantflow(&[
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--tenant-manager",
+        &url,
+        "--tenant-ttl",
+        ttl,
+        "--lookup-max-in-flight",
+        "1",
+        "--lookup-order",
+        "ordered",
+    ]);
+    let mut results = Vec::new();
+    for file in result_files(&output, ".ndjson") {
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let tenant: u64 = v["companyID"].as_str().unwrap()[2..].parse().unwrap();
+            let index: u64 = v["userID"].as_str().unwrap()[2..].parse().unwrap();
+            results.push((tenant, index / 10 + 1, v["job30"].as_i64().unwrap()));
+        }
+    }
+    assert_eq!(results.len(), 200);
+    let attempts = stats.attempts.lock().unwrap().clone();
+    (attempts, results)
+}
+
+#[test]
+fn fetched_profiles_are_refreshed_after_their_ttl() {
+    // Within the TTL: one request per tenant; the k-th event counts k jobs on top of
+    // the first answer's baseline of 1.
+    let (attempts, results) = ttl_run("1h");
+    assert!(attempts.values().all(|&n| n == 1), "{attempts:?}");
+    for (tenant, k, job30) in &results {
+        assert_eq!(*job30, 1 + *k as i64, "t-{tenant:03}, event {k}");
+    }
+    // A TTL of zero: every later event finds the profile stale and waits for a fresh
+    // one, whose baseline is the k-th answer's.
+    let (attempts, results) = ttl_run("0s");
+    assert!(attempts.values().all(|&n| n == 20), "{attempts:?}");
+    for (tenant, k, job30) in &results {
+        assert_eq!(*job30, 2 * *k as i64, "t-{tenant:03}, event {k}");
+    }
 }
