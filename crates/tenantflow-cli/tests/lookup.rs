@@ -16,8 +16,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    assert_check_output_matches, check_output_figures, gen_w1, result_files, tenantflow,
+    assert_check_output_matches, assert_same_results, check_output_figures, gen_w1, result_files,
+    tenantflow,
 };
+use crate::crash::{command, kill_repeatedly};
 
 /// A `tenantflow tenant-manager` child, stopped on drop.
 struct TenantManager {
@@ -67,7 +69,8 @@ impl Drop for TenantManager {
 }
 
 #[test]
-fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input() {
+fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input_even_after_crashes()
+{
     let dir = tempfile::tempdir().unwrap();
     let w1 = gen_w1(dir.path(), 60_000, 800, 5);
     let text = std::fs::read_to_string(&w1).unwrap();
@@ -124,6 +127,30 @@ fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input(
     let want = check_output_figures(&from_input);
     assert_eq!(want.lines, jobs.lines().count() as u64);
     assert_check_output_matches(&looked_up, &want);
+
+    // Killed at seeded moments (lookups in flight, profiles half fetched) and started
+    // again: the same results, line for line.
+    let crashed = dir.path().join("crashed");
+    let run = || {
+        let mut cmd = command(&[
+            "run",
+            "--quiet",
+            "--input",
+            job_file.to_str().unwrap(),
+            "--output",
+            crashed.to_str().unwrap(),
+            "--tenant-manager",
+            &service.url,
+            "--checkpoint-interval",
+            "100ms",
+        ]);
+        cmd.env_remove("TENANTFLOW_LOG");
+        cmd
+    };
+    kill_repeatedly(5, 2, 2026, (200, 2500), run);
+    let status = run().status().unwrap();
+    assert!(status.success());
+    assert_same_results(&crashed, &looked_up, "killed runs with lookups");
 }
 
 /// What the fault server does with each tenant.

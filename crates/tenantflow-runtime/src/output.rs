@@ -89,7 +89,13 @@ pub fn prepare_output(
                 .strip_prefix(&output.prefix)
                 .unwrap_or(path)
                 .trim_start_matches('/');
-            relative.split('/').next().is_some_and(is_ours)
+            // Hidden names are uploads a crashed run left in progress (a folder's
+            // `.part-….inprogress`): not results; recovery removes them.
+            let hidden = relative
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with('.'));
+            !hidden && relative.split('/').next().is_some_and(is_ours)
         })
         .collect();
     if ours.is_empty() {
@@ -145,7 +151,19 @@ mod tests {
             prepare_output(&output, &checkpoints, false, false).unwrap(),
             OutputStart::Fresh
         );
+        // What a run killed before its first checkpoint leaves: uploads in progress,
+        // no result. The same command starts again.
         std::fs::create_dir_all(dir.path().join("2026-01-01--00")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join("2026-01-01--00/.part-w00-000001.ndjson.inprogress"),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            prepare_output(&output, &checkpoints, false, false).unwrap(),
+            OutputStart::Fresh
+        );
         std::fs::write(
             dir.path().join("2026-01-01--00/part-w00-000001.ndjson"),
             "x",
