@@ -69,13 +69,7 @@ impl Tenant {
             }
         };
         let industry = match field(object, &["industry"]) {
-            Some(Value::String(s))
-                if !s.trim().is_empty()
-                    && s.len() <= MAX_INDUSTRY_LEN
-                    && !s.chars().any(char::is_control) =>
-            {
-                s.clone()
-            }
+            Some(Value::String(s)) if is_text(s, MAX_INDUSTRY_LEN) => s.clone(),
             other => {
                 errors.push(wrong(
                     "industry",
@@ -157,13 +151,7 @@ fn field<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value
 
 fn valid_id(value: &Value, errors: &mut Vec<FieldError>) -> String {
     match value {
-        Value::String(s)
-            if !s.trim().is_empty()
-                && s.len() <= MAX_ID_LEN
-                && !s.chars().any(char::is_control) =>
-        {
-            s.clone()
-        }
+        Value::String(s) if is_text(s, MAX_ID_LEN) => s.clone(),
         other => {
             errors.push(wrong(
                 "tenantID",
@@ -173,6 +161,11 @@ fn valid_id(value: &Value, errors: &mut Vec<FieldError>) -> String {
             String::new()
         }
     }
+}
+
+/// Not blank, at most `max` bytes, no control characters.
+fn is_text(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.len() <= max && !s.chars().any(char::is_control)
 }
 
 fn missing(field: &'static str, expected: &'static str) -> FieldError {
