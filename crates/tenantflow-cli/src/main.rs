@@ -5,6 +5,7 @@ mod progress;
 mod run;
 mod streams;
 mod tenant_manager;
+mod train;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ enum Command {
     Streams(streams::StreamsArgs),
     /// The TenantManager service: tenants over REST, in SQLite or PostgreSQL.
     TenantManager(tenant_manager::TenantManagerArgs),
+    /// Train the churn model on labelled companies; print its test metrics.
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::Streams(args) => streams::run(args),
         Command::TenantManager(args) => tenant_manager::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

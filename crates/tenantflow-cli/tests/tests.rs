@@ -10,5 +10,6 @@ mod kinesis;
 mod lookup;
 mod reference;
 mod s3;
+mod train;
 mod upstream;
 mod w1;

@@ -1,0 +1,143 @@
+//! `tenantflow train`: fits the churn model on labelled companies and writes a model
+//! file, with its test metrics.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use tenantflow_train::data::{generate, parse_csv};
+use tenantflow_train::metrics::Metrics;
+use tenantflow_train::train;
+
+/// Flags of `tenantflow train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data in the original layout
+    /// (`Company,Industry,Revenue,Employees,#job30,#job90,MonthlyCharge,TotalCharge,Churn`).
+    #[arg(long, value_name = "FILE", required_unless_present = "generate")]
+    data: Option<PathBuf>,
+
+    /// Make N companies by the original generator's rules instead of reading --data.
+    #[arg(long, value_name = "N", conflicts_with = "data")]
+    generate: Option<usize>,
+
+    /// Where the model file goes.
+    #[arg(long, value_name = "MODEL")]
+    out: PathBuf,
+
+    /// Which model the file holds (both are trained and measured): `logistic` (the format
+    /// of bench/model.json, which `tenantflow run --model` reads) or `trees`.
+    #[arg(long, value_name = "KIND", default_value = "logistic")]
+    kind: KindArg,
+
+    /// Seed of the split (and of --generate).
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    seed: u64,
+
+    /// Share of the rows held out to measure the models.
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    test_fraction: f64,
+
+    /// The model's name (default: the file's stem).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Logistic,
+    Trees,
+}
+
+/// Trains, prints the metrics, writes the model.
+pub fn run(args: TrainArgs) -> Result<()> {
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+        bail!(
+            "--test-fraction must be between 0 and 1 (exclusive), got {}",
+            args.test_fraction
+        );
+    }
+    let (text, source) = match (&args.data, args.generate) {
+        (Some(path), _) => (
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, Some(n)) => (generate(n, args.seed), format!("{n} generated rows")),
+        (None, None) => bail!("give --data FILE or --generate N"),
+    };
+    let rows = parse_csv(&text, &source)?;
+    let total = rows.len();
+    if total < 10 {
+        bail!("{source} has {total} rows: too few to train and test on");
+    }
+    let trained = train(rows, args.test_fraction, args.seed)?;
+    let test_rows = total - trained.train_rows;
+    println!(
+        "tenantflow: trained on {} of {} rows from {source}; tested on {test_rows} (seed {}):",
+        trained.train_rows, total, args.seed
+    );
+    print_metrics("logistic regression", &trained.logistic_metrics);
+    print_metrics("gradient-boosted trees", &trained.trees_metrics);
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.out
+            .file_stem()
+            .map_or_else(|| "churn".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let training = |metrics: &Metrics, extra: serde_json::Value| {
+        json!({
+            "data": source,
+            "rows": total,
+            "train_rows": trained.train_rows,
+            "test_rows": test_rows,
+            "seed": args.seed,
+            "test_fraction": args.test_fraction,
+            "test_metrics": metrics,
+            "fit": extra,
+        })
+    };
+    let model = match args.kind {
+        KindArg::Logistic => {
+            let lr = &trained.logistic;
+            lr.to_json(
+                &name,
+                training(
+                    &trained.logistic_metrics,
+                    json!({"method": "newton", "l2": 1.0, "tolerance": 1e-9,
+                        "iterations": lr.iterations, "gradient": lr.gradient, "converged": lr.converged}),
+                ),
+            )
+        }
+        KindArg::Trees => trained.trees.to_json(
+            &name,
+            training(
+                &trained.trees_metrics,
+                json!({"rounds": trained.trees.trees.len(), "depth": 3, "learning_rate": 0.3, "lambda": 1.0}),
+            ),
+        ),
+    };
+    let text = serde_json::to_string_pretty(&model)?;
+    std::fs::write(&args.out, text + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "  model ({}) -> {}",
+        match args.kind {
+            KindArg::Logistic => "logistic regression",
+            KindArg::Trees => "gradient-boosted trees",
+        },
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn print_metrics(what: &str, m: &Metrics) {
+    let [[tn, fp], [fn_, tp]] = m.confusion;
+    println!(
+        "  {what:<24} accuracy {:.4}  precision {:.4}  recall {:.4}  ROC AUC {:.4}  (majority class {:.4})",
+        m.accuracy, m.precision, m.recall, m.roc_auc, m.majority_accuracy
+    );
+    println!(
+        "  {:<24} confusion: TN {tn}  FP {fp}  FN {fn_}  TP {tp}",
+        ""
+    );
+}

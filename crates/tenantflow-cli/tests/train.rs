@@ -1,0 +1,78 @@
+//! `tenantflow train`: on the original training set, a model file the job reads; from
+//! generated data, reproducibly.
+
+use crate::common::{shared, tenantflow};
+
+#[test]
+fn a_trained_model_is_written_with_its_metrics_and_runs_in_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("churn.json");
+    let out = tenantflow(&[
+        "train",
+        "--data",
+        shared("data/upstream/CompanyRisk/companies.csv")
+            .to_str()
+            .unwrap(),
+        "--out",
+        model.to_str().unwrap(),
+        "--seed",
+        "7",
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("trained on 8000 of 10000 rows"),
+        "{printed}"
+    );
+    assert!(printed.contains("gradient-boosted trees"), "{printed}");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(file["kind"], "logistic_regression");
+    assert_eq!(file["training"]["test_rows"], 2000);
+    let accuracy = file["training"]["test_metrics"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    let majority = file["training"]["test_metrics"]["majority_accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(accuracy > majority, "{accuracy} vs {majority}");
+    assert_eq!(file["training"]["fit"]["converged"], true);
+    tenantflow(&[
+        "run",
+        "--quiet",
+        "--generate",
+        "5000",
+        "--model",
+        model.to_str().unwrap(),
+        "--output",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+
+    // Generated data, trees: the same file twice from the same seed.
+    let trees = |name: &str| {
+        let path = dir.path().join(name);
+        tenantflow(&[
+            "train",
+            "--generate",
+            "3000",
+            "--kind",
+            "trees",
+            "--seed",
+            "3",
+            "--out",
+            path.to_str().unwrap(),
+            "--name",
+            "t",
+        ]);
+        std::fs::read_to_string(path).unwrap()
+    };
+    let first = trees("a.json");
+    assert_eq!(first, trees("b.json"));
+    let file: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(file["kind"], "gradient_boosted_trees");
+    assert!(
+        file["training"]["test_metrics"]["accuracy"]
+            .as_f64()
+            .unwrap()
+            >= 0.99
+    );
+}

@@ -1,0 +1,111 @@
+//! Training the churn model (`tenantflow train`).
+//!
+//! - [`data`]: the original training layout
+//!   (`Company,Industry,Revenue,Employees,#job30,#job90,MonthlyCharge,TotalCharge,Churn`),
+//!   and [`data::generate`], which makes such data by the original generator's rules.
+//! - [`split`]: a reproducible train/test split.
+//! - [`logistic`]: logistic regression (standardised numeric features, one-hot industry,
+//!   L2), fitted by Newton's method to a stated tolerance; written in the format of
+//!   `bench/model.json`.
+//! - [`trees`]: gradient-boosted decision trees on the same features.
+//! - [`metrics`]: accuracy, precision, recall, ROC AUC and the confusion matrix.
+//!
+//! Training is offline work: nothing here is on the job's hot path.
+
+pub mod data;
+pub mod logistic;
+pub mod metrics;
+pub mod split;
+pub mod trees;
+
+/// The numeric features, in the order of every model file.
+pub const NUMERIC: [&str; 6] = [
+    "revenu",
+    "employees",
+    "job30",
+    "job90",
+    "monthlyFee",
+    "totalFee",
+];
+
+/// One labelled company.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// Industry.
+    pub industry: String,
+    /// The numeric features, in [`NUMERIC`] order.
+    pub x: [f64; 6],
+    /// Churned.
+    pub churn: bool,
+}
+
+/// SplitMix64: the seeded generator of the split and the data generator.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        let span = (hi - lo + 1) as u64;
+        lo + (self.next_u64() % span) as i64
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// What training made of a data set: both models and their test metrics.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// Rows trained on.
+    pub train_rows: usize,
+    /// The logistic regression.
+    pub logistic: logistic::Logistic,
+    /// Its metrics on the test split.
+    pub logistic_metrics: metrics::Metrics,
+    /// The tree ensemble.
+    pub trees: trees::Ensemble,
+    /// Its metrics on the test split.
+    pub trees_metrics: metrics::Metrics,
+}
+
+/// Splits `rows` (`test_fraction` for test, shuffled by `seed`), fits both models on
+/// the training split and measures them on the test split.
+///
+/// # Errors
+/// Too few rows to train on, or a failed fit.
+pub fn train(
+    rows: Vec<Example>,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Trained, logistic::FitError> {
+    let (train, test) = split::split(rows, test_fraction, seed);
+    let logistic = logistic::fit(&train, logistic::Settings::default())?;
+    let trees = trees::fit(&train, trees::Settings::default());
+    let labels: Vec<bool> = test.iter().map(|r| r.churn).collect();
+    let lr_scores: Vec<f64> = test.iter().map(|r| logistic.score(r)).collect();
+    let tree_scores: Vec<f64> = test.iter().map(|r| trees.score(r)).collect();
+    Ok(Trained {
+        train_rows: train.len(),
+        logistic_metrics: metrics::evaluate(&lr_scores, &labels, 0.5),
+        trees_metrics: metrics::evaluate(&tree_scores, &labels, 0.5),
+        logistic,
+        trees,
+    })
+}

@@ -1,0 +1,57 @@
+//! Training on the original 10,000 rows (`../shared/data/upstream/CompanyRisk/companies.csv`).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use tenantflow_operators::score::{Features, Model};
+use tenantflow_train::data::{generate, parse_csv};
+use tenantflow_train::train;
+
+fn original() -> Vec<tenantflow_train::Example> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/upstream/CompanyRisk/companies.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    parse_csv(&text, "companies.csv").unwrap()
+}
+
+#[test]
+fn trees_learn_the_rule_and_the_regression_beats_the_majority() {
+    let rows = original();
+    assert_eq!(rows.len(), 10_000);
+    let trained = train(rows.clone(), 0.2, 42).unwrap();
+    assert_eq!(trained.train_rows, 8_000);
+    let t = &trained.trees_metrics;
+    assert!(t.accuracy >= 0.99, "trees: {t:?}");
+    let l = &trained.logistic_metrics;
+    assert!(l.accuracy > l.majority_accuracy, "logistic: {l:?}");
+    assert!(l.roc_auc > 0.5);
+    assert!(trained.logistic.converged, "{:?}", trained.logistic);
+    eprintln!("logistic: {l:?}\ntrees: {t:?}");
+
+    // Reproducible from the seed; another seed, another split.
+    let again = train(rows.clone(), 0.2, 42).unwrap();
+    assert_eq!(again.logistic, trained.logistic);
+    assert_eq!(again.trees, trained.trees);
+    assert_ne!(train(rows, 0.2, 43).unwrap().logistic, trained.logistic);
+}
+
+#[test]
+fn the_regression_file_scores_the_same_in_the_job() {
+    let rows = parse_csv(&generate(3000, 5), "gen").unwrap();
+    let trained = train(rows.clone(), 0.25, 1).unwrap();
+    let json = trained.logistic.to_json("gen", &trained.logistic_metrics);
+    let model = Model::from_json(&json.to_string(), "trained").unwrap();
+    for r in rows.iter().take(200) {
+        let features = Features {
+            revenu: r.x[0],
+            employees: r.x[1],
+            job30: r.x[2],
+            job90: r.x[3],
+            monthly_fee: r.x[4],
+            total_fee: r.x[5],
+        };
+        let job = model.score(&features, model.industry_weight(&r.industry));
+        let here = trained.logistic.score(r);
+        assert!((job - here).abs() < 1e-12, "{job} vs {here}");
+    }
+}
