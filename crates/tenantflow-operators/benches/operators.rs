@@ -37,7 +37,7 @@ fn operators(c: &mut Criterion) {
         total_fee: 9800.0,
     };
     group.bench_function("score", |b| {
-        b.iter(|| model.score(black_box(&features), 0.2))
+        b.iter(|| model.score(black_box(&features), "retail", 0.2))
     });
 
     let ids: Vec<String> = (0..10_000).map(|i| format!("c-{i:05}")).collect();

@@ -1,9 +1,14 @@
-//! The churn model: a logistic regression over standardised features and one-hot
-//! industry weights, in the file format of `bench/model.json`.
+//! The churn model, from a model file of one of two kinds:
 //!
-//! `z = intercept + Σ weight_i · (x_i − mean_i) / std_i + industry_weight`, summed in
-//! that order (the order of the file's features), `churnScore = 1 / (1 + e^−z)` (an
-//! overflowing exponential gives exactly 0), `riskOfChurn = churnScore >= threshold`.
+//! - `logistic_regression` (the format of `bench/model.json`):
+//!   `z = intercept + Σ weight_i · (x_i − mean_i) / std_i + industry_weight`, summed in
+//!   that order (the order of the file's features);
+//! - `gradient_boosted_trees` (written by `tenantflow train --kind trees`):
+//!   `z = base_score + Σ leaf of each tree`, a numeric node sending `x < threshold`
+//!   left, an industry node sending its industries left (an unknown industry right).
+//!
+//! `churnScore = 1 / (1 + e^−z)` (an overflowing exponential gives exactly 0),
+//! `riskOfChurn = churnScore >= threshold`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -103,6 +108,63 @@ impl Features {
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum ModelFile {
     LogisticRegression(LogisticRegressionFile),
+    GradientBoostedTrees(TreesFile),
+}
+
+#[derive(Deserialize)]
+struct TreesFile {
+    name: String,
+    threshold: f64,
+    base_score: f64,
+    trees: Vec<Vec<NodeFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NodeFile {
+    Numeric {
+        feature: Feature,
+        threshold: f64,
+        left: usize,
+        right: usize,
+    },
+    Industry {
+        industries: Vec<String>,
+        left: usize,
+        right: usize,
+    },
+    Leaf {
+        leaf: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Numeric {
+        feature: Feature,
+        threshold: f64,
+        left: u32,
+        right: u32,
+    },
+    Industry {
+        industries: Box<[Box<str>]>,
+        left: u32,
+        right: u32,
+    },
+    Leaf(f64),
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Logistic {
+        intercept: f64,
+        terms: Vec<Term>,
+        industry: HashMap<Box<str>, f64>,
+    },
+    Trees {
+        base: f64,
+        trees: Vec<Box<[Node]>>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -142,9 +204,7 @@ struct Term {
 pub struct Model {
     name: String,
     threshold: f64,
-    intercept: f64,
-    terms: Vec<Term>,
-    industry: HashMap<Box<str>, f64>,
+    kind: Kind,
 }
 
 impl Model {
@@ -170,21 +230,22 @@ impl Model {
     /// # Errors
     /// When the text is not a valid model.
     pub fn from_json(text: &str, origin: &str) -> Result<Self, ModelError> {
-        let ModelFile::LogisticRegression(file) =
-            serde_json::from_str(text).map_err(|source| ModelError::Parse {
-                path: origin.to_owned(),
-                source,
-            })?;
+        let file: ModelFile = serde_json::from_str(text).map_err(|source| ModelError::Parse {
+            path: origin.to_owned(),
+            source,
+        })?;
+        match file {
+            ModelFile::LogisticRegression(file) => Self::logistic(file),
+            ModelFile::GradientBoostedTrees(file) => Self::trees(file),
+        }
+    }
+
+    fn logistic(file: LogisticRegressionFile) -> Result<Self, ModelError> {
         let invalid = |problem: String| ModelError::Invalid {
             name: file.name.clone(),
             problem,
         };
-        if !(0.0..=1.0).contains(&file.threshold) {
-            return Err(invalid(format!(
-                "threshold {} is not in [0, 1]",
-                file.threshold
-            )));
-        }
+        check_threshold(&file.name, file.threshold)?;
         if !file.intercept.is_finite() {
             return Err(invalid("intercept is not finite".into()));
         }
@@ -216,14 +277,89 @@ impl Model {
         }
         Ok(Self {
             threshold: file.threshold,
-            intercept: file.intercept,
-            terms,
-            industry: file
-                .categorical
-                .industry
-                .into_iter()
-                .map(|(k, w)| (k.into_boxed_str(), w))
-                .collect(),
+            kind: Kind::Logistic {
+                intercept: file.intercept,
+                terms,
+                industry: file
+                    .categorical
+                    .industry
+                    .into_iter()
+                    .map(|(k, w)| (k.into_boxed_str(), w))
+                    .collect(),
+            },
+            name: file.name,
+        })
+    }
+
+    fn trees(file: TreesFile) -> Result<Self, ModelError> {
+        let invalid = |problem: String| ModelError::Invalid {
+            name: file.name.clone(),
+            problem,
+        };
+        check_threshold(&file.name, file.threshold)?;
+        if !file.base_score.is_finite() {
+            return Err(invalid("base_score is not finite".into()));
+        }
+        let mut trees = Vec::with_capacity(file.trees.len());
+        for (t, tree) in file.trees.iter().enumerate() {
+            if tree.is_empty() {
+                return Err(invalid(format!("tree {t} has no node")));
+            }
+            // Children come after their parent: every walk ends at a leaf.
+            let child = |i: usize, c: usize| -> Result<u32, ModelError> {
+                if c > i && c < tree.len() {
+                    Ok(c as u32)
+                } else {
+                    Err(invalid(format!(
+                        "tree {t}, node {i}: child {c} must come after it and within the tree's {} nodes",
+                        tree.len()
+                    )))
+                }
+            };
+            let mut nodes = Vec::with_capacity(tree.len());
+            for (i, node) in tree.iter().enumerate() {
+                nodes.push(match node {
+                    NodeFile::Leaf { leaf } if leaf.is_finite() => Node::Leaf(*leaf),
+                    NodeFile::Leaf { .. } => {
+                        return Err(invalid(format!("tree {t}, node {i}: leaf is not finite")));
+                    }
+                    NodeFile::Numeric {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                    } => {
+                        if !threshold.is_finite() {
+                            return Err(invalid(format!(
+                                "tree {t}, node {i}: threshold is not finite"
+                            )));
+                        }
+                        Node::Numeric {
+                            feature: *feature,
+                            threshold: *threshold,
+                            left: child(i, *left)?,
+                            right: child(i, *right)?,
+                        }
+                    }
+                    NodeFile::Industry {
+                        industries,
+                        left,
+                        right,
+                    } => Node::Industry {
+                        industries: industries.iter().map(|s| s.as_str().into()).collect(),
+                        left: child(i, *left)?,
+                        right: child(i, *right)?,
+                    },
+                });
+            }
+            trees.push(nodes.into_boxed_slice());
+        }
+        Ok(Self {
+            threshold: file.threshold,
+            kind: Kind::Trees {
+                base: file.base_score,
+                trees,
+            },
             name: file.name,
         })
     }
@@ -233,24 +369,81 @@ impl Model {
         &self.name
     }
 
-    /// The weight of an industry; 0 for an industry the model does not list.
+    /// The weight of an industry for a logistic regression; 0 for an industry the model
+    /// does not list, and for tree models (which read the industry itself).
     pub fn industry_weight(&self, industry: &str) -> f64 {
-        self.industry.get(industry).copied().unwrap_or(0.0)
+        match &self.kind {
+            Kind::Logistic { industry: w, .. } => w.get(industry).copied().unwrap_or(0.0),
+            Kind::Trees { .. } => 0.0,
+        }
     }
 
-    /// The churn probability, given the industry's weight.
-    pub fn score(&self, features: &Features, industry_weight: f64) -> f64 {
-        let mut z = self.intercept;
-        for t in &self.terms {
-            z += t.weight * (features.get(t.feature) - t.mean) / t.std;
-        }
-        z += industry_weight;
+    /// The churn probability of a tenant of `industry`, whose
+    /// [`industry_weight`](Self::industry_weight) is given (computed once per profile).
+    pub fn score(&self, features: &Features, industry: &str, industry_weight: f64) -> f64 {
+        let z = match &self.kind {
+            Kind::Logistic {
+                intercept, terms, ..
+            } => {
+                let mut z = *intercept;
+                for t in terms {
+                    z += t.weight * (features.get(t.feature) - t.mean) / t.std;
+                }
+                z + industry_weight
+            }
+            Kind::Trees { base, trees } => {
+                let mut z = *base;
+                for tree in trees {
+                    z += walk(tree, features, industry);
+                }
+                z
+            }
+        };
         1.0 / (1.0 + (-z).exp())
     }
 
     /// Whether a score flags a churn risk.
     pub fn is_risk(&self, score: f64) -> bool {
         score >= self.threshold
+    }
+}
+
+/// The leaf a tree gives: children come after their parents (checked at load), so the
+/// walk ends.
+fn walk(tree: &[Node], features: &Features, industry: &str) -> f64 {
+    let mut at = 0;
+    loop {
+        match &tree[at] {
+            Node::Leaf(value) => return *value,
+            Node::Numeric {
+                feature,
+                threshold,
+                left,
+                right,
+            } => {
+                let go_left = features.get(*feature) < *threshold;
+                at = if go_left { *left } else { *right } as usize;
+            }
+            Node::Industry {
+                industries,
+                left,
+                right,
+            } => {
+                let go_left = industries.iter().any(|i| **i == *industry);
+                at = if go_left { *left } else { *right } as usize;
+            }
+        }
+    }
+}
+
+fn check_threshold(name: &str, threshold: f64) -> Result<(), ModelError> {
+    if (0.0..=1.0).contains(&threshold) {
+        Ok(())
+    } else {
+        Err(ModelError::Invalid {
+            name: name.to_owned(),
+            problem: format!("threshold {threshold} is not in [0, 1]"),
+        })
     }
 }
 
@@ -283,7 +476,7 @@ mod tests {
             + 0.6 * (f.monthly_fee - 1000.0) / 800.0
             + -0.4 * (f.total_fee - 20000.0) / 15000.0
             + 0.2;
-        let score = model.score(&f, model.industry_weight("retail"));
+        let score = model.score(&f, "retail", model.industry_weight("retail"));
         assert_eq!(score, 1.0 / (1.0 + (-z).exp()));
         assert_eq!(model.industry_weight("agriculture"), 0.0);
         assert_eq!(model.is_risk(score), score >= 0.5);
@@ -296,7 +489,7 @@ mod tests {
             revenu: 1e300,
             ..features()
         };
-        assert_eq!(model.score(&f, 0.0), 0.0);
+        assert_eq!(model.score(&f, "x", 0.0), 0.0);
     }
 
     #[test]
@@ -311,5 +504,30 @@ mod tests {
         assert!(err.to_string().contains("std > 0"), "{err}");
         let err = Model::from_json(r#"{"kind":"forest"}"#, "m").unwrap_err();
         assert!(matches!(err, ModelError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn tree_models_score_and_bad_trees_are_refused() {
+        let file = r#"{"kind":"gradient_boosted_trees","name":"t","threshold":0.5,"base_score":0.0,
+            "trees":[[{"feature":"job30","threshold":5.0,"left":1,"right":2},{"leaf":2.0},
+                      {"industries":["retail"],"left":3,"right":4},{"leaf":1.0},{"leaf":-3.0}]]}"#;
+        let model = Model::from_json(file, "t").unwrap();
+        let mut f = Features {
+            revenu: 0.0,
+            employees: 0.0,
+            job30: 3.0,
+            job90: 0.0,
+            monthly_fee: 0.0,
+            total_fee: 0.0,
+        };
+        let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+        assert_eq!(model.score(&f, "IT", 0.0), sigmoid(2.0));
+        f.job30 = 7.0;
+        assert_eq!(model.score(&f, "retail", 0.0), sigmoid(1.0));
+        assert_eq!(model.score(&f, "unseen", 0.0), sigmoid(-3.0));
+        assert_eq!(model.industry_weight("retail"), 0.0);
+        let cycle = file.replace(r#""left":3,"right":4"#, r#""left":0,"right":4"#);
+        let err = Model::from_json(&cycle, "t").unwrap_err().to_string();
+        assert!(err.contains("must come after it"), "{err}");
     }
 }

@@ -192,7 +192,7 @@ impl<X> TenantTable<X> {
             monthly_fee: p.monthly_fee,
             total_fee: p.total_fee,
         };
-        let churn_score = model.score(&features, tenant.industry_weight);
+        let churn_score = model.score(&features, &p.industry, tenant.industry_weight);
         JobOutcome::Joined(Joined {
             tenant,
             job30,

@@ -35,6 +35,36 @@ fn trees_learn_the_rule_and_the_regression_beats_the_majority() {
     assert_ne!(train(rows, 0.2, 43).unwrap().logistic, trained.logistic);
 }
 
+fn features(r: &tenantflow_train::Example) -> Features {
+    Features {
+        revenu: r.x[0],
+        employees: r.x[1],
+        job30: r.x[2],
+        job90: r.x[3],
+        monthly_fee: r.x[4],
+        total_fee: r.x[5],
+    }
+}
+
+#[test]
+fn the_tree_file_scores_the_same_in_the_job() {
+    let rows = parse_csv(&generate(3000, 9), "gen").unwrap();
+    let trained = train(rows.clone(), 0.25, 2).unwrap();
+    let json = trained.trees.to_json("gen-trees", &trained.trees_metrics);
+    let model = Model::from_json(&json.to_string(), "trained").unwrap();
+    let mut unknown = rows[0].clone();
+    unknown.industry = "never-seen".into();
+    for r in rows.iter().take(300).chain([&unknown]) {
+        let job = model.score(
+            &features(r),
+            &r.industry,
+            model.industry_weight(&r.industry),
+        );
+        let here = trained.trees.score(r);
+        assert!((job - here).abs() < 1e-12, "{job} vs {here}");
+    }
+}
+
 #[test]
 fn the_regression_file_scores_the_same_in_the_job() {
     let rows = parse_csv(&generate(3000, 5), "gen").unwrap();
@@ -42,15 +72,11 @@ fn the_regression_file_scores_the_same_in_the_job() {
     let json = trained.logistic.to_json("gen", &trained.logistic_metrics);
     let model = Model::from_json(&json.to_string(), "trained").unwrap();
     for r in rows.iter().take(200) {
-        let features = Features {
-            revenu: r.x[0],
-            employees: r.x[1],
-            job30: r.x[2],
-            job90: r.x[3],
-            monthly_fee: r.x[4],
-            total_fee: r.x[5],
-        };
-        let job = model.score(&features, model.industry_weight(&r.industry));
+        let job = model.score(
+            &features(r),
+            &r.industry,
+            model.industry_weight(&r.industry),
+        );
         let here = trained.logistic.score(r);
         assert!((job - here).abs() < 1e-12, "{job} vs {here}");
     }
