@@ -3,6 +3,7 @@
 mod produce;
 mod progress;
 mod run;
+mod scorer;
 mod streams;
 mod tenant_manager;
 mod train;
@@ -32,6 +33,8 @@ enum Command {
     TenantManager(tenant_manager::TenantManagerArgs),
     /// Train the churn model on labelled companies; print its test metrics.
     Train(train::TrainArgs),
+    /// Serve a churn model over HTTP (SageMaker-compatible, and /assessChurn).
+    Scorer(scorer::ScorerArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Streams(args) => streams::run(args),
         Command::TenantManager(args) => tenant_manager::run(args),
         Command::Train(args) => train::run(args),
+        Command::Scorer(args) => scorer::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -94,7 +94,8 @@ pub fn run(args: TenantManagerArgs) -> Result<()> {
     })
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

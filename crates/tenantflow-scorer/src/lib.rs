@@ -1,0 +1,171 @@
+//! `tenantflow scorer`: a churn model served over HTTP.
+//!
+//! - SageMaker's container contract: `GET /ping`, `POST /invocations` with `text/csv`
+//!   (one row per line, columns in [`rows::COLUMNS`] order) or `application/json`
+//!   (`{"instances":[…]}`, an array, or one object), answering
+//!   `{"predictions":[{"score":…,"predicted_label":0|1},…]}` in row order.
+//! - The SageMaker runtime API's path, `POST /endpoints/{name}/invocations`, so that a
+//!   SageMaker client can be pointed at this server.
+//! - The original API Gateway route, `POST /assessChurn`: one company in (`employee` or
+//!   `employees`), `{"churn":bool,"score":f64}` out.
+//!
+//! A bad row gets a 400 naming the row and the field.
+
+pub mod rows;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tenantflow_operators::score::Model;
+use tokio::net::TcpListener;
+
+use crate::rows::{Row, RowError};
+
+/// Largest request body: 6 MB, SageMaker's own limit for real-time invocations.
+pub const MAX_BODY_BYTES: usize = 6 << 20;
+
+#[derive(Clone)]
+struct AppState {
+    model: Arc<Model>,
+    rows: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+/// The routes serving `model`.
+pub fn router(model: Model) -> Router {
+    let state = AppState {
+        model: Arc::new(model),
+        rows: Arc::default(),
+        requests: Arc::default(),
+    };
+    Router::new()
+        .route("/ping", get(|| async { StatusCode::OK }))
+        .route("/invocations", post(invocations))
+        .route("/endpoints/{name}/invocations", post(invocations))
+        .route("/assessChurn", post(assess_churn))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn bad_request(error: RowError) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": error.to_string(), "row": error.row, "field": error.field})),
+    )
+        .into_response()
+}
+
+fn score(model: &Model, row: &Row) -> f64 {
+    model.score(
+        &row.features,
+        &row.industry,
+        model.industry_weight(&row.industry),
+    )
+}
+
+async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/csv")
+        .to_ascii_lowercase();
+    let rows = if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(value) => rows::parse_json(&value),
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": format!("the body is not JSON: {e}")})),
+                )
+                    .into_response();
+            }
+        }
+    } else if content_type.starts_with("text/csv") {
+        match std::str::from_utf8(&body) {
+            Ok(text) => rows::parse_csv(text),
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": "the body is not UTF-8"})),
+                )
+                    .into_response();
+            }
+        }
+    } else {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Json(json!({"error": format!("expected text/csv or application/json, got {content_type}")})),
+        )
+            .into_response();
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return bad_request(e),
+    };
+    state.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    let predictions: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let s = score(&state.model, row);
+            json!({"score": s, "predicted_label": u8::from(state.model.is_risk(s))})
+        })
+        .collect();
+    Json(json!({ "predictions": predictions })).into_response()
+}
+
+async fn assess_churn(State(state): State<AppState>, body: Bytes) -> Response {
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("the body is not JSON: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    match rows::from_object(&value, 1) {
+        Ok(row) => {
+            state.rows.fetch_add(1, Ordering::Relaxed);
+            let s = score(&state.model, &row);
+            Json(json!({"churn": state.model.is_risk(s), "score": s})).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> String {
+    format!(
+        "# TYPE tenantflow_scorer_requests_total counter\ntenantflow_scorer_requests_total {}\n# TYPE tenantflow_scorer_rows_total counter\ntenantflow_scorer_rows_total {}\n",
+        state.requests.load(Ordering::Relaxed),
+        state.rows.load(Ordering::Relaxed)
+    )
+}
+
+/// Serves `model` on `listen` until `shutdown` completes; `ready` gets the bound address.
+///
+/// # Errors
+/// The address cannot be bound, or the server fails.
+pub async fn serve(
+    model: Model,
+    listen: SocketAddr,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    ready(listener.local_addr()?);
+    axum::serve(listener, router(model))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
