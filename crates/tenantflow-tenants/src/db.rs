@@ -236,15 +236,38 @@ impl Db {
     /// # Errors
     /// The database failed.
     pub async fn put(&self, tenant: &Tenant) -> Result<bool, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let existed = self.put_in(&mut tx, tenant).await?;
+        tx.commit().await?;
+        Ok(existed)
+    }
+
+    /// Creates or replaces every tenant of `tenants`, in one transaction (all or none).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn put_many(&self, tenants: &[Tenant]) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        for tenant in tenants {
+            self.put_in(&mut tx, tenant).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &Tenant,
+    ) -> Result<bool, DbError> {
         // Writes first, so that a transaction never upgrades a read lock (SQLite would
         // refuse concurrent upgrades at once instead of waiting).
-        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "INSERT INTO tenants ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id) DO NOTHING"
         );
         let inserted = bind_tenant(sqlx::query(&sql), tenant)
             .bind(now_ms())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected()
             == 1;
@@ -255,11 +278,10 @@ impl Db {
             );
             bind_tenant(update, tenant)
                 .bind(now_ms())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        self.queue(&mut tx, tenant, false).await?;
-        tx.commit().await?;
+        self.queue(tx, tenant, false).await?;
         Ok(!inserted)
     }
 

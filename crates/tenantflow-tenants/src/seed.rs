@@ -38,6 +38,9 @@ pub enum SeedError {
     Db(#[from] DbError),
 }
 
+/// Tenants written per transaction.
+const SEED_BATCH: usize = 1000;
+
 /// What seeding did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seeded {
@@ -47,11 +50,12 @@ pub struct Seeded {
     pub skipped: u64,
 }
 
-/// Loads every tenant of `path` (a later line of the same id replaces an earlier one).
+/// Loads every tenant of `path` (a later line of the same id replaces an earlier one),
+/// a thousand per transaction, once every line has been checked.
 ///
 /// # Errors
-/// An unreadable file, a line that is not a tenant (nothing after it is loaded), or a
-/// database failure.
+/// An unreadable file, a line that is not a tenant (then nothing is loaded), or a
+/// database failure (seeding again is harmless: it replaces).
 pub async fn seed(db: &Db, path: &Path) -> Result<Seeded, SeedError> {
     let shown = path.display().to_string();
     let text = tokio::fs::read_to_string(path)
@@ -61,6 +65,7 @@ pub async fn seed(db: &Db, path: &Path) -> Result<Seeded, SeedError> {
             source,
         })?;
     let mut seeded = Seeded::default();
+    let mut tenants = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         let bad = |message: String| SeedError::Line {
@@ -88,8 +93,14 @@ pub async fn seed(db: &Db, path: &Path) -> Result<Seeded, SeedError> {
                 .collect::<Vec<_>>()
                 .join("; "))
         })?;
-        db.put(&tenant).await?;
-        seeded.tenants += 1;
+        tenants.push(tenant);
+    }
+    for batch in tenants.chunks(SEED_BATCH) {
+        db.put_many(batch).await?;
+        seeded.tenants += batch.len() as u64;
+        if seeded.tenants % 100_000 == 0 {
+            tracing::info!(tenants = seeded.tenants, "Seeding…");
+        }
     }
     Ok(seeded)
 }

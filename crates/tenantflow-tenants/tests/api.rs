@@ -381,3 +381,43 @@ async fn postgres_serves_every_endpoint() {
     let url = std::env::var("TENANTFLOW_TEST_POSTGRES_URL").expect("TENANTFLOW_TEST_POSTGRES_URL");
     exercise(url).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_loads_the_original_csv_and_refuses_a_bad_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("seed.db").display());
+    let db = tenantflow_tenants::db::Db::open(&url, false).await.unwrap();
+    let good = dir.path().join("good.csv");
+    let mut text = String::from(
+        "Company,Industry,Revenue,Employees,#job30,#job90,MonthlyCharge,TotalCharge,Churn\r\n",
+    );
+    for i in 0..2500 {
+        text.push_str(&format!("comp_{i},travel,9270,4635,3,56,446,1476,1\r\n"));
+    }
+    std::fs::write(&good, &text).unwrap();
+    let seeded = tenantflow_tenants::seed::seed(&db, &good).await.unwrap();
+    assert_eq!((seeded.tenants, seeded.skipped), (2500, 1));
+    assert_eq!(db.count().await.unwrap(), 2500);
+    assert_eq!(db.get("comp_7").await.unwrap().unwrap().job90, 56);
+
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(
+        &bad,
+        "{\"tenantID\":\"n1\",\"industry\":\"IT\",\"revenu\":1,\"employees\":1,\"job30\":1,\"job90\":1,\"monthlyFee\":1,\"totalFee\":1}\n\
+         {\"type\":\"job\",\"companyID\":\"n1\"}\n\
+         {\"tenantID\":\"n2\",\"industry\":\"IT\",\"revenu\":\"lots\"}\n",
+    )
+    .unwrap();
+    let error = tenantflow_tenants::seed::seed(&db, &bad)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("bad.ndjson:3") && error.contains("revenu"),
+        "{error}"
+    );
+    assert!(
+        db.get("n1").await.unwrap().is_none(),
+        "nothing of a bad file is loaded"
+    );
+}
