@@ -438,7 +438,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     let (config, quiet, inputs) = args.into_job()?;
     let output = config.output.output.url();
     let format = config.output.extension();
-    tracing::info!(%inputs, %output, model = config.model.name(), workers = config.workers, "Starting run.");
+    let model = if config.model.version() == config.model.name() {
+        config.model.name().to_owned()
+    } else {
+        config.model.version().to_owned()
+    };
+    tracing::info!(%inputs, %output, model = config.model.name(), model_version = config.model.version(), workers = config.workers, "Starting run.");
     let metrics = Arc::new(Metrics::default());
     let live = Arc::clone(&metrics);
     let progress = Progress::start(!quiet, move |secs| {
@@ -455,12 +460,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     progress.finish();
     let summary = result.context("the run failed")?;
     if !quiet {
-        print_summary(&summary, &inputs, &output, format);
+        print_summary(&summary, &inputs, &output, format, &model);
     }
     Ok(())
 }
 
-fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String) {
+fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String, model: &str) {
     let m = &s.metrics;
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     println!(
@@ -503,7 +508,10 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String) {
             thousands(failures)
         );
     }
-    println!("  churn flags set   {:>14}", thousands(m.churn_flags));
+    println!(
+        "  churn flags set   {:>14}  (model {model})",
+        thousands(m.churn_flags)
+    );
     let reasons = DeadLetterReason::ALL
         .iter()
         .map(|r| format!("{r} {}", thousands(m.dead_letters[r.index()])))

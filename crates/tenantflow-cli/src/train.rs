@@ -116,6 +116,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ),
         ),
     };
+    // The version names this very model: its name and a hash of everything in the file.
+    let mut model = model;
+    let version = format!(
+        "{name}-{:016x}",
+        fnv1a(serde_json::to_string(&model)?.as_bytes())
+    );
+    model["version"] = json!(version);
     let text = serde_json::to_string_pretty(&model)?;
     std::fs::write(&args.out, text + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -128,6 +135,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn print_metrics(what: &str, m: &Metrics) {

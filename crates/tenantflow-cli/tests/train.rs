@@ -27,6 +27,11 @@ fn a_trained_model_is_written_with_its_metrics_and_runs_in_the_job() {
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
     assert_eq!(file["kind"], "logistic_regression");
+    let version = file["version"].as_str().unwrap();
+    assert!(
+        version.starts_with("churn-") && version.len() == "churn-".len() + 16,
+        "{version}"
+    );
     assert_eq!(file["training"]["test_rows"], 2000);
     let accuracy = file["training"]["test_metrics"]["accuracy"]
         .as_f64()

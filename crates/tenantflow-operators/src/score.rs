@@ -114,6 +114,8 @@ enum ModelFile {
 #[derive(Deserialize)]
 struct TreesFile {
     name: String,
+    #[serde(default)]
+    version: Option<String>,
     threshold: f64,
     base_score: f64,
     trees: Vec<Vec<NodeFile>>,
@@ -170,6 +172,8 @@ enum Kind {
 #[derive(Deserialize)]
 struct LogisticRegressionFile {
     name: String,
+    #[serde(default)]
+    version: Option<String>,
     threshold: f64,
     intercept: f64,
     features: Vec<FeatureFile>,
@@ -203,6 +207,8 @@ struct Term {
 #[derive(Debug, Clone)]
 pub struct Model {
     name: String,
+    /// The file's `version` (written by `tenantflow train`), else the name.
+    version: String,
     threshold: f64,
     kind: Kind,
 }
@@ -276,6 +282,7 @@ impl Model {
             return Err(invalid(format!("industry weight of {k} is not finite")));
         }
         Ok(Self {
+            version: file.version.unwrap_or_else(|| file.name.clone()),
             threshold: file.threshold,
             kind: Kind::Logistic {
                 intercept: file.intercept,
@@ -355,6 +362,7 @@ impl Model {
             trees.push(nodes.into_boxed_slice());
         }
         Ok(Self {
+            version: file.version.unwrap_or_else(|| file.name.clone()),
             threshold: file.threshold,
             kind: Kind::Trees {
                 base: file.base_score,
@@ -367,6 +375,12 @@ impl Model {
     /// The model's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The model's version: the file's `version` (`tenantflow train` writes the name and
+    /// a hash of the model), else its name.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The weight of an industry for a logistic regression; 0 for an industry the model
