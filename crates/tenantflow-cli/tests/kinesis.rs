@@ -273,26 +273,7 @@ fn results_go_to_the_output_stream_in_order_per_tenant() {
     let summary = String::from_utf8_lossy(&run.stdout);
     assert!(summary.contains("to stream"), "{summary}");
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let batches = runtime.block_on(async {
-        let client = local_client();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let mut config = tenantflow_kinesis::consumer::ConsumerConfig::new(&stream);
-        config.exit_when_idle = Some(std::time::Duration::from_secs(2));
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let consumer = tokio::spawn(tenantflow_kinesis::consumer::consume(
-            client, config, tx, stop_rx,
-        ));
-        let mut batches = Vec::new();
-        while let Some(batch) = rx.recv().await {
-            batches.push(batch);
-        }
-        consumer.await.unwrap().unwrap();
-        batches
-    });
+    let batches = read_stream(&stream);
     let mut per_tenant: std::collections::HashMap<String, (String, Vec<String>)> =
         Default::default();
     let mut all = Vec::new();
@@ -343,6 +324,32 @@ fn results_go_to_the_output_stream_in_order_per_tenant() {
         );
     }
     kinesis(&["streams", "delete", "--name", &stream]);
+}
+
+/// Every record of `stream`, read from its start until it has been idle for 2 s.
+fn read_stream(stream: &str) -> Vec<tenantflow_kinesis::consumer::RecordBatch> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let mut config = tenantflow_kinesis::consumer::ConsumerConfig::new(stream);
+        config.exit_when_idle = Some(std::time::Duration::from_secs(2));
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let consumer = tokio::spawn(tenantflow_kinesis::consumer::consume(
+            local_client(),
+            config,
+            tx,
+            stop_rx,
+        ));
+        let mut batches = Vec::new();
+        while let Some(batch) = rx.recv().await {
+            batches.push(batch);
+        }
+        consumer.await.unwrap().unwrap();
+        batches
+    })
 }
 
 fn local_client() -> aws_sdk_kinesis::Client {
@@ -741,28 +748,7 @@ fn the_outbox_publishes_every_change_in_order_per_tenant() {
     assert!(killed.success());
     assert!(service.wait().unwrap().success());
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let batches = runtime.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let mut config = tenantflow_kinesis::consumer::ConsumerConfig::new(&stream);
-        config.exit_when_idle = Some(std::time::Duration::from_secs(2));
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let consumer = tokio::spawn(tenantflow_kinesis::consumer::consume(
-            local_client(),
-            config,
-            tx,
-            stop_rx,
-        ));
-        let mut batches = Vec::new();
-        while let Some(batch) = rx.recv().await {
-            batches.push(batch);
-        }
-        consumer.await.unwrap().unwrap();
-        batches
-    });
+    let batches = read_stream(&stream);
     let mut per_tenant: std::collections::BTreeMap<String, Vec<(i64, bool)>> = Default::default();
     for batch in &batches {
         for record in &batch.records {

@@ -310,19 +310,32 @@ fn serve_connection(mut stream: TcpStream, stats: &FaultStats) {
     }
 }
 
-fn fault_run(order: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("jobs.ndjson");
+/// Writes `events` job events to `path`: event `i` is of tenant `t-NNN` (`tenant(i)`),
+/// by user `u-i` (so a result names its event), `step_ms` after the one before.
+fn write_jobs(path: &Path, events: u64, tenant: impl Fn(u64) -> u64, step_ms: u64) {
     let mut text = String::new();
-    for i in 0..EVENTS {
-        let tenant = splitmix(i ^ 0xfeed) % TENANTS;
+    for i in 0..events {
         text.push_str(&format!(
-            r#"{{"type":"job","companyID":"t-{tenant:03}","userID":"u-{i}","nbJobs":1,"creationDate":{}}}"#,
-            1_767_225_600_000 + i as i64 * 60_000
+            r#"{{"type":"job","companyID":"t-{:03}","userID":"u-{i}","nbJobs":1,"creationDate":{}}}"#,
+            tenant(i),
+            1_767_225_600_000 + i * step_ms
         ));
         text.push('\n');
     }
-    std::fs::write(&input, &text).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// The tenant number and event index of a result (or a dead letter's record) of
+/// [`write_jobs`]'s events.
+fn tenant_and_event(record: &Value) -> (u64, u64) {
+    let number = |field: &str| record[field].as_str().unwrap()[2..].parse().unwrap();
+    (number("companyID"), number("userID"))
+}
+
+fn fault_run(order: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("jobs.ndjson");
+    write_jobs(&input, EVENTS, |i| splitmix(i ^ 0xfeed) % TENANTS, 60_000);
     let (url, stats) = start_fault_server(false);
     let output = dir.path().join("out");
     tenantflow(&[
@@ -348,22 +361,19 @@ fn fault_run(order: &str) {
     // Each result's event index by tenant, in file order.
     let mut seen = vec![false; EVENTS as usize];
     for file in result_files(&output, ".ndjson") {
-        let mut last: HashMap<String, u64> = HashMap::new();
+        let mut last: HashMap<u64, u64> = HashMap::new();
         for line in std::fs::read_to_string(&file).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let tenant = v["companyID"].as_str().unwrap().to_owned();
-            let index: u64 = v["userID"].as_str().unwrap()[2..].parse().unwrap();
-            let number: u64 = tenant[2..].parse().unwrap();
+            let (number, index) = tenant_and_event(&serde_json::from_str(line).unwrap());
             assert!(
                 matches!(fate(number), Fate::Flaky(_)),
-                "{tenant} has a result"
+                "t-{number:03} has a result"
             );
             assert!(!seen[index as usize], "event {index} twice");
             seen[index as usize] = true;
-            if let Some(before) = last.insert(tenant.clone(), index) {
+            if let Some(before) = last.insert(number, index) {
                 assert!(
                     before < index,
-                    "{order}: {tenant}'s events out of order in {file:?}"
+                    "{order}: t-{number:03}'s events out of order in {file:?}"
                 );
             }
         }
@@ -374,8 +384,7 @@ fn fault_run(order: &str) {
         for line in std::fs::read_to_string(&file).unwrap().lines() {
             let v: Value = serde_json::from_str(line).unwrap();
             let record: Value = serde_json::from_str(v["record"].as_str().unwrap()).unwrap();
-            let index: u64 = record["userID"].as_str().unwrap()[2..].parse().unwrap();
-            let number: u64 = record["companyID"].as_str().unwrap()[2..].parse().unwrap();
+            let (number, index) = tenant_and_event(&record);
             let reason = v["reason"].as_str().unwrap().to_owned();
             let want = match fate(number) {
                 Fate::Unknown => "unknown_company",
@@ -430,16 +439,7 @@ type TtlResult = (u64, u64, i64);
 fn ttl_run(ttl: &str) -> (HashMap<u64, u64>, Vec<TtlResult>) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("jobs.ndjson");
-    let mut text = String::new();
-    for i in 0..200u64 {
-        text.push_str(&format!(
-            r#"{{"type":"job","companyID":"t-{:03}","userID":"u-{i}","nbJobs":1,"creationDate":{}}}"#,
-            i % 10,
-            1_767_225_600_000 + i * 1000
-        ));
-        text.push('\n');
-    }
-    std::fs::write(&input, text).unwrap();
+    write_jobs(&input, 200, |i| i % 10, 1000);
     let (url, stats) = start_fault_server(true);
     let output = dir.path().join("out");
     tenantflow(&[
@@ -462,8 +462,7 @@ fn ttl_run(ttl: &str) -> (HashMap<u64, u64>, Vec<TtlResult>) {
     for file in result_files(&output, ".ndjson") {
         for line in std::fs::read_to_string(&file).unwrap().lines() {
             let v: Value = serde_json::from_str(line).unwrap();
-            let tenant: u64 = v["companyID"].as_str().unwrap()[2..].parse().unwrap();
-            let index: u64 = v["userID"].as_str().unwrap()[2..].parse().unwrap();
+            let (tenant, index) = tenant_and_event(&v);
             results.push((tenant, index / 10 + 1, v["job30"].as_i64().unwrap()));
         }
     }

@@ -235,7 +235,7 @@ impl Worker<'_> {
         }
         if needs_profile && !unknown && lookups.queue.needs_request(key) {
             lookups.start(key);
-        } else if !must_wait && !lookups.queue.is_pending(key) {
+        } else if !must_wait {
             return self.apply(record, position, None, local);
         }
         lookups.queue.push(
@@ -281,8 +281,9 @@ impl Worker<'_> {
         let key = &*answer.key;
         let now = now_ms();
         // A profile from a companies input is newer than any answer: it wins.
-        let fetched = self.table.refresh_at_ms(key).filter(|&at| at != NEVER);
-        let from_input = self.table.refresh_at_ms(key) == Some(NEVER);
+        let in_state = self.table.refresh_at_ms(key);
+        let from_input = in_state == Some(NEVER);
+        let fetched = in_state.is_some() && !from_input;
         let resolution = match answer.result {
             Ok(LookupAnswer::Found(profile)) => {
                 if !from_input {
@@ -298,7 +299,7 @@ impl Worker<'_> {
                 Resolution::Profile
             }
             Ok(LookupAnswer::Unknown) => {
-                if fetched.is_some() {
+                if fetched {
                     // Deleted from the TenantManager since it was fetched.
                     self.table.remove(key);
                 }
@@ -312,7 +313,7 @@ impl Worker<'_> {
                 }
             }
             Err(error) => {
-                if fetched.is_some() {
+                if fetched {
                     // A failed refresh: the profile in state stays, for a while.
                     let retry = lookups.ttl_ms.clamp(1, REFRESH_RETRY_MS);
                     self.table.postpone_refresh(key, now.saturating_add(retry));

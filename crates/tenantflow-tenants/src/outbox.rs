@@ -67,13 +67,14 @@ async fn publish_some(db: &Db, writer: &mut RecordWriter) -> Result<u64, String>
     let Some(&(last, _, _)) = rows.last() else {
         return Ok(0);
     };
-    for (_, tenant, payload) in &rows {
+    let published = rows.len() as u64;
+    for (_, tenant, payload) in rows {
         writer
-            .send(tenant, payload.clone().into_bytes())
+            .send(&tenant, payload.into_bytes())
             .await
             .map_err(|e| e.to_string())?;
     }
     writer.flush().await.map_err(|e| e.to_string())?;
     db.outbox_done(last).await.map_err(|e| e.to_string())?;
-    Ok(rows.len() as u64)
+    Ok(published)
 }
