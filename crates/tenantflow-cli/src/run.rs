@@ -13,7 +13,8 @@ use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
 use tenantflow_runtime::{
-    CheckpointStore, JobConfig, LookupConfig, Metrics, OutputStart, RunSummary, prepare_output,
+    CheckpointStore, JobConfig, LookupConfig, Metrics, OutputStart, RunSummary, ScorerTarget,
+    ScoringConfig, prepare_output,
 };
 use tenantflow_sinks::encoding::Format;
 use tenantflow_sinks::file::{Compression, FileSinkConfig, Partitioning};
@@ -212,6 +213,68 @@ pub struct RunArgs {
         env = "TENANTFLOW_LOOKUP_ORDER"
     )]
     lookup_order: tenantflow_runtime::Emission,
+
+    /// Where churn scores come from: `embedded` (the `--model` file or the built-in
+    /// model, in process), `sagemaker://ENDPOINT_NAME` (SageMaker runtime InvokeEndpoint,
+    /// region and credentials from the AWS chain), `http(s)://…/invocations` (SageMaker's
+    /// container contract: many rows per request) or `http(s)://…/assessChurn` (the
+    /// original API Gateway route: one company per request).
+    #[arg(long, value_name = "SCORER", default_value = "embedded", value_parser = parse_scorer, env = "TENANTFLOW_SCORER")]
+    scorer: ScorerTarget,
+
+    /// The SageMaker runtime's URL for `--scorer sagemaker://…` (e.g. a local scorer);
+    /// default: the AWS chain's (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, or the region's).
+    #[arg(long, value_name = "URL", env = "TENANTFLOW_SAGEMAKER_ENDPOINT_URL")]
+    sagemaker_endpoint_url: Option<String>,
+
+    /// Most rows per request to a remote scorer (`/assessChurn` takes one).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        env = "TENANTFLOW_SCORE_BATCH"
+    )]
+    score_batch: usize,
+
+    /// How long a request to a remote scorer waits for more rows before it goes
+    /// unfilled.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = humantime::parse_duration, env = "TENANTFLOW_SCORE_LINGER")]
+    score_linger: Duration,
+
+    /// Most requests to a remote scorer in flight at once, over the whole job.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 16,
+        env = "TENANTFLOW_SCORE_MAX_IN_FLIGHT"
+    )]
+    score_max_in_flight: usize,
+
+    /// Time allowed to one attempt of a scoring request.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, env = "TENANTFLOW_SCORE_TIMEOUT")]
+    score_timeout: Duration,
+
+    /// Attempts of one scoring request (connect errors, timeouts, 5xx and 429 are
+    /// retried with exponential back-off and jitter) before its rows become dead letters
+    /// `scoring_failed`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        env = "TENANTFLOW_SCORE_ATTEMPTS"
+    )]
+    score_attempts: u32,
+
+    /// `unordered`: a scored batch comes out as soon as no older batch waiting holds one
+    /// of its tenants (a tenant's results always stay in order); `ordered`: batches come
+    /// out in the order they were sent.
+    #[arg(
+        long,
+        value_name = "ORDER",
+        default_value = "unordered",
+        env = "TENANTFLOW_SCORE_ORDER"
+    )]
+    score_order: tenantflow_runtime::Emission,
 
     /// No progress line and no summary.
     #[arg(long, short, env = "TENANTFLOW_QUIET")]
@@ -428,6 +491,34 @@ impl RunArgs {
                 }
                 None => None,
             },
+            scoring: match self.scorer {
+                ScorerTarget::Embedded => None,
+                target => {
+                    if self.model.is_some() {
+                        bail!(
+                            "--model is the embedded scorer's; --scorer {} scores remotely",
+                            target.shown()
+                        );
+                    }
+                    if self.score_batch == 0
+                        || self.score_max_in_flight == 0
+                        || self.score_attempts == 0
+                    {
+                        bail!(
+                            "--score-batch, --score-max-in-flight and --score-attempts must be at least 1"
+                        );
+                    }
+                    let mut scoring = ScoringConfig::new(target);
+                    scoring.endpoint_url = self.sagemaker_endpoint_url;
+                    scoring.batch = self.score_batch;
+                    scoring.linger = self.score_linger;
+                    scoring.emission = self.score_order;
+                    scoring.call.max_in_flight = self.score_max_in_flight;
+                    scoring.call.timeout = self.score_timeout;
+                    scoring.call.max_attempts = self.score_attempts;
+                    Some(scoring)
+                }
+            },
         };
         Ok((config, self.quiet, described))
     }
@@ -438,10 +529,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     let (config, quiet, inputs) = args.into_job()?;
     let output = config.output.output.url();
     let format = config.output.extension();
-    let model = if config.model.version() == config.model.name() {
-        config.model.name().to_owned()
-    } else {
-        config.model.version().to_owned()
+    let model = match &config.scoring {
+        Some(scoring) => format!("scorer {}", scoring.target.shown()),
+        None if config.model.version() == config.model.name() => {
+            format!("model {}", config.model.name())
+        }
+        None => format!("model {}", config.model.version()),
     };
     tracing::info!(%inputs, %output, model = config.model.name(), model_version = config.model.version(), workers = config.workers, "Starting run.");
     let metrics = Arc::new(Metrics::default());
@@ -508,8 +601,16 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String, mod
             thousands(failures)
         );
     }
+    if let Some((attempts, retries, failures)) = s.score_calls {
+        println!(
+            "  scoring requests  {:>14}  ({} retried, {} failed for good)",
+            thousands(attempts),
+            thousands(retries),
+            thousands(failures)
+        );
+    }
     println!(
-        "  churn flags set   {:>14}  (model {model})",
+        "  churn flags set   {:>14}  ({model})",
         thousands(m.churn_flags)
     );
     let reasons = DeadLetterReason::ALL
@@ -550,6 +651,10 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String, mod
             thousands(m.event_time_from_arrival)
         );
     }
+}
+
+fn parse_scorer(text: &str) -> Result<ScorerTarget, String> {
+    ScorerTarget::parse(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -118,6 +118,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     // The version names this very model: its name and a hash of everything in the file.
     let mut model = model;
+    model["contract"] = trained.contract();
     let version = format!(
         "{name}-{:016x}",
         fnv1a(serde_json::to_string(&model)?.as_bytes())

@@ -20,16 +20,20 @@ pub enum DeadLetterReason {
     /// A job event whose tenant could not be looked up (retries exhausted, or an
     /// answer that is neither a profile nor "unknown").
     LookupFailed,
+    /// A job event joined and counted, whose churn score the remote scorer could not
+    /// give (retries exhausted, or an answer that cannot be used).
+    ScoringFailed,
 }
 
 impl DeadLetterReason {
     /// Every reason, in a stable order (for counters and summaries).
-    pub const ALL: [DeadLetterReason; 5] = [
+    pub const ALL: [DeadLetterReason; 6] = [
         DeadLetterReason::Malformed,
         DeadLetterReason::RecordTooLarge,
         DeadLetterReason::UnknownCompany,
         DeadLetterReason::TooLate,
         DeadLetterReason::LookupFailed,
+        DeadLetterReason::ScoringFailed,
     ];
 
     /// The reason as written in dead letters and metrics.
@@ -40,6 +44,7 @@ impl DeadLetterReason {
             DeadLetterReason::UnknownCompany => "unknown_company",
             DeadLetterReason::TooLate => "too_late",
             DeadLetterReason::LookupFailed => "lookup_failed",
+            DeadLetterReason::ScoringFailed => "scoring_failed",
         }
     }
 

@@ -26,6 +26,7 @@
 //! }
 //! ```
 
+pub mod contract;
 pub mod score;
 pub mod snapshot;
 pub mod tenant;

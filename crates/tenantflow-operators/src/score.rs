@@ -16,6 +16,8 @@ use std::path::Path;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::contract::Contract;
+
 /// The model used when none is given.
 const BUILTIN_MODEL: &str = include_str!("../models/builtin.json");
 
@@ -116,6 +118,8 @@ struct TreesFile {
     name: String,
     #[serde(default)]
     version: Option<String>,
+    #[serde(default)]
+    contract: Option<Contract>,
     threshold: f64,
     base_score: f64,
     trees: Vec<Vec<NodeFile>>,
@@ -174,6 +178,8 @@ struct LogisticRegressionFile {
     name: String,
     #[serde(default)]
     version: Option<String>,
+    #[serde(default)]
+    contract: Option<Contract>,
     threshold: f64,
     intercept: f64,
     features: Vec<FeatureFile>,
@@ -252,6 +258,11 @@ impl Model {
             problem,
         };
         check_threshold(&file.name, file.threshold)?;
+        check_contract(
+            &file.name,
+            file.contract.as_ref(),
+            file.categorical.industry.keys(),
+        )?;
         if !file.intercept.is_finite() {
             return Err(invalid("intercept is not finite".into()));
         }
@@ -304,6 +315,11 @@ impl Model {
             problem,
         };
         check_threshold(&file.name, file.threshold)?;
+        let industries = file.trees.iter().flatten().flat_map(|node| match node {
+            NodeFile::Industry { industries, .. } => industries.as_slice(),
+            _ => &[],
+        });
+        check_contract(&file.name, file.contract.as_ref(), industries)?;
         if !file.base_score.is_finite() {
             return Err(invalid("base_score is not finite".into()));
         }
@@ -420,6 +436,32 @@ impl Model {
     pub fn is_risk(&self, score: f64) -> bool {
         score >= self.threshold
     }
+}
+
+/// Checks a model file's contract: the job's columns, and every industry the model
+/// names among the contract's (when it lists them). A file without a contract (an older
+/// or hand-written one) is taken to speak the job's.
+fn check_contract<'a>(
+    name: &str,
+    contract: Option<&Contract>,
+    named: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ModelError> {
+    let Some(contract) = contract else {
+        return Ok(());
+    };
+    let invalid = |problem: String| ModelError::Invalid {
+        name: name.to_owned(),
+        problem,
+    };
+    contract.check().map_err(invalid)?;
+    if !contract.industries.is_empty()
+        && let Some(stray) = named.into_iter().find(|i| !contract.industries.contains(i))
+    {
+        return Err(invalid(format!(
+            "industry `{stray}` is not among the contract's industries"
+        )));
+    }
+    Ok(())
 }
 
 /// The leaf a tree gives: children come after their parents (checked at load), so the
@@ -543,5 +585,22 @@ mod tests {
         let cycle = file.replace(r#""left":3,"right":4"#, r#""left":0,"right":4"#);
         let err = Model::from_json(&cycle, "t").unwrap_err().to_string();
         assert!(err.contains("must come after it"), "{err}");
+    }
+
+    #[test]
+    fn a_contract_is_checked_at_load() {
+        let columns = r#""columns":["industry","revenu","employees","job30","job90","monthlyFee","totalFee"]"#;
+        let with =
+            |contract: &str| W1_MODEL.replacen('{', &format!("{{\"contract\":{{{contract}}},"), 1);
+        let ok = with(&format!(
+            r#"{columns},"industries":["retail","finance","healthcare","manufacturing","technology","education","media","energy","transportation","government"]"#
+        ));
+        Model::from_json(&ok, "m").unwrap();
+        let swapped = with(&columns.replace("\"job30\",\"job90\"", "\"job90\",\"job30\""));
+        let err = Model::from_json(&swapped, "m").unwrap_err().to_string();
+        assert!(err.contains("expects columns"), "{err}");
+        let stray = with(&format!(r#"{columns},"industries":["IT"]"#));
+        let err = Model::from_json(&stray, "m").unwrap_err().to_string();
+        assert!(err.contains("not among the contract's industries"), "{err}");
     }
 }

@@ -184,14 +184,7 @@ impl<X> TenantTable<X> {
         let p = &tenant.profile;
         let job30 = p.job30.saturating_add(saturating_i64(counts.sum30));
         let job90 = p.job90.saturating_add(saturating_i64(counts.sum90));
-        let features = Features {
-            revenu: p.revenu as f64,
-            employees: p.employees as f64,
-            job30: job30 as f64,
-            job90: job90 as f64,
-            monthly_fee: p.monthly_fee,
-            total_fee: p.total_fee,
-        };
+        let features = features(p, job30, job90);
         let churn_score = model.score(&features, &p.industry, tenant.industry_weight);
         JobOutcome::Joined(Joined {
             tenant,
@@ -200,6 +193,25 @@ impl<X> TenantTable<X> {
             churn_score,
             risk_of_churn: model.is_risk(churn_score),
         })
+    }
+}
+
+/// The model's inputs: the profile with the counts that include the window.
+fn features(p: &CompanyProfile, job30: i64, job90: i64) -> Features {
+    Features {
+        revenu: p.revenu as f64,
+        employees: p.employees as f64,
+        job30: job30 as f64,
+        job90: job90 as f64,
+        monthly_fee: p.monthly_fee,
+        total_fee: p.total_fee,
+    }
+}
+
+impl<X> Joined<'_, X> {
+    /// The scored features (what a remote scorer is sent).
+    pub fn features(&self) -> Features {
+        features(&self.tenant.profile, self.job30, self.job90)
     }
 }
 

@@ -9,25 +9,26 @@ use crate::call::{CallError, CallService};
 
 /// The answer to a call about `key`.
 #[derive(Debug)]
-pub struct Completion<A> {
+pub struct Completion<A, K = Box<str>> {
     /// The key the call was about.
-    pub key: Box<str>,
+    pub key: K,
     /// What came back.
     pub result: Result<A, CallError>,
 }
 
-/// A worker's calls to one service.
-pub struct Executor<Req, A> {
+/// A worker's calls to one service; `K` says what a call was about.
+pub struct Executor<Req, A, K = Box<str>> {
     service: CallService<Req, A>,
     runtime: Handle,
-    tx: Sender<Completion<A>>,
-    rx: Receiver<Completion<A>>,
+    tx: Sender<Completion<A, K>>,
+    rx: Receiver<Completion<A, K>>,
 }
 
-impl<Req, A> Executor<Req, A>
+impl<Req, A, K> Executor<Req, A, K>
 where
     Req: Send + 'static,
     A: Send + 'static,
+    K: Send + 'static,
 {
     /// Calls `service` on `runtime`.
     pub fn new(service: CallService<Req, A>, runtime: Handle) -> Self {
@@ -42,7 +43,7 @@ where
     }
 
     /// Starts a call about `key`; its answer comes on [`Executor::completions`].
-    pub fn submit(&self, key: Box<str>, request: Req) {
+    pub fn submit(&self, key: K, request: Req) {
         let service = self.service.clone();
         let tx = self.tx.clone();
         self.runtime.spawn(async move {
@@ -53,7 +54,7 @@ where
     }
 
     /// Where answers arrive, in the order they come.
-    pub fn completions(&self) -> &Receiver<Completion<A>> {
+    pub fn completions(&self) -> &Receiver<Completion<A, K>> {
         &self.rx
     }
 }

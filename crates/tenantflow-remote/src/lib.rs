@@ -17,5 +17,6 @@ pub mod call;
 pub mod executor;
 pub mod keyed;
 pub mod lookup;
+pub mod score;
 
 pub use call::{CallConfig, CallError};

@@ -23,12 +23,57 @@ pub enum LookupAnswer {
     Unknown,
 }
 
-/// Why a TenantManager URL is refused.
+/// Why a service's URL is refused.
 #[derive(Debug, thiserror::Error)]
-#[error("TenantManager URL `{url}`: {message}")]
+#[error("URL `{url}`: {message}")]
 pub struct UrlError {
     url: String,
     message: String,
+}
+
+impl UrlError {
+    /// `url` (already without credentials) refused for `message`.
+    pub(crate) fn new(url: &str, message: &str) -> Self {
+        Self {
+            url: url.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The HTTP client of remote calls: a short connect timeout (an attempt's timeout is
+/// the call stack's) and enough idle connections for every request in flight.
+pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .pool_max_idle_per_host(256)
+        .build()
+}
+
+/// The body of a successful answer; any other status is a [`CallError::Status`] with
+/// the start of the body and what `Retry-After` asked.
+pub(crate) async fn read_body(
+    response: reqwest::Response,
+    shown: &str,
+) -> Result<bytes::Bytes, CallError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.map_err(|e| transport(shown, e))?;
+    if !status.is_success() {
+        let end = body.len().min(BODY_IN_ERROR);
+        return Err(CallError::Status {
+            url: shown.into(),
+            status: status.as_u16(),
+            retry_after,
+            body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
+        });
+    }
+    Ok(body)
 }
 
 /// A TenantManager client: `GET {base}/api/v1/tenants/{id}`.
@@ -50,10 +95,7 @@ impl TenantManagerClient {
     /// # Errors
     /// A URL that is not `http` or `https`.
     pub fn new(base: &str) -> Result<Self, UrlError> {
-        let refuse = |message: &str| UrlError {
-            url: redact(base),
-            message: message.into(),
-        };
+        let refuse = |message: &str| UrlError::new(&redact(base), message);
         let mut url = reqwest::Url::parse(base).map_err(|e| refuse(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(refuse("expected http:// or https://"));
@@ -65,11 +107,7 @@ impl TenantManagerClient {
         let mut shown = url.clone();
         let _ = shown.set_password(None);
         let _ = shown.set_username("");
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .pool_max_idle_per_host(256)
-            .build()
-            .map_err(|e| refuse(&e.to_string()))?;
+        let http = http_client().map_err(|e| refuse(&e.to_string()))?;
         Ok(Self {
             http,
             base: url,
@@ -105,22 +143,7 @@ impl Service<Box<str>> for TenantManagerClient {
             if status == StatusCode::NOT_FOUND || status == StatusCode::NO_CONTENT {
                 return Ok(LookupAnswer::Unknown);
             }
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = response.bytes().await.map_err(|e| transport(&shown, e))?;
-            if !status.is_success() {
-                let end = body.len().min(BODY_IN_ERROR);
-                return Err(CallError::Status {
-                    url: shown,
-                    status: status.as_u16(),
-                    retry_after,
-                    body: String::from_utf8_lossy(&body[..end]).trim().to_owned(),
-                });
-            }
+            let body = read_body(response, &shown).await?;
             let invalid = |message: String| CallError::Invalid {
                 url: shown.clone(),
                 message,
@@ -140,7 +163,7 @@ impl Service<Box<str>> for TenantManagerClient {
     }
 }
 
-fn transport(url: &str, error: reqwest::Error) -> CallError {
+pub(crate) fn transport(url: &str, error: reqwest::Error) -> CallError {
     // Without its URL (which may hold credentials; `url` is the shown one). The full
     // chain says what happened (refused, reset); reqwest's own message only "error
     // sending request".
@@ -179,7 +202,7 @@ fn encode_segment(segment: &str) -> String {
 }
 
 /// A URL as it may be shown: without user and password.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.split_once('@') {
             Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => {

@@ -31,6 +31,7 @@ use crate::file_reader::read_inputs;
 use crate::lookup::{LookupConfig, LookupService};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::router::{Router, SourceContext};
+use crate::scoring::{ScoringConfig, ScoringService};
 use crate::stream_reader::StreamRoute;
 use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER, StreamSink};
 use crate::worker::Worker;
@@ -69,6 +70,8 @@ pub struct JobConfig {
     /// Where tenants without a profile are looked up; `None`: their events are dead
     /// letters `unknown_company` at once.
     pub lookup: Option<LookupConfig>,
+    /// The remote scorer; `None`: the embedded [`JobConfig::model`] scores.
+    pub scoring: Option<ScoringConfig>,
 }
 
 impl JobConfig {
@@ -135,9 +138,9 @@ pub enum RunError {
     /// The job cannot resume from its checkpoint.
     #[error("resuming from the checkpoint")]
     Recovery(#[from] RecoveryError),
-    /// The TenantManager URL is unusable.
+    /// The TenantManager's or the scorer's URL is unusable.
     #[error(transparent)]
-    Lookup(#[from] tenantflow_remote::lookup::UrlError),
+    Url(#[from] tenantflow_remote::lookup::UrlError),
     /// Another stage failed, and this one stopped for it (that stage's error says why).
     #[error("stopped because another stage failed")]
     Aborted,
@@ -167,6 +170,9 @@ pub struct RunSummary {
     /// Calls to the TenantManager, if the job has one: attempts, retries, and calls
     /// that failed for good.
     pub lookup_calls: Option<(u64, u64, u64)>,
+    /// Calls to the remote scorer, if the job has one: attempts, retries, and calls
+    /// that failed for good.
+    pub score_calls: Option<(u64, u64, u64)>,
 }
 
 /// Runs the job to the end of its inputs (streams: until idle for
@@ -211,6 +217,11 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     let stop_flag = Arc::new(AtomicBool::new(false));
     let mut streams = StreamStage::start(&config, &resume, Arc::clone(&stop_flag))?;
     let lookup = config.lookup.as_ref().map(LookupService::new).transpose()?;
+    let scoring = config
+        .scoring
+        .as_ref()
+        .map(|c| ScoringService::new(c, &streams.handle()))
+        .transpose()?;
     let interval = if config.inputs.iter().any(Input::is_stdin) {
         if config.checkpoint_interval.is_some() {
             tracing::warn!(
@@ -265,6 +276,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     acks: ack_tx.clone(),
                     results: 0,
                     lookups: lookup.as_ref().map(|l| l.for_worker(streams.handle())),
+                    scoring: scoring.as_ref().map(|s| s.for_worker(streams.handle())),
                 };
                 let recycle = recycle_tx.clone();
                 std::thread::Builder::new()
@@ -428,6 +440,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 checkpoints,
                 resumed_from: restored.as_ref().map(|m| m.checkpoint),
                 lookup_calls: lookup.as_ref().map(|l| l.stats.read()),
+                score_calls: scoring.as_ref().map(|s| s.stats.read()),
             }),
         }
     })

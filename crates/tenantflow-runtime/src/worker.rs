@@ -1,5 +1,7 @@
 //! A keyed worker: owns its tenants' state and output files, turns batches into results.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::mpsc::{Sender, SyncSender};
 
 use crossbeam_channel::Receiver;
@@ -11,6 +13,7 @@ use tenantflow_operators::tenant::{JobOutcome, NEVER, TenantTable};
 use tenantflow_operators::window::Retention;
 use tenantflow_remote::executor::Completion;
 use tenantflow_remote::lookup::LookupAnswer;
+use tenantflow_remote::score::{Prediction, ScoreRow, Scored};
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::encoding::{Format, ProfileFragments};
 use tenantflow_sinks::file::{FileStats, PartitionedFileSink, now_ms};
@@ -20,6 +23,7 @@ use crate::checkpoint::manifest::CheckpointStore;
 use crate::job::RunError;
 use crate::lookup::{Lookups, Resolution, Waiting};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::scoring::{Scorings, Unscored};
 use crate::stream_sink::StreamSink;
 
 /// What goes down a worker's channel.
@@ -45,6 +49,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) results: u64,
     /// Lookups of tenants without a profile, if the job has a TenantManager.
     pub(crate) lookups: Option<Lookups>,
+    /// Remote scoring, if the job's scorer is not the embedded model.
+    pub(crate) scoring: Option<Scorings>,
 }
 
 /// A failed refresh is tried again after at most this long (the stale profile is used
@@ -85,21 +91,49 @@ impl Worker<'_> {
         recycle: SyncSender<Batch>,
     ) -> Result<WorkerReport, RunError> {
         let mut local = MetricsSnapshot::default();
-        let completions = self.lookups.as_ref().map(Lookups::completions);
+        let lookup_answers = self.lookups.as_ref().map(Lookups::completions);
+        let score_answers = self.scoring.as_ref().map(Scorings::completions);
+        let no_lookup_answer = crossbeam_channel::never();
+        let no_score_answer = crossbeam_channel::never();
         loop {
-            let waiting = self.lookups.as_ref().is_some_and(|l| !l.queue.is_empty());
-            let message = match &completions {
-                Some(completions) if waiting => crossbeam_channel::select! {
+            let lookups_waiting = self.lookups.as_ref().is_some_and(|l| !l.queue.is_empty());
+            let scores_in_flight = self.scoring.as_ref().is_some_and(|s| s.in_flight() > 0);
+            let linger = self.scoring.as_ref().and_then(Scorings::deadline);
+            let message = if lookups_waiting || scores_in_flight || linger.is_some() {
+                let lookup_answers = match &lookup_answers {
+                    Some(rx) if lookups_waiting => rx,
+                    _ => &no_lookup_answer,
+                };
+                let score_answers = match &score_answers {
+                    Some(rx) if scores_in_flight => rx,
+                    _ => &no_score_answer,
+                };
+                let linger = linger.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+                crossbeam_channel::select! {
                     recv(messages) -> message => message,
-                    recv(completions) -> answer => {
+                    recv(lookup_answers) -> answer => {
                         if let Ok(answer) = answer {
                             self.resolve(answer, &mut local)?;
                             self.metrics.publish(&mut local);
                         }
                         continue;
                     }
-                },
-                _ => messages.recv(),
+                    recv(score_answers) -> answer => {
+                        if let Ok(answer) = answer {
+                            self.take_scores(answer, &mut local)?;
+                            self.metrics.publish(&mut local);
+                        }
+                        continue;
+                    }
+                    recv(linger) -> _ => {
+                        if let Some(scoring) = &mut self.scoring {
+                            scoring.flush();
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                messages.recv()
             };
             let Ok(message) = message else {
                 break;
@@ -109,6 +143,7 @@ impl Worker<'_> {
                 WorkerMessage::Barrier(n) => {
                     // Nothing may wait across a checkpoint: its records are before it.
                     self.drain_lookups(&mut local)?;
+                    self.drain_scoring(&mut local)?;
                     self.metrics.publish(&mut local);
                     let part = self.checkpoint(n)?;
                     let _ = self.acks.send(WorkerAck {
@@ -130,6 +165,7 @@ impl Worker<'_> {
             let _ = recycle.try_send(batch);
         }
         self.drain_lookups(&mut local)?;
+        self.drain_scoring(&mut local)?;
         self.metrics.publish(&mut local);
         if let Some(mut stream) = self.stream_sink.take() {
             stream.sync()?;
@@ -268,6 +304,113 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Sends the open scoring batch and takes answers until no row waits for a score.
+    fn drain_scoring(&mut self, local: &mut MetricsSnapshot) -> Result<(), RunError> {
+        let Some(scoring) = &mut self.scoring else {
+            return Ok(());
+        };
+        scoring.flush();
+        while self.scoring.as_ref().is_some_and(|s| !s.is_idle()) {
+            self.take_one_score(local)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one scoring answer and lets out what it unblocks.
+    fn take_one_score(&mut self, local: &mut MetricsSnapshot) -> Result<(), RunError> {
+        let Some(scoring) = &self.scoring else {
+            return Ok(());
+        };
+        match scoring.completions().recv() {
+            Ok(answer) => self.take_scores(answer, local),
+            // The executor holds a sender: not reached while it lives.
+            Err(_) => Err(RunError::Aborted),
+        }
+    }
+
+    /// Keeps a scoring answer, then writes the results (or dead letters) of every batch
+    /// that may now come out.
+    fn take_scores(
+        &mut self,
+        answer: Completion<Scored, u64>,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let Some(scoring) = &mut self.scoring else {
+            return Ok(());
+        };
+        scoring.complete(answer);
+        while let Some((rows, answer)) = self.scoring.as_mut().and_then(Scorings::pop_ready) {
+            match answer {
+                Ok(scored) => {
+                    for (row, prediction) in rows.iter().zip(&scored.predictions) {
+                        self.write_scored(row, *prediction, local)?;
+                    }
+                }
+                Err(error) => {
+                    let error: Arc<str> = error.to_string().into();
+                    for row in &rows {
+                        let job = JobEvent {
+                            company_id: Cow::Borrowed(&row.company_id),
+                            user_id: Cow::Borrowed(&row.user_id),
+                            nb_jobs: row.nb_jobs,
+                            creation_date: Some(row.creation_date),
+                        };
+                        let message = format!("scoring company `{}`: {error}", row.company_id);
+                        self.dead_letter(
+                            DeadLetterReason::ScoringFailed,
+                            &message,
+                            &job,
+                            row.position,
+                            local,
+                        )?;
+                    }
+                }
+            }
+        }
+        if let Some(stream) = &mut self.stream_sink {
+            stream.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a result whose score came from the remote scorer.
+    fn write_scored(
+        &mut self,
+        row: &Unscored,
+        prediction: Prediction,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let result = ResultRow {
+            company_id: &row.company_id,
+            profile: &row.profile,
+            job30: row.job30,
+            job90: row.job90,
+            risk_of_churn: prediction.risk,
+            churn_score: prediction.score,
+            user_id: &row.user_id,
+            nb_jobs: row.nb_jobs,
+            creation_date: row.creation_date,
+        };
+        let fragments = self
+            .sink
+            .format()
+            .profile_fragments(&row.company_id, &row.profile);
+        write_result(
+            &mut self.sink,
+            self.stream_sink.as_mut(),
+            &result,
+            &fragments,
+        )?;
+        self.count_result(prediction.risk, local);
+        Ok(())
+    }
+
+    fn count_result(&mut self, risk_of_churn: bool, local: &mut MetricsSnapshot) {
+        local.results += 1;
+        self.results += 1;
+        local.churn_flags += u64::from(risk_of_churn);
+    }
+
     /// Applies a lookup's answer to state, then processes the records it unblocks.
     fn resolve(
         &mut self,
@@ -364,6 +507,30 @@ impl Worker<'_> {
             .table
             .process_job(&job.company_id, job.nb_jobs, creation_date, self.model)
         {
+            JobOutcome::Joined(joined) if self.scoring.is_some() => {
+                let profile = &joined.tenant.profile;
+                let row = ScoreRow {
+                    industry: profile.industry.clone(),
+                    features: joined.features(),
+                };
+                let unscored = Unscored {
+                    company_id: job.company_id.as_ref().into(),
+                    profile: profile.clone(),
+                    job30: joined.job30,
+                    job90: joined.job90,
+                    user_id: job.user_id.as_ref().into(),
+                    nb_jobs: job.nb_jobs,
+                    creation_date,
+                    position,
+                };
+                while self.scoring.as_ref().is_some_and(Scorings::is_full) {
+                    self.take_one_score(local)?;
+                }
+                if let Some(scoring) = &mut self.scoring {
+                    scoring.push(unscored, row);
+                }
+                Ok(())
+            }
             JobOutcome::Joined(joined) => {
                 let row = ResultRow {
                     company_id: &job.company_id,
@@ -376,26 +543,14 @@ impl Worker<'_> {
                     nb_jobs: job.nb_jobs,
                     creation_date,
                 };
-                self.sink
-                    .write(&row, &joined.tenant.ext)
-                    .map_err(RunError::Sink)?;
-                if let Some(stream) = &mut self.stream_sink {
-                    // The stream gets JSON whatever the file format; reuse the tenant's
-                    // pre-encoded profile when the files are NDJSON too.
-                    let mut json = Vec::with_capacity(256);
-                    if self.sink.format() == Format::Ndjson {
-                        Format::Ndjson.encode_row(&mut json, &row, &joined.tenant.ext);
-                    } else {
-                        let fragments =
-                            Format::Ndjson.profile_fragments(row.company_id, row.profile);
-                        Format::Ndjson.encode_row(&mut json, &row, &fragments);
-                    }
-                    json.pop(); // the newline: one JSON document per Kinesis record
-                    stream.push(row.company_id, json);
-                }
-                local.results += 1;
-                self.results += 1;
-                local.churn_flags += u64::from(joined.risk_of_churn);
+                write_result(
+                    &mut self.sink,
+                    self.stream_sink.as_mut(),
+                    &row,
+                    &joined.tenant.ext,
+                )?;
+                let risk = joined.risk_of_churn;
+                self.count_result(risk, local);
                 Ok(())
             }
             JobOutcome::UnknownCompany => {
@@ -464,4 +619,28 @@ impl Worker<'_> {
             })
             .map_err(RunError::Sink)
     }
+}
+
+/// Writes a result to the files and, if the job has one, the output stream.
+fn write_result(
+    sink: &mut PartitionedFileSink,
+    stream_sink: Option<&mut StreamSink>,
+    row: &ResultRow<'_>,
+    fragments: &ProfileFragments,
+) -> Result<(), RunError> {
+    sink.write(row, fragments).map_err(RunError::Sink)?;
+    if let Some(stream) = stream_sink {
+        // The stream gets JSON whatever the file format; reuse the tenant's pre-encoded
+        // profile when the files are NDJSON too.
+        let mut json = Vec::with_capacity(256);
+        if sink.format() == Format::Ndjson {
+            Format::Ndjson.encode_row(&mut json, row, fragments);
+        } else {
+            let fragments = Format::Ndjson.profile_fragments(row.company_id, row.profile);
+            Format::Ndjson.encode_row(&mut json, row, &fragments);
+        }
+        json.pop(); // the newline: one JSON document per Kinesis record
+        stream.push(row.company_id, json);
+    }
+    Ok(())
 }

@@ -159,6 +159,7 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         retention: Retention::default(),
         max_record_bytes: 1 << 20,
         lookup: None,
+        scoring: None,
     }
 }
 

@@ -3,11 +3,12 @@
 //! - SageMaker's container contract: `GET /ping`, `POST /invocations` with `text/csv`
 //!   (one row per line, columns in [`rows::COLUMNS`] order) or `application/json`
 //!   (`{"instances":[…]}`, an array, or one object), answering
-//!   `{"predictions":[{"score":…,"predicted_label":0|1},…]}` in row order.
+//!   `{"predictions":[{"score":…,"predicted_label":0|1},…],"model_version":…}` in row
+//!   order.
 //! - The SageMaker runtime API's path, `POST /endpoints/{name}/invocations`, so that a
 //!   SageMaker client can be pointed at this server.
 //! - The original API Gateway route, `POST /assessChurn`: one company in (`employee` or
-//!   `employees`), `{"churn":bool,"score":f64}` out.
+//!   `employees`), `{"churn":bool,"score":f64,"model_version":…}` out.
 //!
 //! A bad row gets a 400 naming the row and the field.
 
@@ -120,7 +121,8 @@ async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: By
             json!({"score": s, "predicted_label": u8::from(state.model.is_risk(s))})
         })
         .collect();
-    Json(json!({ "predictions": predictions })).into_response()
+    Json(json!({ "predictions": predictions, "model_version": state.model.version() }))
+        .into_response()
 }
 
 async fn assess_churn(State(state): State<AppState>, body: Bytes) -> Response {
@@ -139,7 +141,9 @@ async fn assess_churn(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(row) => {
             state.rows.fetch_add(1, Ordering::Relaxed);
             let s = score(&state.model, &row);
-            Json(json!({"churn": state.model.is_risk(s), "score": s})).into_response()
+            Json(json!({"churn": state.model.is_risk(s), "score": s,
+                "model_version": state.model.version()}))
+            .into_response()
         }
         Err(e) => bad_request(e),
     }

@@ -5,18 +5,10 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use tenantflow_operators::contract::split_csv;
 use tenantflow_operators::score::Features;
 
-/// The columns of a CSV row, in order.
-pub const COLUMNS: [&str; 7] = [
-    "industry",
-    "revenu",
-    "employees",
-    "job30",
-    "job90",
-    "monthlyFee",
-    "totalFee",
-];
+pub use tenantflow_operators::contract::COLUMNS;
 
 /// One row to score.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,15 +54,20 @@ fn features(values: [f64; 6]) -> Features {
     }
 }
 
-/// Rows of a `text/csv` body: one per non-empty line, no header.
+/// Rows of a `text/csv` body: one per non-empty line, no header, an industry quoted
+/// when it holds a comma, a quote or a line break.
 ///
 /// # Errors
 /// The first bad row, named with its field.
 pub fn parse_csv(body: &str) -> Result<Vec<Row>, RowError> {
-    let mut rows = Vec::new();
-    for (i, line) in body.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+    let table = split_csv(body).map_err(|(row, message)| RowError {
+        row,
+        field: "(row)".into(),
+        message,
+    })?;
+    let mut rows = Vec::with_capacity(table.len());
+    for (i, cells) in table.iter().enumerate() {
         let row = i + 1;
-        let cells: Vec<&str> = line.split(',').collect();
         if cells.len() != COLUMNS.len() {
             return Err(RowError {
                 row,
@@ -83,8 +80,9 @@ pub fn parse_csv(body: &str) -> Result<Vec<Row>, RowError> {
                 ),
             });
         }
-        let industry = cells[0].trim();
-        if industry.is_empty() {
+        // Kept as sent (not trimmed): the embedded model scores the same industry.
+        let industry = &cells[0];
+        if industry.trim().is_empty() {
             return Err(RowError {
                 row,
                 field: "industry".into(),
@@ -93,10 +91,10 @@ pub fn parse_csv(body: &str) -> Result<Vec<Row>, RowError> {
         }
         let mut values = [0.0; 6];
         for (k, value) in values.iter_mut().enumerate() {
-            *value = number(row, COLUMNS[k + 1], cells[k + 1])?;
+            *value = number(row, COLUMNS[k + 1], &cells[k + 1])?;
         }
         rows.push(Row {
-            industry: industry.to_owned(),
+            industry: industry.clone(),
             features: features(values),
         });
     }
@@ -219,6 +217,10 @@ mod tests {
         assert_eq!((e.row, e.field.as_str()), (2, "employees"));
         let e = parse_csv("retail,1,2,3\n").unwrap_err();
         assert_eq!(e.field, "(row)");
+        let quoted = parse_csv("\"a, \"\"b\"\"\",1,2,3,4,5,6\r\n").unwrap();
+        assert_eq!(quoted[0].industry, "a, \"b\"");
+        let e = parse_csv("retail,1,2,3,4,5,6\n\"open,1,2,3,4,5,6\n").unwrap_err();
+        assert_eq!((e.row, e.field.as_str()), (2, "(row)"));
     }
 
     #[test]

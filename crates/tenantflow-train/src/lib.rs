@@ -83,6 +83,19 @@ pub struct Trained {
     pub trees: trees::Ensemble,
     /// Its metrics on the test split.
     pub trees_metrics: metrics::Metrics,
+    /// The industries of the training split, sorted.
+    pub industries: Vec<String>,
+}
+
+impl Trained {
+    /// The feature contract both models were trained to (`contract` in a model file,
+    /// which loading checks): the job's columns, and the industries seen.
+    pub fn contract(&self) -> serde_json::Value {
+        serde_json::json!({
+            "columns": tenantflow_operators::contract::COLUMNS,
+            "industries": self.industries,
+        })
+    }
 }
 
 /// Splits `rows` (`test_fraction` for test, shuffled by `seed`), fits both models on
@@ -96,6 +109,9 @@ pub fn train(
     seed: u64,
 ) -> Result<Trained, logistic::FitError> {
     let (train, test) = split::split(rows, test_fraction, seed);
+    let mut industries: Vec<String> = train.iter().map(|r| r.industry.clone()).collect();
+    industries.sort_unstable();
+    industries.dedup();
     let logistic = logistic::fit(&train, logistic::Settings::default())?;
     let trees = trees::fit(&train, trees::Settings::default());
     let labels: Vec<bool> = test.iter().map(|r| r.churn).collect();
@@ -107,5 +123,6 @@ pub fn train(
         trees_metrics: metrics::evaluate(&tree_scores, &labels, 0.5),
         logistic,
         trees,
+        industries,
     })
 }

@@ -1,0 +1,369 @@
+//! The worker's remote scoring: a joined and counted job event waits for its churn
+//! score from a remote scorer. Rows are gathered into batches (up to `batch` rows, or
+//! whatever came within `linger`), each batch one call through the async operator's
+//! stack (retries, timeout, requests in flight over the whole job). A batch's rows come
+//! out together, in row order; in unordered mode a batch may overtake earlier ones
+//! unless they hold one of its tenants, so a tenant's results keep their order.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use tenantflow_core::CompanyProfile;
+use tenantflow_core::batch::Position;
+use tenantflow_remote::call::{CallConfig, CallError, CallService, CallStats, stack};
+use tenantflow_remote::executor::{Completion, Executor};
+use tenantflow_remote::keyed::Emission;
+use tenantflow_remote::lookup::UrlError;
+use tenantflow_remote::score::{
+    HttpScorer, SageMakerScorer, ScoreBatch, ScoreRow, Scored, ScorerTarget,
+};
+
+/// How the job scores remotely.
+#[derive(Debug, Clone)]
+pub struct ScoringConfig {
+    /// The scorer (not [`ScorerTarget::Embedded`]).
+    pub target: ScorerTarget,
+    /// For a SageMaker target: the service's URL instead of the chain's.
+    pub endpoint_url: Option<String>,
+    /// Retries, timeout, requests in flight (over the whole job).
+    pub call: CallConfig,
+    /// Most rows per request (one for `/assessChurn`, whatever is asked).
+    pub batch: usize,
+    /// How long a batch that is not full waits for more rows.
+    pub linger: Duration,
+    /// The order results come out in.
+    pub emission: Emission,
+    /// Most rows a worker keeps waiting for scores; past it, the worker waits.
+    pub max_queued: usize,
+}
+
+impl ScoringConfig {
+    /// The defaults for `target`.
+    pub fn new(target: ScorerTarget) -> Self {
+        Self {
+            target,
+            endpoint_url: None,
+            call: CallConfig::default(),
+            batch: 100,
+            linger: Duration::from_millis(10),
+            emission: Emission::Unordered,
+            max_queued: 100_000,
+        }
+    }
+}
+
+/// The job's scoring service, shared by the workers.
+pub(crate) struct ScoringService {
+    config: ScoringConfig,
+    service: CallService<ScoreBatch, Scored>,
+    pub(crate) stats: Arc<CallStats>,
+}
+
+impl ScoringService {
+    /// The client of `config.target`; a SageMaker client reads the AWS chain on
+    /// `runtime`.
+    pub(crate) fn new(
+        config: &ScoringConfig,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Self, UrlError> {
+        let stats = Arc::new(CallStats::default());
+        let service = match &config.target {
+            ScorerTarget::SageMaker(name) => {
+                let client = runtime.block_on(SageMakerScorer::connect(
+                    name,
+                    config.endpoint_url.as_deref(),
+                ));
+                stack(client, &config.call, Arc::clone(&stats))
+            }
+            target => stack(HttpScorer::new(target)?, &config.call, Arc::clone(&stats)),
+        };
+        let mut config = config.clone();
+        config.batch = config
+            .target
+            .max_batch()
+            .map_or(config.batch, |most| config.batch.min(most))
+            .max(1);
+        Ok(Self {
+            config,
+            service,
+            stats,
+        })
+    }
+
+    pub(crate) fn for_worker(&self, runtime: tokio::runtime::Handle) -> Scorings {
+        Scorings {
+            executor: Executor::new(self.service.clone(), runtime),
+            open: Vec::new(),
+            open_rows: Vec::new(),
+            open_since: None,
+            pending: VecDeque::new(),
+            next_seq: 0,
+            in_flight: 0,
+            queued: 0,
+            batch: self.config.batch,
+            linger: self.config.linger,
+            emission: self.config.emission,
+            max_in_flight: self.config.call.max_in_flight.max(1),
+            max_queued: self.config.max_queued.max(self.config.batch),
+        }
+    }
+}
+
+/// A result waiting for its score: what it needs to be written, or to become a dead
+/// letter.
+pub(crate) struct Unscored {
+    pub(crate) company_id: Box<str>,
+    /// The profile as it stood when the event was processed.
+    pub(crate) profile: CompanyProfile,
+    pub(crate) job30: i64,
+    pub(crate) job90: i64,
+    pub(crate) user_id: Box<str>,
+    pub(crate) nb_jobs: u64,
+    pub(crate) creation_date: i64,
+    pub(crate) position: Position,
+}
+
+/// A batch sent, and its answer once it came.
+struct Pending {
+    seq: u64,
+    rows: Vec<Unscored>,
+    answer: Option<Result<Scored, CallError>>,
+}
+
+/// One worker's scoring.
+pub(crate) struct Scorings {
+    executor: Executor<ScoreBatch, Scored, u64>,
+    /// The batch being filled.
+    open: Vec<Unscored>,
+    open_rows: Vec<ScoreRow>,
+    open_since: Option<Instant>,
+    /// Batches sent and not yet let out, in the order sent.
+    pending: VecDeque<Pending>,
+    next_seq: u64,
+    in_flight: usize,
+    /// Rows open or pending.
+    queued: usize,
+    batch: usize,
+    linger: Duration,
+    emission: Emission,
+    max_in_flight: usize,
+    max_queued: usize,
+}
+
+impl Scorings {
+    /// True when the worker must take answers before it adds a row.
+    pub(crate) fn is_full(&self) -> bool {
+        self.in_flight >= self.max_in_flight || self.queued >= self.max_queued
+    }
+
+    /// True if no row waits (open or sent).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Batches sent whose answers have not come.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Adds a row to the open batch, and sends the batch when it is full.
+    pub(crate) fn push(&mut self, unscored: Unscored, row: ScoreRow) {
+        if self.open.is_empty() {
+            self.open_since = Some(Instant::now());
+        }
+        self.open.push(unscored);
+        self.open_rows.push(row);
+        self.queued += 1;
+        if self.open.len() >= self.batch {
+            self.flush();
+        }
+    }
+
+    /// When the open batch must be sent, if there is one.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.open_since.map(|since| since + self.linger)
+    }
+
+    /// Sends the open batch, if it has rows.
+    pub(crate) fn flush(&mut self) {
+        self.open_since = None;
+        if self.open.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.open);
+        let request: ScoreBatch = std::mem::take(&mut self.open_rows).into();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.executor.submit(seq, request);
+        self.in_flight += 1;
+        self.pending.push_back(Pending {
+            seq,
+            rows,
+            answer: None,
+        });
+    }
+
+    /// Where answers arrive.
+    pub(crate) fn completions(&self) -> Receiver<Completion<Scored, u64>> {
+        self.executor.completions().clone()
+    }
+
+    /// Keeps an answer until its batch may be let out.
+    pub(crate) fn complete(&mut self, completion: Completion<Scored, u64>) {
+        if let Some(pending) = self.pending.iter_mut().find(|p| p.seq == completion.key) {
+            pending.answer = Some(completion.result);
+            self.in_flight -= 1;
+        }
+    }
+
+    /// A batch that may be let out, with its answer: in ordered mode the oldest once
+    /// answered; in unordered mode any answered one that shares no tenant with an
+    /// older batch still waiting.
+    pub(crate) fn pop_ready(&mut self) -> Option<(Vec<Unscored>, Result<Scored, CallError>)> {
+        let at = match self.emission {
+            Emission::Ordered => self.pending.front()?.answer.is_some().then_some(0)?,
+            Emission::Unordered => {
+                let mut older: HashSet<&str> = HashSet::new();
+                let mut found = None;
+                for (i, pending) in self.pending.iter().enumerate() {
+                    if pending.answer.is_some()
+                        && pending.rows.iter().all(|r| !older.contains(&*r.company_id))
+                    {
+                        found = Some(i);
+                        break;
+                    }
+                    older.extend(pending.rows.iter().map(|r| &*r.company_id));
+                }
+                found?
+            }
+        };
+        let pending = self.pending.remove(at)?;
+        self.queued -= pending.rows.len();
+        let answer = pending.answer?;
+        Some((pending.rows, answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tenantflow_operators::score::Features;
+    use tenantflow_remote::score::Prediction;
+
+    fn scorings(emission: Emission, batch: usize) -> Scorings {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut config =
+            ScoringConfig::new(ScorerTarget::parse("http://127.0.0.1:9/invocations").unwrap());
+        config.batch = batch;
+        config.emission = emission;
+        config.call.max_in_flight = 2;
+        let service = ScoringService::new(&config, runtime.handle()).unwrap();
+        // Nothing is awaited: the calls are never polled, the tests complete them.
+        let scorings = service.for_worker(runtime.handle().clone());
+        std::mem::forget(runtime);
+        scorings
+    }
+
+    fn push(s: &mut Scorings, tenant: &str) {
+        let profile = CompanyProfile {
+            industry: "retail".into(),
+            revenu: 1,
+            employees: 1,
+            job30: 0,
+            job90: 0,
+            monthly_fee: 1.0,
+            total_fee: 1.0,
+        };
+        s.push(
+            Unscored {
+                company_id: tenant.into(),
+                profile,
+                job30: 1,
+                job90: 1,
+                user_id: "u".into(),
+                nb_jobs: 1,
+                creation_date: 0,
+                position: Position { source: 0, line: 1 },
+            },
+            ScoreRow {
+                industry: "retail".into(),
+                features: Features {
+                    revenu: 1.0,
+                    employees: 1.0,
+                    job30: 1.0,
+                    job90: 1.0,
+                    monthly_fee: 1.0,
+                    total_fee: 1.0,
+                },
+            },
+        );
+    }
+
+    fn answer(s: &mut Scorings, seq: u64, rows: usize) {
+        s.complete(Completion {
+            key: seq,
+            result: Ok(Scored {
+                predictions: vec![
+                    Prediction {
+                        score: 0.5,
+                        risk: true
+                    };
+                    rows
+                ],
+                model_version: None,
+            }),
+        });
+    }
+
+    fn tenants(ready: Option<(Vec<Unscored>, Result<Scored, CallError>)>) -> Vec<String> {
+        ready
+            .unwrap()
+            .0
+            .iter()
+            .map(|u| u.company_id.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn full_batches_go_at_once_and_the_rest_at_the_deadline() {
+        let mut s = scorings(Emission::Ordered, 2);
+        push(&mut s, "a");
+        assert!(s.deadline().is_some());
+        push(&mut s, "b");
+        assert_eq!((s.in_flight(), s.deadline()), (1, None));
+        push(&mut s, "c");
+        s.flush();
+        assert_eq!(s.in_flight(), 2);
+        assert!(s.is_full(), "two batches in flight, the most allowed");
+        answer(&mut s, 1, 1);
+        assert!(s.pop_ready().is_none(), "ordered: the older batch first");
+        answer(&mut s, 0, 2);
+        assert_eq!(tenants(s.pop_ready()), ["a", "b"]);
+        assert_eq!(tenants(s.pop_ready()), ["c"]);
+        assert!(s.is_idle());
+    }
+
+    #[test]
+    fn unordered_batches_overtake_only_other_tenants() {
+        let mut s = scorings(Emission::Unordered, 1);
+        for tenant in ["a", "b", "a"] {
+            push(&mut s, tenant);
+        }
+        answer(&mut s, 2, 1);
+        assert!(
+            s.pop_ready().is_none(),
+            "a's second result waits for its first"
+        );
+        answer(&mut s, 1, 1);
+        assert_eq!(tenants(s.pop_ready()), ["b"]);
+        answer(&mut s, 0, 1);
+        assert_eq!(tenants(s.pop_ready()), ["a"]);
+        assert_eq!(tenants(s.pop_ready()), ["a"]);
+        assert!(s.pop_ready().is_none() && s.is_idle());
+    }
+}
