@@ -403,6 +403,12 @@ impl RunArgs {
             .chain(streams.iter().map(|s| format!("kinesis://{}", s.stream)))
             .collect::<Vec<_>>()
             .join(", ");
+        if self.scorer != ScorerTarget::Embedded && self.model.is_some() {
+            bail!(
+                "--model is the embedded scorer's; --scorer {} scores remotely",
+                self.scorer.shown()
+            );
+        }
         let model = match &self.model {
             Some(path) => Model::load(path)?,
             None => Model::builtin(),

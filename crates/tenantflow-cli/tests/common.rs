@@ -127,3 +127,53 @@ pub fn assert_same_results(got: &Path, want: &Path, what: &str) {
         panic!("{what}: results differ:\n got  {}\n want {}", g[i], w[i]);
     }
 }
+
+/// A `tenantflow` server child (`tenant-manager`, `scorer`) on a free loopback port,
+/// stopped on drop.
+pub struct Server {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts `tenantflow ARGS --listen 127.0.0.1:PORT` and waits until its stderr says
+    /// `ready` (it says so once it listens).
+    pub fn start(args: &[&str], ready: &str) -> Self {
+        use std::io::BufRead;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut said = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains(ready) => break,
+                Some(Ok(line)) => said.push(line),
+                _ => panic!("tenantflow {args:?} did not start: {said:?}"),
+            }
+        }
+        // Keep reading (and dropping) what it says, so that it never blocks on stderr.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,56 +15,24 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    assert_check_output_matches, assert_same_results, check_output_figures, gen_w1, result_files,
-    tenantflow,
+    Server, assert_check_output_matches, assert_same_results, check_output_figures, gen_w1,
+    result_files, tenantflow,
 };
 use crate::crash::{command, kill_repeatedly};
 
-/// A `tenantflow tenant-manager` child, stopped on drop.
-struct TenantManager {
-    child: Child,
-    url: String,
-}
-
-impl TenantManager {
-    fn start(dir: &Path, seed: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
-            .args(["tenant-manager", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--database")
-            .arg(format!("sqlite://{}", dir.join("tenants.db").display()))
-            .arg("--seed")
-            .arg(seed)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // It says where it listens once it does.
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut said = Vec::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("listening on") => break,
-                Some(Ok(line)) => said.push(line),
-                _ => panic!("tenant-manager did not start: {said:?}"),
-            }
-        }
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for TenantManager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `tenantflow tenant-manager` seeded from `seed`, on SQLite in `dir`.
+fn start_tenant_manager(dir: &Path, seed: &Path) -> Server {
+    let db = format!("sqlite://{}", dir.join("tenants.db").display());
+    Server::start(
+        &[
+            "tenant-manager",
+            "--database",
+            &db,
+            "--seed",
+            seed.to_str().unwrap(),
+        ],
+        "listening on",
+    )
 }
 
 #[test]
@@ -97,7 +64,7 @@ fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input_
     std::fs::write(&job_file, &jobs).unwrap();
     std::fs::write(&both, format!("{companies}{jobs}")).unwrap();
 
-    let service = TenantManager::start(dir.path(), &seed);
+    let service = start_tenant_manager(dir.path(), &seed);
     let from_input = dir.path().join("from-input");
     tenantflow(&[
         "run",

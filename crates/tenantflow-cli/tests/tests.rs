@@ -10,6 +10,7 @@ mod kinesis;
 mod lookup;
 mod reference;
 mod s3;
+mod scoring;
 mod train;
 mod upstream;
 mod w1;
