@@ -120,10 +120,18 @@ pub struct RunArgs {
     #[arg(long, env = "TENANTFLOW_OVERWRITE")]
     overwrite: bool,
 
-    /// Churn model file (logistic regression, the format of bench/model.json); a
-    /// built-in model is used without it.
+    /// Churn model file of the embedded scorer: a logistic regression (the format of
+    /// bench/model.json) or trees, as `tenantflow train` writes them; a built-in model is
+    /// used without it.
     #[arg(long, value_name = "PATH", env = "TENANTFLOW_MODEL")]
     model: Option<PathBuf>,
+
+    /// Results carry the version of the model that scored them: a last field
+    /// `modelVersion` (NDJSON, Parquet) or column (CSV). The version is the model file's
+    /// `version` (`tenantflow train` writes its name and a hash of the file), or what a
+    /// remote scorer answers as `model_version`, else the scorer's address.
+    #[arg(long, env = "TENANTFLOW_MODEL_VERSION_FIELD")]
+    model_version_field: bool,
 
     /// Line format of inputs; `auto` takes CSV for `.csv` (`.csv.gz`) names, else NDJSON.
     #[arg(long, value_enum, default_value_t = InputFormatArg::Auto, env = "TENANTFLOW_INPUT_FORMAT")]
@@ -464,6 +472,7 @@ impl RunArgs {
             PartitioningArg::Hive => Partitioning::Hive,
         };
         output.max_file_bytes = self.max_file_size as u64;
+        output.model_version_field = self.model_version_field;
         let config = JobConfig {
             inputs,
             streams,

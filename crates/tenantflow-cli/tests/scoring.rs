@@ -154,6 +154,28 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
         "{summary}"
     );
     assert_same_results(&assess, &small_embedded, "/assessChurn");
+
+    // Results can name the model that scored them: the scorer says which.
+    let versioned = dir.path().join("versioned");
+    run_job(
+        &small,
+        &versioned,
+        &[
+            "--quiet",
+            "--scorer",
+            &invocations,
+            "--model-version-field",
+            "--format",
+            "csv",
+        ],
+    );
+    let files = result_files(&versioned, ".csv");
+    assert!(!files.is_empty());
+    for file in files {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            assert!(line.ends_with(",w1-churn-fixed"), "{line}");
+        }
+    }
 }
 
 #[test]

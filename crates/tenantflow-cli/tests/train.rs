@@ -33,6 +33,20 @@ fn a_trained_model_is_written_with_its_metrics_and_runs_in_the_job() {
         "{version}"
     );
     assert_eq!(file["training"]["test_rows"], 2000);
+    // The feature contract: the job's columns in order, the industries trained on.
+    assert_eq!(
+        file["contract"]["columns"],
+        serde_json::json!([
+            "industry",
+            "revenu",
+            "employees",
+            "job30",
+            "job90",
+            "monthlyFee",
+            "totalFee"
+        ])
+    );
+    assert_eq!(file["contract"]["industries"].as_array().unwrap().len(), 9);
     let accuracy = file["training"]["test_metrics"]["accuracy"]
         .as_f64()
         .unwrap();
@@ -41,6 +55,8 @@ fn a_trained_model_is_written_with_its_metrics_and_runs_in_the_job() {
         .unwrap();
     assert!(accuracy > majority, "{accuracy} vs {majority}");
     assert_eq!(file["training"]["fit"]["converged"], true);
+    // Each result names the model that scored it.
+    let out = dir.path().join("out");
     tenantflow(&[
         "run",
         "--quiet",
@@ -48,9 +64,16 @@ fn a_trained_model_is_written_with_its_metrics_and_runs_in_the_job() {
         "5000",
         "--model",
         model.to_str().unwrap(),
+        "--model-version-field",
         "--output",
-        dir.path().join("out").to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
+    let lines = crate::common::sorted_result_lines(&out);
+    assert!(!lines.is_empty());
+    for line in lines {
+        let result: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(result["modelVersion"], version, "{line}");
+    }
 
     // Generated data, trees: the same file twice from the same seed.
     let trees = |name: &str| {

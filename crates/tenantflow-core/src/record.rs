@@ -168,6 +168,9 @@ pub struct ResultRow<'a> {
     pub nb_jobs: u64,
     /// Event time, epoch milliseconds.
     pub creation_date: i64,
+    /// The version of the model that scored the result, when results carry it (the
+    /// `modelVersion` field, last).
+    pub model_version: Option<&'a str>,
 }
 
 /// The result fields in output order, as named on the wire.

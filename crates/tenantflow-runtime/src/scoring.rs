@@ -94,6 +94,7 @@ impl ScoringService {
 
     pub(crate) fn for_worker(&self, runtime: tokio::runtime::Handle) -> Scorings {
         Scorings {
+            target_name: self.config.target.shown().into(),
             executor: Executor::new(self.service.clone(), runtime),
             open: Vec::new(),
             open_rows: Vec::new(),
@@ -134,6 +135,9 @@ struct Pending {
 
 /// One worker's scoring.
 pub(crate) struct Scorings {
+    /// The scorer as it may be shown: the model version of results whose scorer does
+    /// not name its model.
+    pub(crate) target_name: Arc<str>,
     executor: Executor<ScoreBatch, Scored, u64>,
     /// The batch being filled.
     open: Vec<Unscored>,

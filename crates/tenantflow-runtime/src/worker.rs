@@ -342,8 +342,16 @@ impl Worker<'_> {
         while let Some((rows, answer)) = self.scoring.as_mut().and_then(Scorings::pop_ready) {
             match answer {
                 Ok(scored) => {
+                    // A scorer that does not name its model is named by its address.
+                    let version = scored
+                        .model_version
+                        .clone()
+                        .or_else(|| self.scoring.as_ref().map(|s| Arc::clone(&s.target_name)));
+                    let version = version
+                        .as_deref()
+                        .filter(|_| self.sink.model_version_field());
                     for (row, prediction) in rows.iter().zip(&scored.predictions) {
-                        self.write_scored(row, *prediction, local)?;
+                        self.write_scored(row, *prediction, version, local)?;
                     }
                 }
                 Err(error) => {
@@ -378,6 +386,7 @@ impl Worker<'_> {
         &mut self,
         row: &Unscored,
         prediction: Prediction,
+        model_version: Option<&str>,
         local: &mut MetricsSnapshot,
     ) -> Result<(), RunError> {
         let result = ResultRow {
@@ -390,6 +399,7 @@ impl Worker<'_> {
             user_id: &row.user_id,
             nb_jobs: row.nb_jobs,
             creation_date: row.creation_date,
+            model_version,
         };
         let fragments = self
             .sink
@@ -542,6 +552,10 @@ impl Worker<'_> {
                     user_id: &job.user_id,
                     nb_jobs: job.nb_jobs,
                     creation_date,
+                    model_version: self
+                        .sink
+                        .model_version_field()
+                        .then(|| self.model.version()),
                 };
                 write_result(
                     &mut self.sink,

@@ -27,6 +27,7 @@ fn encode(c: &mut Criterion) {
         user_id: "u-01234",
         nb_jobs: 3,
         creation_date: 1_767_225_601_555,
+        model_version: None,
     };
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(1));

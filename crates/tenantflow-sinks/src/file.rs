@@ -84,6 +84,8 @@ pub struct FileSinkConfig {
     pub max_file_age: Duration,
     /// Partitions a worker keeps open at once.
     pub max_open_files: usize,
+    /// Results carry the version of the model that scored them (`modelVersion`).
+    pub model_version_field: bool,
 }
 
 impl FileSinkConfig {
@@ -99,6 +101,7 @@ impl FileSinkConfig {
             max_file_bytes: 128 << 20,
             max_file_age: Duration::from_secs(15 * 60),
             max_open_files: 32,
+            model_version_field: false,
         }
     }
 
@@ -262,6 +265,11 @@ impl PartitionedFileSink {
         self.config.format
     }
 
+    /// True if results carry their model's version.
+    pub fn model_version_field(&self) -> bool {
+        self.config.model_version_field
+    }
+
     /// Writes one result into its event hour's file.
     ///
     /// # Errors
@@ -399,7 +407,10 @@ impl PartitionedFileSink {
             now_ms(),
         )?;
         let body = match self.config.format {
-            Format::Parquet => Body::Parquet(Box::new(ParquetPart::new(file.path())?)),
+            Format::Parquet => Body::Parquet(Box::new(ParquetPart::new(
+                file.path(),
+                self.config.model_version_field,
+            )?)),
             Format::Ndjson | Format::Csv => Body::Rows { gzip: None },
         };
         self.open.push(OpenPart {
@@ -478,6 +489,7 @@ mod tests {
             user_id: "u",
             nb_jobs: 1,
             creation_date,
+            model_version: None,
         }
     }
 

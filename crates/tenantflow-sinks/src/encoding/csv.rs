@@ -1,5 +1,6 @@
 //! Results as the original system's headerless CSV:
-//! `companyID,industry,revenu,employees,job30,job90,monthlyFee,totalFee,riskOfChurn`.
+//! `companyID,industry,revenu,employees,job30,job90,monthlyFee,totalFee,riskOfChurn`,
+//! then `modelVersion` when results carry it.
 
 use tenantflow_core::{CompanyProfile, ResultRow};
 
@@ -30,11 +31,12 @@ pub(super) fn encode_row(out: &mut Vec<u8>, row: &ResultRow<'_>, fragments: &Pro
     out.push(b',');
     push_int(out, row.job90);
     out.extend_from_slice(fragments.middle());
-    out.extend_from_slice(if row.risk_of_churn {
-        b"true\n"
-    } else {
-        b"false\n"
-    });
+    out.extend_from_slice(if row.risk_of_churn { b"true" } else { b"false" });
+    if let Some(version) = row.model_version {
+        out.push(b',');
+        push_csv_cell(out, version);
+    }
+    out.push(b'\n');
 }
 
 /// RFC 4180: a cell with a comma, quote or line break is quoted, quotes doubled.

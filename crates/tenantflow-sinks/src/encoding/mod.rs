@@ -116,6 +116,7 @@ mod tests {
             user_id,
             nb_jobs: 3,
             creation_date: 1_767_225_601_555,
+            model_version: None,
         }
     }
 
@@ -165,5 +166,35 @@ mod tests {
             encode(Format::Csv, &row("c", &q, "u")),
             "c,\"a,\"\"b\"\"\",1234567,250,15,43,450.0,9800.0,false\n"
         );
+    }
+
+    #[test]
+    fn a_model_version_comes_last_when_results_carry_it() {
+        let p = profile();
+        let mut r = row("c", &p, "u");
+        r.model_version = Some("churn-00ff");
+        assert_eq!(
+            encode(Format::Csv, &r),
+            "c,retail,1234567,250,15,43,450.0,9800.0,false,churn-00ff\n"
+        );
+        let json = encode(Format::Ndjson, &r);
+        assert!(
+            json.ends_with(
+                r#""creationDate":1767225601555,"modelVersion":"churn-00ff"}
+"#
+            ),
+            "{json}"
+        );
+        let mut part = parquet::ParquetPart::new("v.parquet", true).unwrap();
+        part.push(&r, "v.parquet").unwrap();
+        let unversioned = row("c", &p, "u");
+        assert!(part.push(&unversioned, "v.parquet").is_err());
+        let bytes = part.finish("v.parquet").unwrap();
+        use ::parquet::file::reader::{FileReader, SerializedFileReader};
+        use ::parquet::record::RowAccessor;
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        let first = reader.get_row_iter(None).unwrap().next().unwrap().unwrap();
+        assert_eq!(first.get_string(13).unwrap(), "churn-00ff");
+        assert_eq!(first.get_string(0).unwrap(), "c");
     }
 }

@@ -39,6 +39,10 @@ pub(super) fn encode_row(out: &mut Vec<u8>, row: &ResultRow<'_>, fragments: &Pro
     push_int(out, row.nb_jobs);
     out.extend_from_slice(b",\"creationDate\":");
     push_int(out, row.creation_date);
+    if let Some(version) = row.model_version {
+        out.extend_from_slice(b",\"modelVersion\":");
+        push_json_str(out, version);
+    }
     out.extend_from_slice(b"}\n");
 }
 

@@ -20,7 +20,7 @@ use tenantflow_core::ResultRow;
 
 use crate::SinkError;
 
-/// The schema of result files.
+/// The schema of result files (with `modelVersion` last when results carry it).
 pub const SCHEMA: &str = "
 message result {
   required binary companyID (STRING);
@@ -57,6 +57,7 @@ struct Columns {
     churn_score: Vec<f64>,
     nb_jobs: Vec<i64>,
     creation_date: Vec<i64>,
+    model_version: Vec<(usize, usize)>,
 }
 
 impl Columns {
@@ -84,6 +85,10 @@ impl Columns {
         self.nb_jobs
             .push(i64::try_from(row.nb_jobs).unwrap_or(i64::MAX));
         self.creation_date.push(row.creation_date);
+        if let Some(version) = row.model_version {
+            let span = self.push_str(version);
+            self.model_version.push(span);
+        }
     }
 
     fn len(&self) -> usize {
@@ -105,6 +110,7 @@ impl Columns {
         self.churn_score.clear();
         self.nb_jobs.clear();
         self.creation_date.clear();
+        self.model_version.clear();
     }
 }
 
@@ -113,15 +119,17 @@ pub struct ParquetPart {
     writer: SerializedFileWriter<Vec<u8>>,
     columns: Columns,
     rows: u64,
+    with_model_version: bool,
 }
 
 impl ParquetPart {
-    /// Starts a Parquet file; `path` names it in errors.
+    /// Starts a Parquet file, with the `modelVersion` column if `with_model_version`;
+    /// `path` names it in errors.
     ///
     /// # Errors
     /// When the header cannot be written.
-    pub fn new(path: &str) -> Result<Self, SinkError> {
-        let schema = Arc::new(schema());
+    pub fn new(path: &str, with_model_version: bool) -> Result<Self, SinkError> {
+        let schema = Arc::new(schema(with_model_version));
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_created_by(concat!("tenantflow ", env!("CARGO_PKG_VERSION")).into())
@@ -132,6 +140,7 @@ impl ParquetPart {
             writer,
             columns: Columns::default(),
             rows: 0,
+            with_model_version,
         })
     }
 
@@ -140,6 +149,14 @@ impl ParquetPart {
     /// # Errors
     /// When a row group cannot be written.
     pub fn push(&mut self, row: &ResultRow<'_>, path: &str) -> Result<(), SinkError> {
+        if row.model_version.is_some() != self.with_model_version {
+            return Err(parquet_error(
+                path,
+                ParquetError::General(
+                    "a result with or without a model version in a file of the other kind".into(),
+                ),
+            ));
+        }
         self.columns.push(row);
         self.rows += 1;
         if self.columns.len() >= ROW_GROUP_ROWS {
@@ -238,6 +255,11 @@ impl ParquetPart {
                 12 => column
                     .typed::<Int64Type>()
                     .write_batch(&c.creation_date, None, None)?,
+                13 => column.typed::<ByteArrayType>().write_batch(
+                    &strings(&c.model_version),
+                    None,
+                    None,
+                )?,
                 _ => return Err(ParquetError::General(format!("unexpected column {index}"))),
             };
             column.close()?;
@@ -249,9 +271,14 @@ impl ParquetPart {
     }
 }
 
-/// The parsed result schema.
-pub fn schema() -> Type {
-    parse_message_type(SCHEMA).expect("the result schema parses")
+/// The parsed result schema, with `modelVersion` if `with_model_version`.
+pub fn schema(with_model_version: bool) -> Type {
+    if with_model_version {
+        let text = SCHEMA.replace('}', "  required binary modelVersion (STRING);\n}");
+        parse_message_type(&text).expect("the result schema parses")
+    } else {
+        parse_message_type(SCHEMA).expect("the result schema parses")
+    }
 }
 
 fn parquet_error(path: &str, source: ParquetError) -> SinkError {
