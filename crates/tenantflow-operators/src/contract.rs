@@ -6,6 +6,8 @@
 //! quoted RFC 4180 style when it holds a comma, a quote or a line break, its numbers as
 //! Rust prints them (shortest form that reads back exactly).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use crate::score::Features;
@@ -54,7 +56,7 @@ impl Contract {
 
 /// Appends one row, with its line break, to a CSV body.
 pub fn write_csv_row(out: &mut String, industry: &str, features: &Features) {
-    use std::fmt::Write;
+    let mut number = ryu::Buffer::new();
     if industry.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&industry.replace('"', "\"\""));
@@ -70,18 +72,35 @@ pub fn write_csv_row(out: &mut String, industry: &str, features: &Features) {
         features.monthly_fee,
         features.total_fee,
     ] {
-        // Writing to a String cannot fail.
-        let _ = write!(out, ",{value}");
+        out.push(',');
+        // Shortest form that reads back exactly (`NaN` and `inf` for the non-finite).
+        out.push_str(number.format(value));
     }
     out.push('\n');
 }
 
-/// Splits a CSV body into rows of cells: a row ends at a line break outside quotes, a
-/// quoted cell is unquoted (`""` inside is one `"`), blank lines are skipped.
+/// Splits a CSV body into rows of cells: a row ends at a line break (LF or CRLF)
+/// outside quotes, a quoted cell is unquoted (`""` inside is one `"`), blank lines are
+/// skipped. Cells of a body without quotes are borrowed from it.
 ///
 /// # Errors
 /// The 1-based row of a quote that is never closed, or of text after a closing quote.
-pub fn split_csv(body: &str) -> Result<Vec<Vec<String>>, (usize, String)> {
+pub fn split_csv(body: &str) -> Result<Vec<Vec<Cow<'_, str>>>, (usize, String)> {
+    if !body.contains('"') {
+        return Ok(body
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| line.split(',').map(Cow::Borrowed).collect())
+            .collect());
+    }
+    let rows = split_quoted(body)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| row.into_iter().map(Cow::Owned).collect())
+        .collect())
+}
+
+fn split_quoted(body: &str) -> Result<Vec<Vec<String>>, (usize, String)> {
     let mut rows = Vec::new();
     let mut row: Vec<String> = Vec::new();
     let mut cell = String::new();
@@ -116,7 +135,7 @@ pub fn split_csv(body: &str) -> Result<Vec<Vec<String>>, (usize, String)> {
                 closed = false;
             }
             '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
+            '\n' => {
                 if !blank {
                     end_row(&mut rows, &mut row, &mut cell);
                 }
@@ -162,7 +181,8 @@ mod tests {
         for industry in ["retail", "a,b", "say \"hi\"", "x\"", "line\nbreak"] {
             let mut out = String::new();
             write_csv_row(&mut out, industry, &features());
-            let rows = split_csv(&format!("{out}\r\n\n{out}")).unwrap();
+            let body = format!("{out}\r\n\n{out}");
+            let rows = split_csv(&body).unwrap();
             assert_eq!(rows.len(), 2, "{out}");
             let cells = &rows[0];
             assert_eq!(cells.len(), COLUMNS.len(), "{out}");
@@ -172,7 +192,10 @@ mod tests {
         }
         let mut out = String::new();
         write_csv_row(&mut out, "retail", &features());
-        assert_eq!(out, "retail,29080,14540,4,13,461.5,0.30000000000000004\n");
+        assert_eq!(
+            out,
+            "retail,29080.0,14540.0,4.0,13.0,461.5,0.30000000000000004\n"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::time::Duration;
 use aws_sdk_sagemakerruntime::config::http::HttpResponse;
 use aws_sdk_sagemakerruntime::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
+use serde::Deserialize;
 use serde_json::Value;
 use tenantflow_operators::contract::write_csv_row;
 use tenantflow_operators::score::Features;
@@ -144,40 +145,50 @@ pub fn csv_body(rows: &[ScoreRow]) -> String {
 /// # Errors
 /// Another shape, a score that is not a probability, or another number of predictions.
 pub fn parse_predictions(body: &[u8], rows: usize) -> Result<Scored, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
-    let Some(predictions) = value.get("predictions").and_then(Value::as_array) else {
-        return Err("expected {\"predictions\":[…]}".into());
-    };
-    if predictions.len() != rows {
+    /// The answer, read without a tree of values.
+    #[derive(Deserialize)]
+    struct Answer {
+        predictions: Vec<PredictionFile>,
+        #[serde(default)]
+        model_version: Option<Box<str>>,
+    }
+    #[derive(Deserialize)]
+    struct PredictionFile {
+        score: Option<f64>,
+        predicted_label: Option<Label>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Label {
+        Bool(bool),
+        Number(f64),
+    }
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        format!("expected {{\"predictions\":[{{\"score\":…,\"predicted_label\":0|1}},…]}}: {e}")
+    })?;
+    if answer.predictions.len() != rows {
         return Err(format!(
             "sent {rows} rows, got {} predictions",
-            predictions.len()
+            answer.predictions.len()
         ));
     }
-    let predictions = predictions
+    let predictions = answer
+        .predictions
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let label = match p.get("predicted_label") {
-                Some(Value::Bool(b)) => Some(*b),
-                Some(v) => v.as_f64().and_then(|l| {
-                    if l == 1.0 {
-                        Some(true)
-                    } else if l == 0.0 {
-                        Some(false)
-                    } else {
-                        None
-                    }
-                }),
-                None => None,
+            let label = match p.predicted_label {
+                Some(Label::Bool(b)) => Some(b),
+                Some(Label::Number(1.0)) => Some(true),
+                Some(Label::Number(0.0)) => Some(false),
+                _ => None,
             };
-            prediction(p.get("score"), label).map_err(|e| format!("prediction {}: {e}", i + 1))
+            prediction(p.score, label).map_err(|e| format!("prediction {}: {e}", i + 1))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Scored {
         predictions,
-        model_version: model_version(&value),
+        model_version: answer.model_version.map(Arc::from),
     })
 }
 
@@ -189,7 +200,7 @@ pub fn parse_assessment(body: &[u8]) -> Result<Scored, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
     let one = prediction(
-        value.get("score"),
+        value.get("score").and_then(Value::as_f64),
         value.get("churn").and_then(Value::as_bool),
     )?;
     Ok(Scored {
@@ -198,9 +209,8 @@ pub fn parse_assessment(body: &[u8]) -> Result<Scored, String> {
     })
 }
 
-fn prediction(score: Option<&Value>, label: Option<bool>) -> Result<Prediction, String> {
+fn prediction(score: Option<f64>, label: Option<bool>) -> Result<Prediction, String> {
     let score = score
-        .and_then(Value::as_f64)
         .filter(|s| (0.0..=1.0).contains(s))
         .ok_or("expected a score between 0 and 1")?;
     let risk = label.ok_or("expected a label: predicted_label 0 or 1, or churn true or false")?;

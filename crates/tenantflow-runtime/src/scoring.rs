@@ -19,6 +19,7 @@ use tenantflow_remote::lookup::UrlError;
 use tenantflow_remote::score::{
     HttpScorer, SageMakerScorer, ScoreBatch, ScoreRow, Scored, ScorerTarget,
 };
+use tenantflow_sinks::encoding::ProfileFragments;
 
 /// How the job scores remotely.
 #[derive(Debug, Clone)]
@@ -118,6 +119,8 @@ pub(crate) struct Unscored {
     pub(crate) company_id: Box<str>,
     /// The profile as it stood when the event was processed.
     pub(crate) profile: CompanyProfile,
+    /// The profile pre-encoded for the output format.
+    pub(crate) fragments: ProfileFragments,
     pub(crate) job30: i64,
     pub(crate) job90: i64,
     pub(crate) user_id: Box<str>,
@@ -226,10 +229,12 @@ impl Scorings {
     /// answered; in unordered mode any answered one that shares no tenant with an
     /// older batch still waiting.
     pub(crate) fn pop_ready(&mut self) -> Option<(Vec<Unscored>, Result<Scored, CallError>)> {
+        let front_answered = self.pending.front()?.answer.is_some();
         let at = match self.emission {
-            Emission::Ordered => self.pending.front()?.answer.is_some().then_some(0)?,
+            _ if front_answered => 0,
+            Emission::Ordered => return None,
             Emission::Unordered => {
-                let mut older: HashSet<&str> = HashSet::new();
+                let mut older: HashSet<&str, foldhash::fast::RandomState> = HashSet::default();
                 let mut found = None;
                 for (i, pending) in self.pending.iter().enumerate() {
                     if pending.answer.is_some()
@@ -287,6 +292,7 @@ mod tests {
             Unscored {
                 company_id: tenant.into(),
                 profile,
+                fragments: ProfileFragments::default(),
                 job30: 1,
                 job90: 1,
                 user_id: "u".into(),

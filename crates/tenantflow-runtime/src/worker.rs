@@ -401,15 +401,11 @@ impl Worker<'_> {
             creation_date: row.creation_date,
             model_version,
         };
-        let fragments = self
-            .sink
-            .format()
-            .profile_fragments(&row.company_id, &row.profile);
         write_result(
             &mut self.sink,
             self.stream_sink.as_mut(),
             &result,
-            &fragments,
+            &row.fragments,
         )?;
         self.count_result(prediction.risk, local);
         Ok(())
@@ -526,6 +522,7 @@ impl Worker<'_> {
                 let unscored = Unscored {
                     company_id: job.company_id.as_ref().into(),
                     profile: profile.clone(),
+                    fragments: joined.tenant.ext.clone(),
                     job30: joined.job30,
                     job90: joined.job90,
                     user_id: job.user_id.as_ref().into(),

@@ -94,7 +94,7 @@ pub fn parse_csv(body: &str) -> Result<Vec<Row>, RowError> {
             *value = number(row, COLUMNS[k + 1], &cells[k + 1])?;
         }
         rows.push(Row {
-            industry: industry.clone(),
+            industry: industry.clone().into_owned(),
             features: features(values),
         });
     }
