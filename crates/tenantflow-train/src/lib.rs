@@ -12,6 +12,8 @@
 //!
 //! Training is offline work: nothing here is on the job's hot path.
 
+use tenantflow_operators::score::{Features, Model};
+
 pub mod data;
 pub mod logistic;
 pub mod metrics;
@@ -98,16 +100,44 @@ impl Trained {
     }
 }
 
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// The regression could not be fitted.
+    #[error(transparent)]
+    Fit(#[from] logistic::FitError),
+    /// A fitted model does not load as the job loads it (a bug: the writer and the
+    /// reader of model files disagree).
+    #[error("the fitted model does not load")]
+    Load(#[from] tenantflow_operators::score::ModelError),
+}
+
+/// The job's scores of `rows` by `model`.
+fn scores(model: &Model, rows: &[Example]) -> Vec<f64> {
+    rows.iter()
+        .map(|r| {
+            let features = Features {
+                revenu: r.x[0],
+                employees: r.x[1],
+                job30: r.x[2],
+                job90: r.x[3],
+                monthly_fee: r.x[4],
+                total_fee: r.x[5],
+            };
+            model.score(&features, &r.industry, model.industry_weight(&r.industry))
+        })
+        .collect()
+}
+
 /// Splits `rows` (`test_fraction` for test, shuffled by `seed`), fits both models on
-/// the training split and measures them on the test split.
+/// the training split and measures them on the test split. The measuring is done by
+/// the job's own scorer ([`Model`]) on the model files as written, so the metrics are
+/// those of what the job and `tenantflow scorer` will run.
 ///
 /// # Errors
 /// Too few rows to train on, or a failed fit.
-pub fn train(
-    rows: Vec<Example>,
-    test_fraction: f64,
-    seed: u64,
-) -> Result<Trained, logistic::FitError> {
+pub fn train(rows: Vec<Example>, test_fraction: f64, seed: u64) -> Result<Trained, TrainError> {
     let (train, test) = split::split(rows, test_fraction, seed);
     let mut industries: Vec<String> = train.iter().map(|r| r.industry.clone()).collect();
     industries.sort_unstable();
@@ -115,8 +145,9 @@ pub fn train(
     let logistic = logistic::fit(&train, logistic::Settings::default())?;
     let trees = trees::fit(&train, trees::Settings::default());
     let labels: Vec<bool> = test.iter().map(|r| r.churn).collect();
-    let lr_scores: Vec<f64> = test.iter().map(|r| logistic.score(r)).collect();
-    let tree_scores: Vec<f64> = test.iter().map(|r| trees.score(r)).collect();
+    let load = |file: serde_json::Value| Model::from_json(&file.to_string(), "fitted model");
+    let lr_scores = scores(&load(logistic.to_json("fitted", ()))?, &test);
+    let tree_scores = scores(&load(trees.to_json("fitted", ()))?, &test);
     Ok(Trained {
         train_rows: train.len(),
         logistic_metrics: metrics::evaluate(&lr_scores, &labels, 0.5),
@@ -125,4 +156,15 @@ pub fn train(
         trees,
         industries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_numeric_features_are_the_contracts_columns_after_the_industry() {
+        assert_eq!(
+            super::NUMERIC[..],
+            tenantflow_operators::contract::COLUMNS[1..]
+        );
+    }
 }

@@ -186,16 +186,6 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 }
 
 impl Logistic {
-    /// The churn probability of `row`.
-    pub fn score(&self, row: &Example) -> f64 {
-        let mut z = self.intercept;
-        for (k, (mean, std, weight)) in self.numeric.iter().enumerate() {
-            z += weight * (row.x[k] - mean) / std;
-        }
-        z += self.industry.get(&row.industry).copied().unwrap_or(0.0);
-        1.0 / (1.0 + (-z).exp())
-    }
-
     /// The model file (the format of `bench/model.json`), with what training says of it.
     pub fn to_json(&self, name: &str, training: impl Serialize) -> serde_json::Value {
         serde_json::json!({

@@ -280,43 +280,6 @@ fn best_split(
 }
 
 impl Ensemble {
-    /// The churn probability of `row`.
-    pub fn score(&self, row: &Example) -> f64 {
-        let mut z = self.base;
-        for tree in &self.trees {
-            let mut at = 0;
-            loop {
-                match &tree[at] {
-                    Node::Leaf { leaf } => {
-                        z += leaf;
-                        break;
-                    }
-                    Node::Numeric {
-                        feature,
-                        threshold,
-                        left,
-                        right,
-                    } => {
-                        let k = NUMERIC.iter().position(|n| n == feature).unwrap_or(0);
-                        at = if row.x[k] < *threshold { *left } else { *right };
-                    }
-                    Node::Industry {
-                        industries,
-                        left,
-                        right,
-                    } => {
-                        at = if industries.contains(&row.industry) {
-                            *left
-                        } else {
-                            *right
-                        };
-                    }
-                }
-            }
-        }
-        1.0 / (1.0 + (-z).exp())
-    }
-
     /// The model file.
     pub fn to_json(&self, name: &str, training: impl Serialize) -> serde_json::Value {
         serde_json::json!({

@@ -46,38 +46,31 @@ fn features(r: &tenantflow_train::Example) -> Features {
     }
 }
 
+/// The files as `tenantflow train` writes them (with the contract) load in the job, and
+/// score an industry never seen in training (the original model crashed on one).
 #[test]
-fn the_tree_file_scores_the_same_in_the_job() {
+fn both_files_load_with_their_contract_and_score_any_industry() {
     let rows = parse_csv(&generate(3000, 9), "gen").unwrap();
     let trained = train(rows.clone(), 0.25, 2).unwrap();
-    let json = trained.trees.to_json("gen-trees", &trained.trees_metrics);
-    let model = Model::from_json(&json.to_string(), "trained").unwrap();
-    let mut unknown = rows[0].clone();
-    unknown.industry = "never-seen".into();
-    for r in rows.iter().take(300).chain([&unknown]) {
-        let job = model.score(
-            &features(r),
-            &r.industry,
-            model.industry_weight(&r.industry),
-        );
-        let here = trained.trees.score(r);
-        assert!((job - here).abs() < 1e-12, "{job} vs {here}");
-    }
-}
-
-#[test]
-fn the_regression_file_scores_the_same_in_the_job() {
-    let rows = parse_csv(&generate(3000, 5), "gen").unwrap();
-    let trained = train(rows.clone(), 0.25, 1).unwrap();
-    let json = trained.logistic.to_json("gen", &trained.logistic_metrics);
-    let model = Model::from_json(&json.to_string(), "trained").unwrap();
-    for r in rows.iter().take(200) {
-        let job = model.score(
-            &features(r),
-            &r.industry,
-            model.industry_weight(&r.industry),
-        );
-        let here = trained.logistic.score(r);
-        assert!((job - here).abs() < 1e-12, "{job} vs {here}");
+    assert_eq!(trained.industries.len(), 9);
+    for mut file in [
+        trained.trees.to_json("t", ()),
+        trained.logistic.to_json("l", ()),
+    ] {
+        file["contract"] = trained.contract();
+        let model = Model::from_json(&file.to_string(), "trained").unwrap();
+        for industry in ["retail", "never-seen"] {
+            let s = model.score(
+                &features(&rows[0]),
+                industry,
+                model.industry_weight(industry),
+            );
+            assert!((0.0..=1.0).contains(&s), "{industry}: {s}");
+        }
+        // Columns in another order are refused.
+        file["contract"]["columns"][1] = "employees".into();
+        file["contract"]["columns"][2] = "revenu".into();
+        let error = Model::from_json(&file.to_string(), "swapped").unwrap_err();
+        assert!(error.to_string().contains("model"), "{error}");
     }
 }
