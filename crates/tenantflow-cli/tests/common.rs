@@ -18,6 +18,11 @@ pub fn tenantflow(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("tenantflow starts");
+    succeeded(args, out)
+}
+
+/// `out` of `tenantflow ARGS`; panics with its output unless it succeeded.
+pub fn succeeded(args: &[&str], out: Output) -> Output {
     assert!(
         out.status.success(),
         "tenantflow {args:?} failed\nstdout:\n{}\nstderr:\n{}",

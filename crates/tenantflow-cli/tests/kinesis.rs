@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::process::{Child, Command, Output};
 
-use crate::common::{assert_same_results, gen_w1, shared, sorted_result_lines, tenantflow};
+use crate::common::{
+    assert_same_results, gen_w1, shared, sorted_result_lines, succeeded, tenantflow,
+};
 
 fn endpoint() -> String {
     std::env::var("TENANTFLOW_TEST_KINESIS_ENDPOINT").expect(
@@ -29,14 +31,7 @@ fn command(args: &[&str]) -> Command {
 }
 
 fn kinesis(args: &[&str]) -> Output {
-    let out = command(args).output().expect("tenantflow starts");
-    assert!(
-        out.status.success(),
-        "tenantflow {args:?} failed\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeeded(args, command(args).output().expect("tenantflow starts"))
 }
 
 fn stream_name(test: &str) -> String {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Server, assert_same_results, gen_w1, result_files, shared};
+use crate::common::{Server, assert_same_results, gen_w1, result_files, shared, succeeded};
 use crate::crash::{command, kill_repeatedly};
 
 /// `tenantflow scorer` serving `model`.
@@ -36,13 +36,7 @@ fn run(args: &[&str]) -> Output {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "tenantflow {args:?} failed\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    succeeded(args, out)
 }
 
 /// `tenantflow run` of `input` into `output`, with `more` flags; its summary.

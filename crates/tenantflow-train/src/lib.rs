@@ -113,19 +113,30 @@ pub enum TrainError {
     Load(#[from] tenantflow_operators::score::ModelError),
 }
 
+impl Example {
+    /// The numeric features, as the job's [`Model`] takes them.
+    pub fn features(&self) -> Features {
+        let x = &self.x;
+        Features {
+            revenu: x[0],
+            employees: x[1],
+            job30: x[2],
+            job90: x[3],
+            monthly_fee: x[4],
+            total_fee: x[5],
+        }
+    }
+}
+
 /// The job's scores of `rows` by `model`.
 fn scores(model: &Model, rows: &[Example]) -> Vec<f64> {
     rows.iter()
         .map(|r| {
-            let features = Features {
-                revenu: r.x[0],
-                employees: r.x[1],
-                job30: r.x[2],
-                job90: r.x[3],
-                monthly_fee: r.x[4],
-                total_fee: r.x[5],
-            };
-            model.score(&features, &r.industry, model.industry_weight(&r.industry))
+            model.score(
+                &r.features(),
+                &r.industry,
+                model.industry_weight(&r.industry),
+            )
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tenantflow_operators::score::{Features, Model};
+use tenantflow_operators::score::Model;
 use tenantflow_train::data::{generate, parse_csv};
 use tenantflow_train::train;
 
@@ -35,17 +35,6 @@ fn trees_learn_the_rule_and_the_regression_beats_the_majority() {
     assert_ne!(train(rows, 0.2, 43).unwrap().logistic, trained.logistic);
 }
 
-fn features(r: &tenantflow_train::Example) -> Features {
-    Features {
-        revenu: r.x[0],
-        employees: r.x[1],
-        job30: r.x[2],
-        job90: r.x[3],
-        monthly_fee: r.x[4],
-        total_fee: r.x[5],
-    }
-}
-
 /// The files as `tenantflow train` writes them (with the contract) load in the job, and
 /// score an industry never seen in training (the original model crashed on one).
 #[test]
@@ -61,7 +50,7 @@ fn both_files_load_with_their_contract_and_score_any_industry() {
         let model = Model::from_json(&file.to_string(), "trained").unwrap();
         for industry in ["retail", "never-seen"] {
             let s = model.score(
-                &features(&rows[0]),
+                &rows[0].features(),
                 industry,
                 model.industry_weight(industry),
             );
