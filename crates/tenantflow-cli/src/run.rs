@@ -523,6 +523,12 @@ impl RunArgs {
                             "--score-batch, --score-max-in-flight and --score-attempts must be at least 1"
                         );
                     }
+                    if self.score_batch > MAX_SCORE_BATCH {
+                        bail!(
+                            "--score-batch {} is more than {MAX_SCORE_BATCH} rows: a request would pass the 6 MB a SageMaker endpoint (and tenantflow scorer) accepts",
+                            self.score_batch
+                        );
+                    }
                     let mut scoring = ScoringConfig::new(target);
                     scoring.endpoint_url = self.sagemaker_endpoint_url;
                     scoring.batch = self.score_batch;
@@ -667,6 +673,9 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String, mod
         );
     }
 }
+
+/// Most rows per scoring request: about 60 bytes a CSV row, within SageMaker's 6 MB.
+const MAX_SCORE_BATCH: usize = 50_000;
 
 fn parse_scorer(text: &str) -> Result<ScorerTarget, String> {
     ScorerTarget::parse(text).map_err(|e| e.to_string())

@@ -173,7 +173,7 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
 }
 
 #[test]
-fn a_remote_scorer_with_a_model_flag_is_refused() {
+fn bad_scoring_flags_are_refused() {
     let out = command(&[
         "run",
         "--generate",
@@ -193,6 +193,19 @@ fn a_remote_scorer_with_a_model_flag_is_refused() {
         stderr.contains("--model is the embedded scorer's"),
         "{stderr}"
     );
+    let out = command(&[
+        "run",
+        "--generate",
+        "10",
+        "--scorer",
+        "http://127.0.0.1:9/invocations",
+        "--score-batch",
+        "60000",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("6 MB"), "{stderr}");
     let out = command(&["run", "--generate", "10", "--scorer", "http://h/score"])
         .output()
         .unwrap();
