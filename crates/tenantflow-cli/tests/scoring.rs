@@ -193,6 +193,29 @@ fn bad_scoring_flags_are_refused() {
         stderr.contains("--model is the embedded scorer's"),
         "{stderr}"
     );
+    // SageMaker without a region: refused at the start, not a dead letter per event.
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(&[
+        "run",
+        "--generate",
+        "10",
+        "--output",
+        dir.path().join("out").to_str().unwrap(),
+        "--scorer",
+        "sagemaker://churn",
+    ])
+    .env_remove("AWS_REGION")
+    .env_remove("AWS_DEFAULT_REGION")
+    .env_remove("AWS_PROFILE")
+    .env("AWS_CONFIG_FILE", dir.path().join("none"))
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("no AWS region"),
+        "{stderr}"
+    );
     let out = command(&[
         "run",
         "--generate",

@@ -325,17 +325,35 @@ impl SageMakerScorer {
     /// A client of endpoint `name`: region and credentials from the standard chain,
     /// the service's URL from `endpoint_url` if given (else the chain's, which reads
     /// `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` and `AWS_ENDPOINT_URL`).
-    pub async fn connect(name: &str, endpoint_url: Option<&str>) -> Self {
+    ///
+    /// # Errors
+    /// No region in the chain (every request would fail).
+    pub async fn connect(name: &str, endpoint_url: Option<&str>) -> Result<Self, UrlError> {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
             .await;
+        if shared.region().is_none() {
+            return Err(UrlError::new(
+                &format!("sagemaker://{name}"),
+                "no AWS region: set AWS_REGION, or a region in the AWS profile",
+            ));
+        }
         let mut config = aws_sdk_sagemakerruntime::config::Builder::from(&shared);
         if let Some(url) = endpoint_url {
             config = config.endpoint_url(url);
         }
+        Ok(Self::with_config(config.build(), name))
+    }
+
+    /// A client of endpoint `name` with `config`, its retries turned off (the call
+    /// stack retries).
+    pub fn with_config(config: aws_sdk_sagemakerruntime::Config, name: &str) -> Self {
+        let config = config
+            .to_builder()
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
         Self {
-            client: aws_sdk_sagemakerruntime::Client::from_conf(config.build()),
+            client: aws_sdk_sagemakerruntime::Client::from_conf(config),
             endpoint: name.to_owned(),
             shown: format!("sagemaker://{name}"),
         }
@@ -379,10 +397,6 @@ impl Service<ScoreBatch> for SageMakerScorer {
 /// container answered.
 fn sagemaker_error(shown: &str, error: SdkError<InvokeEndpointError, HttpResponse>) -> CallError {
     match error {
-        SdkError::DispatchFailure(e) if e.is_timeout() => CallError::Timeout {
-            url: shown.into(),
-            timeout: Duration::ZERO,
-        },
         SdkError::DispatchFailure(e) => {
             let message = match e.as_connector_error() {
                 Some(connector) => DisplayErrorContext(connector).to_string(),
@@ -400,9 +414,11 @@ fn sagemaker_error(shown: &str, error: SdkError<InvokeEndpointError, HttpRespons
                 }
             }
         }
-        SdkError::TimeoutError(_) => CallError::Timeout {
+        // The SDK's own timeouts are not set (the stack times each attempt); should one
+        // strike, it is a transport failure, retried.
+        SdkError::TimeoutError(e) => CallError::Transport {
             url: shown.into(),
-            timeout: Duration::ZERO,
+            message: format!("timed out: {e:?}"),
         },
         SdkError::ServiceError(service) => {
             let raw = service.raw();
@@ -466,6 +482,82 @@ mod tests {
         }
         let e = ScorerTarget::parse("http://u:secret@h/nope").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    /// A SageMaker client of `url` with test credentials.
+    fn sagemaker(url: &str) -> SageMakerScorer {
+        use aws_sdk_sagemakerruntime::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sagemakerruntime::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDTEST",
+                "secret-key",
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(url)
+            .build();
+        SageMakerScorer::with_config(config, "churn")
+    }
+
+    fn one_row() -> ScoreBatch {
+        Arc::from(vec![ScoreRow {
+            industry: "retail".into(),
+            features: Features {
+                revenu: 1.0,
+                employees: 2.0,
+                job30: 3.0,
+                job90: 4.0,
+                monthly_fee: 5.0,
+                total_fee: 6.0,
+            },
+        }])
+    }
+
+    #[tokio::test]
+    async fn sagemaker_errors_follow_the_http_retry_rules() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tower::ServiceExt;
+        // Nothing listens: a connect error, retried.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let error = sagemaker(&format!("http://127.0.0.1:{port}"))
+            .oneshot(one_row())
+            .await
+            .unwrap_err();
+        assert!(error.is_retryable(), "{error:?}");
+        assert!(!error.to_string().contains("secret-key"), "{error}");
+
+        // A server answering 503, then 400: the first retried, the second not.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for status in ["503 Service Unavailable", "400 Bad Request"] {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = vec![0; 65536];
+                let _ = socket.read(&mut request).await.unwrap();
+                let body = r#"{"message":"no"}"#;
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let client = sagemaker(&url);
+        let error = client.clone().oneshot(one_row()).await.unwrap_err();
+        assert!(
+            matches!(error, CallError::Status { status: 503, .. }) && error.is_retryable(),
+            "{error:?}"
+        );
+        let error = client.oneshot(one_row()).await.unwrap_err();
+        assert!(
+            matches!(error, CallError::Status { status: 400, .. }) && !error.is_retryable(),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl ScoringService {
                 let client = runtime.block_on(SageMakerScorer::connect(
                     name,
                     config.endpoint_url.as_deref(),
-                ));
+                ))?;
                 stack(client, &config.call, Arc::clone(&stats))
             }
             target => stack(HttpScorer::new(target)?, &config.call, Arc::clone(&stats)),

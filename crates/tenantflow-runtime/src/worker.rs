@@ -316,11 +316,18 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Waits for one scoring answer and lets out what it unblocks.
+    /// Waits for one scoring answer and lets out what it unblocks (sending the open
+    /// batch first if nothing is in flight, so that an answer can come).
     fn take_one_score(&mut self, local: &mut MetricsSnapshot) -> Result<(), RunError> {
-        let Some(scoring) = &self.scoring else {
+        let Some(scoring) = &mut self.scoring else {
             return Ok(());
         };
+        if scoring.in_flight() == 0 {
+            scoring.flush();
+            if scoring.in_flight() == 0 {
+                return Ok(());
+            }
+        }
         match scoring.completions().recv() {
             Ok(answer) => self.take_scores(answer, local),
             // The executor holds a sender: not reached while it lives.
@@ -355,7 +362,7 @@ impl Worker<'_> {
                     }
                 }
                 Err(error) => {
-                    let error: Arc<str> = error.to_string().into();
+                    let error = error.to_string();
                     for row in &rows {
                         let job = JobEvent {
                             company_id: Cow::Borrowed(&row.company_id),
