@@ -509,12 +509,6 @@ impl RunArgs {
             scoring: match self.scorer {
                 ScorerTarget::Embedded => None,
                 target => {
-                    if self.model.is_some() {
-                        bail!(
-                            "--model is the embedded scorer's; --scorer {} scores remotely",
-                            target.shown()
-                        );
-                    }
                     if self.score_batch == 0
                         || self.score_max_in_flight == 0
                         || self.score_attempts == 0
@@ -557,7 +551,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         None => format!("model {}", config.model.version()),
     };
-    tracing::info!(%inputs, %output, model = config.model.name(), model_version = config.model.version(), workers = config.workers, "Starting run.");
+    tracing::info!(%inputs, %output, scoring = %model, workers = config.workers, "Starting run.");
     let metrics = Arc::new(Metrics::default());
     let live = Arc::clone(&metrics);
     let progress = Progress::start(!quiet, move |secs| {
