@@ -285,8 +285,11 @@ impl Service<ScoreBatch> for HttpScorer {
                     });
                 };
                 let f = &row.features;
+                // Both spellings: the original route's Lambda read `employee` (the
+                // original job sent `employees`, and every call failed).
                 let body = serde_json::json!({
-                    "industry": row.industry, "revenu": f.revenu, "employees": f.employees,
+                    "industry": row.industry, "revenu": f.revenu,
+                    "employees": f.employees, "employee": f.employees,
                     "job30": f.job30, "job90": f.job90,
                     "monthlyFee": f.monthly_fee, "totalFee": f.total_fee,
                 });
