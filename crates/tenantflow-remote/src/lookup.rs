@@ -25,16 +25,18 @@ pub enum LookupAnswer {
 
 /// Why a service's URL is refused.
 #[derive(Debug, thiserror::Error)]
-#[error("URL `{url}`: {message}")]
+#[error("{service} `{url}`: {message}")]
 pub struct UrlError {
+    service: &'static str,
     url: String,
     message: String,
 }
 
 impl UrlError {
-    /// `url` (already without credentials) refused for `message`.
-    pub(crate) fn new(url: &str, message: &str) -> Self {
+    /// `url` (already without credentials) of `service` refused for `message`.
+    pub(crate) fn new(service: &'static str, url: &str, message: &str) -> Self {
         Self {
+            service,
             url: url.into(),
             message: message.into(),
         }
@@ -95,7 +97,7 @@ impl TenantManagerClient {
     /// # Errors
     /// A URL that is not `http` or `https`.
     pub fn new(base: &str) -> Result<Self, UrlError> {
-        let refuse = |message: &str| UrlError::new(&redact(base), message);
+        let refuse = |message: &str| UrlError::new("TenantManager URL", &redact(base), message);
         let mut url = reqwest::Url::parse(base).map_err(|e| refuse(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(refuse("expected http:// or https://"));

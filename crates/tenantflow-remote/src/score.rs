@@ -26,6 +26,9 @@ use tenantflow_operators::score::Features;
 use tower::Service;
 
 use crate::call::CallError;
+
+/// How a scorer is named in errors.
+const SCORER: &str = "scorer";
 use crate::lookup::{UrlError, http_client, read_body, redact, transport};
 
 /// One row to score.
@@ -78,7 +81,7 @@ impl ScorerTarget {
     /// # Errors
     /// Anything else, with what is accepted.
     pub fn parse(text: &str) -> Result<Self, UrlError> {
-        let refuse = |message: &str| UrlError::new(&redact(text), message);
+        let refuse = |message: &str| UrlError::new(SCORER, &redact(text), message);
         if text == "embedded" {
             return Ok(Self::Embedded);
         }
@@ -244,13 +247,14 @@ impl HttpScorer {
             ScorerTarget::Invocations(url) => (url, false),
             ScorerTarget::AssessChurn(url) => (url, true),
             other => {
-                return Err(UrlError::new(&other.shown(), "not an HTTP scorer"));
+                return Err(UrlError::new(SCORER, &other.shown(), "not an HTTP scorer"));
             }
         };
-        let url =
-            reqwest::Url::parse(text).map_err(|e| UrlError::new(&redact(text), &e.to_string()))?;
+        let url = reqwest::Url::parse(text)
+            .map_err(|e| UrlError::new(SCORER, &redact(text), &e.to_string()))?;
         Ok(Self {
-            http: http_client().map_err(|e| UrlError::new(&redact(text), &e.to_string()))?,
+            http: http_client()
+                .map_err(|e| UrlError::new(SCORER, &redact(text), &e.to_string()))?,
             shown: redact(text),
             url,
             assess_churn,
@@ -337,6 +341,7 @@ impl SageMakerScorer {
             .await;
         if shared.region().is_none() {
             return Err(UrlError::new(
+                SCORER,
                 &format!("sagemaker://{name}"),
                 "no AWS region: set AWS_REGION, or a region in the AWS profile",
             ));
