@@ -206,6 +206,21 @@ mod tests {
     }
 
     #[test]
+    fn the_features_are_the_columns_after_the_industry() {
+        let names: Vec<String> = crate::score::Feature::ALL
+            .iter()
+            .map(|f| {
+                serde_json::to_value(f)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(names, COLUMNS[1..]);
+    }
+
+    #[test]
     fn a_contract_must_name_the_columns_in_order() {
         let ok = Contract {
             columns: COLUMNS.iter().map(|c| c.to_string()).collect(),

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::contract::Contract;
@@ -54,7 +54,7 @@ pub enum ModelError {
 }
 
 /// A model input feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Feature {
     /// Revenue.
     #[serde(rename = "revenu")]
@@ -93,6 +93,18 @@ pub struct Features {
     pub total_fee: f64,
 }
 
+impl Feature {
+    /// Every feature, in the order of the contract's columns after the industry.
+    pub const ALL: [Feature; 6] = [
+        Feature::Revenu,
+        Feature::Employees,
+        Feature::Job30,
+        Feature::Job90,
+        Feature::MonthlyFee,
+        Feature::TotalFee,
+    ];
+}
+
 impl Features {
     fn get(&self, feature: Feature) -> f64 {
         match feature {
@@ -122,24 +134,37 @@ struct TreesFile {
     contract: Option<Contract>,
     threshold: f64,
     base_score: f64,
-    trees: Vec<Vec<NodeFile>>,
+    trees: Vec<Vec<TreeNode>>,
 }
 
-#[derive(Deserialize)]
+/// A node of a tree as model files store it (`tenantflow train` writes these, the job
+/// reads them). Children are indices into the tree's list of nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-enum NodeFile {
+pub enum TreeNode {
+    /// `feature < threshold` goes to `left`.
     Numeric {
+        /// The feature compared.
         feature: Feature,
+        /// The threshold.
         threshold: f64,
+        /// Index of the left child.
         left: usize,
+        /// Index of the right child.
         right: usize,
     },
+    /// An industry in `industries` goes to `left`; any other, to `right`.
     Industry {
+        /// The industries that go left.
         industries: Vec<String>,
+        /// Index of the left child.
         left: usize,
+        /// Index of the right child.
         right: usize,
     },
+    /// A leaf: added to the log-odds.
     Leaf {
+        /// The value.
         leaf: f64,
     },
 }
@@ -316,7 +341,7 @@ impl Model {
         };
         check_threshold(&file.name, file.threshold)?;
         let industries = file.trees.iter().flatten().flat_map(|node| match node {
-            NodeFile::Industry { industries, .. } => industries.as_slice(),
+            TreeNode::Industry { industries, .. } => industries.as_slice(),
             _ => &[],
         });
         check_contract(&file.name, file.contract.as_ref(), industries)?;
@@ -342,11 +367,11 @@ impl Model {
             let mut nodes = Vec::with_capacity(tree.len());
             for (i, node) in tree.iter().enumerate() {
                 nodes.push(match node {
-                    NodeFile::Leaf { leaf } if leaf.is_finite() => Node::Leaf(*leaf),
-                    NodeFile::Leaf { .. } => {
+                    TreeNode::Leaf { leaf } if leaf.is_finite() => Node::Leaf(*leaf),
+                    TreeNode::Leaf { .. } => {
                         return Err(invalid(format!("tree {t}, node {i}: leaf is not finite")));
                     }
-                    NodeFile::Numeric {
+                    TreeNode::Numeric {
                         feature,
                         threshold,
                         left,
@@ -364,7 +389,7 @@ impl Model {
                             right: child(i, *right)?,
                         }
                     }
-                    NodeFile::Industry {
+                    TreeNode::Industry {
                         industries,
                         left,
                         right,

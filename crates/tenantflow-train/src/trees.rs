@@ -8,7 +8,8 @@
 //! for one categorical feature and a convex loss). An industry the model never saw goes
 //! with the rest.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use tenantflow_operators::score::{Feature, TreeNode as Node};
 
 use crate::{Example, NUMERIC};
 
@@ -37,37 +38,6 @@ impl Default for Settings {
             min_child_hessian: 1e-3,
         }
     }
-}
-
-/// A node of a tree, as the model file stores it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Node {
-    /// `feature < threshold` goes to `left`.
-    Numeric {
-        /// One of [`NUMERIC`].
-        feature: String,
-        /// The threshold.
-        threshold: f64,
-        /// Index of the left child.
-        left: usize,
-        /// Index of the right child.
-        right: usize,
-    },
-    /// An industry in `industries` goes to `left`.
-    Industry {
-        /// The industries that go left.
-        industries: Vec<String>,
-        /// Index of the left child.
-        left: usize,
-        /// Index of the right child.
-        right: usize,
-    },
-    /// A leaf: added to the log-odds.
-    Leaf {
-        /// The (shrunk) value.
-        leaf: f64,
-    },
 }
 
 /// A fitted ensemble.
@@ -202,7 +172,7 @@ fn grow(
     let right = grow(binned, g, h, r, depth + 1, s, nodes, f);
     nodes[at] = match split {
         Split::Numeric { feature, bin } => Node::Numeric {
-            feature: NUMERIC[feature].to_owned(),
+            feature: Feature::ALL[feature],
             threshold: binned.edges[feature][bin as usize - 1],
             left,
             right,
