@@ -182,3 +182,9 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A seeded hash of `x` (the first SplitMix64 output seeded with it): the tests' faults
+/// and workloads are drawn from it.
+pub fn splitmix(x: u64) -> u64 {
+    tenantflow_core::rng::SplitMix64::new(x).next_u64()
+}

@@ -7,16 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_same_results, gen_w1, result_files, sorted_result_lines, tenantflow};
+use tenantflow_core::rng::SplitMix64;
 
-/// SplitMix64: the crash moments.
-pub fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use crate::common::{assert_same_results, gen_w1, result_files, sorted_result_lines, tenantflow};
 
 /// Starts `cmd` and kills it with SIGKILL `after` from now, unless it ends first;
 /// true if it was killed.
@@ -62,10 +55,10 @@ pub fn kill_repeatedly(
     window: (u64, u64),
     command: impl Fn() -> Command,
 ) {
-    let mut seed = seed;
+    let mut rng = SplitMix64::new(seed);
     let mut killed = 0;
     for _ in 0..rounds {
-        let moment = Duration::from_millis(window.0 + next(&mut seed) % (window.1 - window.0));
+        let moment = Duration::from_millis(window.0 + rng.next_u64() % (window.1 - window.0));
         killed += usize::from(kill_after(command(), moment));
     }
     assert!(

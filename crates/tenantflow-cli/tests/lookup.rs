@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::common::{
     Server, assert_check_output_matches, assert_same_results, check_output_figures, gen_w1,
-    result_files, tenantflow,
+    result_files, splitmix, tenantflow,
 };
 use crate::crash::{command, kill_repeatedly};
 
@@ -141,13 +141,6 @@ fn fate(tenant: u64) -> Fate {
         1 => Fate::Broken,
         _ => Fate::Flaky(splitmix(tenant) % 4),
     }
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[derive(Default)]

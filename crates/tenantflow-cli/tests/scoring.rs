@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{Server, assert_same_results, gen_w1, result_files, shared, succeeded};
+use crate::common::{
+    Server, assert_same_results, gen_w1, result_files, shared, splitmix, succeeded,
+};
 use crate::crash::{command, kill_repeatedly};
 
 /// `tenantflow scorer` serving `model`.
@@ -285,13 +287,6 @@ fn is_poison(tenant: u64) -> bool {
 const TENANTS: u64 = 200;
 const EVENTS: u64 = 4_000;
 const MAX_IN_FLIGHT: usize = 3;
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Companies `t-000`… (a poison tenant's industry is `poison`), then `EVENTS` job
 /// events: event `i` by user `u-i`, of a seeded tenant, a minute after the one before.

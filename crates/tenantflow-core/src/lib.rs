@@ -21,6 +21,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod partition;
 pub mod record;
+pub mod rng;
 pub mod time;
 
 pub use batch::Batch;

@@ -246,18 +246,11 @@ mod tests {
         }
     }
 
-    /// A small seeded generator, so the property test needs no dependency.
-    struct SplitMix(u64);
+    /// The project's seeded generator, drawn below `n`.
+    struct SplitMix(tenantflow_core::rng::SplitMix64);
     impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
         fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
+            self.0.next_u64() % n
         }
     }
 
@@ -265,7 +258,7 @@ mod tests {
     fn matches_naive_recomputation_on_random_late_streams() {
         let retention = Retention::default();
         for seed in 0..200 {
-            let mut rng = SplitMix(seed);
+            let mut rng = SplitMix(tenantflow_core::rng::SplitMix64::new(seed));
             let mut window = DayWindow::default();
             let mut naive = Naive::default();
             let mut newest = 1_000i64;

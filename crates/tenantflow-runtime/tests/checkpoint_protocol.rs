@@ -194,15 +194,6 @@ fn committed(store: &MemoryStore, compression: Compression) -> (Vec<String>, usi
 /// small files staged whole) are written.
 const PART: usize = 2048;
 
-/// SplitMix64.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 #[test]
 fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results() {
     for (compression, lists_uploads) in [
@@ -229,7 +220,7 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
         // Each run fails at a random operation within the first half of a clean run's.
         // A run that gets through leaves a finished checkpoint; later runs then fail
         // during recovery, or not at all.
-        let mut seed = 2026;
+        let mut rng = tenantflow_core::rng::SplitMix64::new(2026);
         let store = Arc::new(MemoryStore::with_part_size(PART));
         let mut failures = 0;
         let faulty = |fail_at| {
@@ -241,7 +232,7 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
             })
         };
         for _ in 0..8 {
-            let fail_at = 1 + next(&mut seed) % (total_ops / 2);
+            let fail_at = 1 + rng.next_u64() % (total_ops / 2);
             if run(config(faulty(fail_at), compression), &Metrics::default()).is_err() {
                 failures += 1;
             }

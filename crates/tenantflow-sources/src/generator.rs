@@ -11,6 +11,8 @@
 
 use std::io::{self, Read, Write};
 
+use tenantflow_core::rng::SplitMix64;
+
 const START_TS: i64 = 1_767_225_600_000;
 const SPAN_MS: f64 = 180.0 * 86_400_000.0;
 const LATE_MAX_MS: f64 = 3_600_000.0;
@@ -55,17 +57,12 @@ impl Default for GeneratorConfig {
     }
 }
 
-/// SplitMix64, as a uniform `f64` in `[0, 1)`.
-struct Rng(u64);
+/// SplitMix64, drawn as floats.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.unit()
     }
 
     fn below(&mut self, n: u64) -> u64 {
@@ -93,7 +90,7 @@ impl Generator {
     /// A generator for `config`.
     pub fn new(config: GeneratorConfig) -> Self {
         let n = config.companies.max(1);
-        let mut rng = Rng(config.seed);
+        let mut rng = Rng(SplitMix64::new(config.seed));
         let mut cumulative = Vec::with_capacity(n as usize);
         let mut acc = 0.0;
         for k in 1..=n {

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::{Example, Rng};
+use tenantflow_core::rng::SplitMix64;
+
+use crate::Example;
 
 /// Why training data cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -118,7 +120,7 @@ pub fn original_rule(industry: &str, job30: f64, job90: f64) -> bool {
 /// 10..=99, monthly fee 100..=1199, total fee between the monthly fee and 12 times it,
 /// industry uniform among [`INDUSTRIES`], churn by [`original_rule`].
 pub fn generate(n: usize, seed: u64) -> String {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut out = String::with_capacity(64 + n * 48);
     out.push_str(HEADER);
     out.push('\n');

@@ -1,6 +1,8 @@
 //! A reproducible train/test split: a seeded shuffle, the first `test_fraction` for test.
 
-use crate::{Example, Rng};
+use tenantflow_core::rng::SplitMix64;
+
+use crate::Example;
 
 /// `(train, test)`; the same seed gives the same split.
 pub fn split(
@@ -8,7 +10,7 @@ pub fn split(
     test_fraction: f64,
     seed: u64,
 ) -> (Vec<Example>, Vec<Example>) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     // Fisher–Yates.
     for i in (1..rows.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
