@@ -26,4 +26,5 @@ pub mod time;
 
 pub use batch::Batch;
 pub use dead_letter::{DeadLetter, DeadLetterReason};
+pub use decode::truncated;
 pub use record::{Company, CompanyProfile, JobEvent, Record, RecordKind, ResultRow};

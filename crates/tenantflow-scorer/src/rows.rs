@@ -185,18 +185,7 @@ pub fn parse_json(body: &Value) -> Result<Vec<Row>, RowError> {
 fn shown(value: Option<&Value>) -> String {
     match value {
         None => "nothing".into(),
-        Some(v) => {
-            let mut s = v.to_string();
-            if s.len() > 40 {
-                let mut end = 40;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
-                s.truncate(end);
-                s.push('…');
-            }
-            s
-        }
+        Some(v) => tenantflow_core::truncated(&v.to_string(), 40).into_owned(),
     }
 }
 

@@ -185,16 +185,7 @@ fn wrong(field: &'static str, expected: &'static str, got: Option<&Value>) -> Fi
 }
 
 fn shown(value: &Value) -> String {
-    let mut s = value.to_string();
-    if s.len() > 60 {
-        let mut end = 60;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
+    tenantflow_core::truncated(&value.to_string(), 60).into_owned()
 }
 
 #[cfg(test)]

@@ -121,7 +121,9 @@ fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
     })
 }
 
-fn truncated(s: &str, max: usize) -> Cow<'_, str> {
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut: a value
+/// quoted in an error message.
+pub fn truncated(s: &str, max: usize) -> Cow<'_, str> {
     if s.len() <= max {
         return Cow::Borrowed(s);
     }
