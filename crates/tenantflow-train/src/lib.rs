@@ -97,6 +97,14 @@ impl Example {
     }
 }
 
+/// The industries of `rows`, sorted, each once.
+fn industries(rows: &[Example]) -> Vec<String> {
+    let mut industries: Vec<String> = rows.iter().map(|r| r.industry.clone()).collect();
+    industries.sort_unstable();
+    industries.dedup();
+    industries
+}
+
 /// The job's scores of `rows` by `model`.
 fn scores(model: &Model, rows: &[Example]) -> Vec<f64> {
     rows.iter()
@@ -119,9 +127,7 @@ fn scores(model: &Model, rows: &[Example]) -> Vec<f64> {
 /// Too few rows to train on, or a failed fit.
 pub fn train(rows: Vec<Example>, test_fraction: f64, seed: u64) -> Result<Trained, TrainError> {
     let (train, test) = split::split(rows, test_fraction, seed);
-    let mut industries: Vec<String> = train.iter().map(|r| r.industry.clone()).collect();
-    industries.sort_unstable();
-    industries.dedup();
+    let industries = industries(&train);
     let logistic = logistic::fit(&train, logistic::Settings::default())?;
     let trees = trees::fit(&train, trees::Settings::default());
     let labels: Vec<bool> = test.iter().map(|r| r.churn).collect();

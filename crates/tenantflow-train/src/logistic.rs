@@ -75,12 +75,7 @@ pub fn fit(rows: &[Example], settings: Settings) -> Result<Logistic, FitError> {
         let std = if var > 0.0 { var.sqrt() } else { 1.0 };
         *stat = (mean, std);
     }
-    let industries: Vec<String> = rows
-        .iter()
-        .map(|r| r.industry.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let industries = crate::industries(rows);
     let dim = 1 + 6 + industries.len();
     // Design rows: [1, standardised numerics…, one-hot…].
     let design: Vec<(Vec<f64>, f64)> = rows

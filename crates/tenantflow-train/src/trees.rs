@@ -79,12 +79,7 @@ fn bin(rows: &[Example]) -> Binned {
         }
         edges.push(e);
     }
-    let industries: Vec<String> = rows
-        .iter()
-        .map(|r| r.industry.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let industries = crate::industries(rows);
     let bins = rows
         .iter()
         .map(|r| {
