@@ -60,6 +60,6 @@ fn both_files_load_with_their_contract_and_score_any_industry() {
         file["contract"]["columns"][1] = "employees".into();
         file["contract"]["columns"][2] = "revenu".into();
         let error = Model::from_json(&file.to_string(), "swapped").unwrap_err();
-        assert!(error.to_string().contains("model"), "{error}");
+        assert!(error.to_string().contains("expects columns"), "{error}");
     }
 }
