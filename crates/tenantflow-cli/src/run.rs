@@ -9,12 +9,13 @@ use clap::{Args, ValueEnum};
 
 use tenantflow_core::DeadLetterReason;
 use tenantflow_core::decode::DefaultKind;
+use tenantflow_core::time::EventTimeBounds;
 use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
 use tenantflow_runtime::{
-    CheckpointStore, JobConfig, LookupConfig, Metrics, OutputStart, RunSummary, ScorerTarget,
-    ScoringConfig, prepare_output,
+    CheckpointStore, JobConfig, LockConfig, LookupConfig, Metrics, MissingEventTime, OutputLock,
+    OutputStart, RunSummary, ScorerTarget, ScoringConfig, prepare_output,
 };
 use tenantflow_sinks::encoding::Format;
 use tenantflow_sinks::file::{Compression, FileSinkConfig, Partitioning};
@@ -150,6 +151,17 @@ pub struct RunArgs {
     /// (whole days, e.g. `90d`); later ones become dead letters `too_late`.
     #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = humantime::parse_duration, env = "TENANTFLOW_ALLOWED_LATENESS")]
     allowed_lateness: Duration,
+
+    /// How far ahead of the wall clock an event time may be (e.g. `1d`, `2h`); later
+    /// ones, and any before 2000-01-01, become dead letters `event_time_out_of_range`.
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = humantime::parse_duration, env = "TENANTFLOW_MAX_EVENT_TIME_SKEW")]
+    max_event_time_skew: Duration,
+
+    /// What a job event read from a file without `creationDate` becomes: `reject` (a
+    /// dead letter `missing_event_time`) or `arrival` (it takes the time it was read).
+    /// Stream records always take their arrival time.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = MissingEventTimeArg::Reject, env = "TENANTFLOW_MISSING_EVENT_TIME")]
+    missing_event_time: MissingEventTimeArg,
 
     /// Longest accepted record (bytes, or with KiB/MiB); longer ones become dead
     /// letters `record_too_large`.
@@ -334,6 +346,14 @@ enum InputFormatArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum MissingEventTimeArg {
+    /// A dead letter `missing_event_time`.
+    Reject,
+    /// The time the record was read.
+    Arrival,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum KindArg {
     Auto,
     Job,
@@ -440,6 +460,20 @@ impl RunArgs {
                 None => output_location.child("_checkpoints"),
             },
         };
+        check_inputs_outside(&specs, "--checkpoints", &checkpoints.location)?;
+        // One job at a time on an output: taken before anything in it is looked at.
+        let mut locks = vec![OutputLock::acquire(
+            &output_location,
+            LockConfig::default(),
+        )?];
+        let (output_url, checkpoints_url) = (output_location.url(), checkpoints.location.url());
+        if checkpoints_url != output_url && !checkpoints_url.starts_with(&format!("{output_url}/"))
+        {
+            locks.push(OutputLock::acquire(
+                &checkpoints.location,
+                LockConfig::default(),
+            )?);
+        }
         let start = prepare_output(
             &output_location,
             &checkpoints,
@@ -490,6 +524,14 @@ impl RunArgs {
             workers,
             retention: Retention::new(lateness_days),
             max_record_bytes: self.max_record_size,
+            event_time: EventTimeBounds {
+                max_future_skew_ms: i64::try_from(self.max_event_time_skew.as_millis())
+                    .unwrap_or(i64::MAX),
+            },
+            file_missing_event_time: match self.missing_event_time {
+                MissingEventTimeArg::Reject => MissingEventTime::DeadLetter,
+                MissingEventTimeArg::Arrival => MissingEventTime::ArrivalTime,
+            },
             lookup: match self.tenant_manager {
                 Some(url) => {
                     if self.lookup_max_in_flight == 0 || self.lookup_attempts == 0 {
@@ -534,6 +576,7 @@ impl RunArgs {
                     Some(scoring)
                 }
             },
+            locks,
         };
         Ok((config, self.quiet, described))
     }
@@ -665,6 +708,40 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String, mod
             "  arrival time      {:>14}  job events had no creationDate and took their read time",
             thousands(m.event_time_from_arrival)
         );
+    }
+}
+
+/// Refuses a local `place` that holds an input, or lies inside an input folder:
+/// starting over deletes what runs write there, and a later run would read it back.
+fn check_inputs_outside(specs: &[InputSpec], flag: &str, place: &Location) -> Result<()> {
+    let Some(folder) = place.local_path() else {
+        return Ok(());
+    };
+    let folder = absolute(&folder);
+    for spec in specs {
+        if let InputSpec::Path(input) = spec {
+            let input_abs = absolute(input);
+            if input_abs.starts_with(&folder) || folder.starts_with(&input_abs) {
+                bail!(
+                    "{flag} {} overlaps the input {}: checkpoints must not share a folder with inputs",
+                    folder.display(),
+                    input.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` made absolute, symbolic links resolved as far as it exists.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let lexical = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (lexical.parent(), lexical.file_name()) {
+        (Some(parent), Some(name)) => absolute(parent).join(name),
+        _ => lexical,
     }
 }
 

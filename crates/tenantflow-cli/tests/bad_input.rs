@@ -44,7 +44,7 @@ fn bad_lines() -> Vec<Bad> {
             "malformed",
             "invalid type",
         ),
-        (job("c1", -4).into(), "malformed", "`nbJobs` must be >= 0, got -4"),
+        (job("c1", -4).into(), "malformed", "`nbJobs` must be an integer from 0 to 1000000, got -4"),
         (
             br#"{"type":"invoice","companyID":"c1","userID":"u","nbJobs":1}"#.to_vec(),
             "malformed",
@@ -53,7 +53,7 @@ fn bad_lines() -> Vec<Bad> {
         (
             format!(r#"{{"type":"job","companyID":"","userID":"u","nbJobs":1,"creationDate":{TS}}}"#).into(),
             "malformed",
-            "`companyID` must not be empty",
+            "`companyID` must be a non-blank string",
         ),
         (
             format!(r#"{{"type":"job","companyID":"c1","userID":"{}","nbJobs":1}}"#, "x".repeat(10 << 20)).into(),

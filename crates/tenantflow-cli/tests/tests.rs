@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod crash;
 mod fault_proxy;
+mod hostile;
 mod inputs;
 mod kinesis;
 mod lookup;

@@ -1,8 +1,8 @@
 //! The original system's batch-join data, run as CSV input.
 //!
 //! `companies.csv` (comp_0..comp_8) and `jobs.csv` (six events, no timestamps) from
-//! `../shared/data/upstream/rt-analytics/bg-job-processing/data/`. All six events get
-//! the same read time, so they fall on one day and each counts on top of the earlier
+//! `../shared/data/upstream/rt-analytics/bg-job-processing/data/`. With
+//! `--missing-event-time arrival` all six events get the same read time, so they fall on one day and each counts on top of the earlier
 //! events of its tenant.
 
 use std::collections::HashMap;
@@ -33,6 +33,8 @@ fn original_batch_join_data_gives_cumulative_window_counts() {
         "csv",
         "--model",
         model_path.to_str().unwrap(),
+        "--missing-event-time",
+        "arrival",
     ]);
     let summary = String::from_utf8_lossy(&run.stdout);
     assert!(

@@ -23,17 +23,25 @@ pub enum DeadLetterReason {
     /// A job event joined and counted, whose churn score the remote scorer could not
     /// give (retries exhausted, or an answer that cannot be used).
     ScoringFailed,
+    /// A job event whose event time is outside the sane range: before 2000-01-01, or
+    /// further ahead of the wall clock than the allowed skew.
+    EventTimeOutOfRange,
+    /// A job event from a file without `creationDate`, while arrival time is not asked
+    /// for (`--missing-event-time arrival`).
+    MissingEventTime,
 }
 
 impl DeadLetterReason {
     /// Every reason, in a stable order (for counters and summaries).
-    pub const ALL: [DeadLetterReason; 6] = [
+    pub const ALL: [DeadLetterReason; 8] = [
         DeadLetterReason::Malformed,
         DeadLetterReason::RecordTooLarge,
         DeadLetterReason::UnknownCompany,
         DeadLetterReason::TooLate,
         DeadLetterReason::LookupFailed,
         DeadLetterReason::ScoringFailed,
+        DeadLetterReason::EventTimeOutOfRange,
+        DeadLetterReason::MissingEventTime,
     ];
 
     /// The reason as written in dead letters and metrics.
@@ -45,6 +53,8 @@ impl DeadLetterReason {
             DeadLetterReason::TooLate => "too_late",
             DeadLetterReason::LookupFailed => "lookup_failed",
             DeadLetterReason::ScoringFailed => "scoring_failed",
+            DeadLetterReason::EventTimeOutOfRange => "event_time_out_of_range",
+            DeadLetterReason::MissingEventTime => "missing_event_time",
         }
     }
 

@@ -23,6 +23,7 @@ pub mod partition;
 pub mod record;
 pub mod rng;
 pub mod time;
+pub mod validate;
 
 pub use batch::Batch;
 pub use dead_letter::{DeadLetter, DeadLetterReason};

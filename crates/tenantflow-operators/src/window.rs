@@ -114,7 +114,10 @@ impl DayWindow {
         jobs: u64,
         retention: Retention,
     ) -> Result<Counts, WindowError> {
+        // Every comparison below is on the day as stored, so a day past `i32`'s range
+        // is the same day each time it comes (the job refuses such event times anyway).
         let day32 = clamp_day(day);
+        let day = i64::from(day32);
         let Some((newest32, newest_jobs)) = self.head else {
             self.head = Some((day32, jobs));
             self.newest = Counts {
@@ -288,6 +291,22 @@ mod tests {
         assert_eq!(w.add(50, 2, r).unwrap(), Counts { sum30: 2, sum90: 3 });
         assert_eq!(w.add(40, 4, r).unwrap(), Counts { sum30: 4, sum90: 5 });
         assert_eq!(w.add(50, 1, r).unwrap(), Counts { sum30: 7, sum90: 8 });
+    }
+
+    #[test]
+    fn days_past_the_stored_range_count_as_one_day() {
+        let mut w = DayWindow::default();
+        let r = Retention::default();
+        let far = i64::from(i32::MAX) + 1_000;
+        assert_eq!(w.add(far, 5, r).unwrap(), Counts { sum30: 5, sum90: 5 });
+        assert_eq!(w.add(far, 1, r).unwrap(), Counts { sum30: 6, sum90: 6 });
+        assert_eq!(
+            w.add(far + 7, 5, r).unwrap(),
+            Counts {
+                sum30: 11,
+                sum90: 11
+            }
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use tenantflow_core::RecordKind;
 use tenantflow_core::decode::{Decoder, DefaultKind};
+use tenantflow_core::time::EventTimeBounds;
 use tenantflow_kinesis::KinesisError;
 use tenantflow_kinesis::consumer::{ConsumerConfig, ConsumerStats, RecordBatch, StartPosition};
 use tenantflow_kinesis::url::KinesisInput;
@@ -30,7 +31,8 @@ use crate::checkpoint::recovery::{RecoveryError, recover};
 use crate::file_reader::read_inputs;
 use crate::lookup::{LookupConfig, LookupService};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::router::{Router, SourceContext};
+use crate::output_lock::OutputLock;
+use crate::router::{MissingEventTime, Router, SourceContext};
 use crate::scoring::{ScoringConfig, ScoringService};
 use crate::stream_reader::StreamRoute;
 use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER, StreamSink};
@@ -67,11 +69,19 @@ pub struct JobConfig {
     pub retention: Retention,
     /// Longest accepted record in bytes.
     pub max_record_bytes: usize,
+    /// The event times accepted; job events outside are dead letters
+    /// `event_time_out_of_range`.
+    pub event_time: EventTimeBounds,
+    /// What a job event without `creationDate` read from a file becomes (stream records
+    /// always take their arrival time).
+    pub file_missing_event_time: MissingEventTime,
     /// Where tenants without a profile are looked up; `None`: their events are dead
     /// letters `unknown_company` at once.
     pub lookup: Option<LookupConfig>,
     /// The remote scorer; `None`: the embedded [`JobConfig::model`] scores.
     pub scoring: Option<ScoringConfig>,
+    /// The locks held on the output and the checkpoints, for the whole run.
+    pub locks: Vec<OutputLock>,
 }
 
 impl JobConfig {
@@ -141,6 +151,12 @@ pub enum RunError {
     /// The TenantManager's or the scorer's URL is unusable.
     #[error(transparent)]
     Url(#[from] tenantflow_remote::lookup::UrlError),
+    /// Another job took over the output's lock: this one stopped before its next
+    /// checkpoint.
+    #[error(
+        "another job took over the output's lock (this job could not renew it); stopped before writing another checkpoint"
+    )]
+    LockLost,
     /// Another stage failed, and this one stopped for it (that stage's error says why).
     #[error("stopped because another stage failed")]
     Aborted,
@@ -239,6 +255,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
         stop: &stop_flag,
         gate: &gate,
         checkpoints: &config.checkpoints,
+        event_time: config.event_time,
     };
     let mut worker_parts = Vec::with_capacity(workers);
     for w in 0..workers {
@@ -300,6 +317,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
             base_results: resume.results,
             files_start: resume.files,
             streams_start: resume.streams.clone(),
+            locks: &config.locks,
         };
         let coordinator = std::thread::Builder::new()
             .name("tenantflow-checkpoints".into())
@@ -326,6 +344,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     context,
                     1 + i,
                     &stage,
+                    MissingEventTime::ArrivalTime,
                 );
                 let route = StreamRoute {
                     batches: rx,
@@ -357,6 +376,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     context,
                     0,
                     "reader",
+                    config.file_missing_event_time,
                 );
                 read_inputs(
                     &config.inputs,

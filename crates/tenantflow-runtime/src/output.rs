@@ -4,16 +4,17 @@ use tenantflow_sinks::StoreError;
 use tenantflow_sinks::upload::Location;
 use thiserror::Error;
 
-use crate::checkpoint::manifest::CheckpointStore;
+use crate::checkpoint::manifest::{CheckpointStore, is_checkpoint_object};
 
 /// Why the output cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum OutputError {
-    /// An earlier run's results are there, without a checkpoint to resume.
+    /// An earlier run's results are there, and the run would not resume them.
     #[error(
-        "output {url} already holds results of an earlier run ({count} objects, e.g. {example}) and no checkpoint; \
-         pass --overwrite to replace them, or choose another --output"
+        "output {url} already holds results of an earlier run ({count} objects, e.g. {example}){}; \
+         pass --overwrite to replace them, or choose another --output",
+        if *checkpoint { " and starting over would mix new results with them" } else { " and no checkpoint" }
     )]
     NotEmpty {
         /// The output.
@@ -22,6 +23,8 @@ pub enum OutputError {
         count: usize,
         /// One of them.
         example: String,
+        /// A checkpoint is there too (the run was asked to start over).
+        checkpoint: bool,
     },
     /// The store failed.
     #[error("cannot prepare the output")]
@@ -39,9 +42,9 @@ pub enum OutputStart {
 
 /// Makes the output ready for a run. With a checkpoint in `checkpoints`, the run
 /// resumes (unless `from_scratch` or `overwrite`, which delete the checkpoints after
-/// saying so).
-/// Without one, results of an earlier run (partition folders, `_rejected/`) are an
-/// error, or removed with `overwrite`. Nothing else is touched.
+/// saying so). Otherwise results of an earlier run (result files in partition folders,
+/// dead letters in `_rejected/`) are an error, or removed with `overwrite`. Only
+/// objects of tenantflow's own names are deleted, and only once every check passed.
 ///
 /// # Errors
 /// Earlier results without a checkpoint or `overwrite`, or a store failure.
@@ -51,67 +54,100 @@ pub fn prepare_output(
     overwrite: bool,
     from_scratch: bool,
 ) -> Result<OutputStart, OutputError> {
+    // Everything is checked before anything is changed: a refusal leaves the output,
+    // and its checkpoints, as they were.
     let manifests = checkpoints.manifests().map_err(OutputError::Store)?;
-    if !manifests.is_empty() {
-        if !from_scratch && !overwrite {
-            return Ok(OutputStart::Resume);
-        }
-        tracing::warn!(
-            checkpoints = manifests.len(),
-            store = %checkpoints.location.url(),
-            "Starting over (--from-scratch or --overwrite): deleting the existing checkpoints; every input is read from its start."
-        );
-        let store = checkpoints.location.store.as_ref();
-        let markers = checkpoints.location.path("uploads");
-        for object in store
-            .list(&checkpoints.location.prefix)
-            .map_err(OutputError::Store)?
-        {
-            if let Some(path) = object.path.strip_prefix(&markers)
-                && let Some(id) = store.get(&object.path).map_err(OutputError::Store)?
-            {
-                let path = path.trim_start_matches('/');
-                let _ = output
-                    .store
-                    .abort_upload(path, &String::from_utf8_lossy(&id));
-            }
-            store.delete(&object.path).map_err(OutputError::Store)?;
-        }
+    if !manifests.is_empty() && !from_scratch && !overwrite {
+        return Ok(OutputStart::Resume);
     }
-    let ours: Vec<String> = output
+    let results: Vec<String> = output
         .store
         .list(&output.prefix)
         .map_err(OutputError::Store)?
         .into_iter()
         .map(|o| o.path)
-        .filter(|path| {
-            let relative = path
-                .strip_prefix(&output.prefix)
-                .unwrap_or(path)
-                .trim_start_matches('/');
-            // Hidden names are uploads a crashed run left in progress (a folder's
-            // `.part-….inprogress`): not results; recovery removes them.
-            let hidden = relative
-                .rsplit('/')
-                .next()
-                .is_some_and(|name| name.starts_with('.'));
-            !hidden && relative.split('/').next().is_some_and(is_ours)
-        })
+        .filter(|path| is_result_object(relative_to(path, &output.prefix)))
         .collect();
-    if ours.is_empty() {
-        return Ok(OutputStart::Fresh);
-    }
-    if !overwrite {
+    if !results.is_empty() && !overwrite {
         return Err(OutputError::NotEmpty {
             url: output.url(),
-            count: ours.len(),
-            example: ours[0].clone(),
+            count: results.len(),
+            example: results[0].clone(),
+            checkpoint: !manifests.is_empty(),
         });
     }
-    for path in &ours {
+    if !manifests.is_empty() {
+        tracing::warn!(
+            checkpoints = manifests.len(),
+            store = %checkpoints.location.url(),
+            "Starting over (--from-scratch or --overwrite): deleting the existing checkpoints; every input is read from its start."
+        );
+        delete_checkpoints(output, checkpoints)?;
+    }
+    for path in &results {
         output.store.delete(path).map_err(OutputError::Store)?;
     }
     Ok(OutputStart::Fresh)
+}
+
+/// Deletes what runs wrote in the checkpoint store (aborting the uploads its markers
+/// name), and nothing else.
+fn delete_checkpoints(output: &Location, checkpoints: &CheckpointStore) -> Result<(), OutputError> {
+    let store = checkpoints.location.store.as_ref();
+    let markers = checkpoints.location.path("uploads");
+    for object in store
+        .list(&checkpoints.location.prefix)
+        .map_err(OutputError::Store)?
+    {
+        if !is_checkpoint_object(relative_to(&object.path, &checkpoints.location.prefix)) {
+            continue;
+        }
+        if let Some(path) = object.path.strip_prefix(&markers)
+            && let Some(id) = store.get(&object.path).map_err(OutputError::Store)?
+        {
+            let path = path.trim_start_matches('/');
+            let _ = output
+                .store
+                .abort_upload(path, &String::from_utf8_lossy(&id));
+        }
+        store.delete(&object.path).map_err(OutputError::Store)?;
+    }
+    Ok(())
+}
+
+fn relative_to<'p>(path: &'p str, prefix: &str) -> &'p str {
+    path.strip_prefix(prefix)
+        .unwrap_or(path)
+        .trim_start_matches('/')
+}
+
+/// True for a path (relative to the output) that a run writes: a result file
+/// `part-…` in a partition folder, or a dead-letter file `….ndjson` in `_rejected/`.
+/// Hidden names are uploads a crashed run left in progress (a folder's
+/// `.part-….inprogress`): not results; recovery removes them. Anything else is the
+/// user's and is never deleted.
+fn is_result_object(relative: &str) -> bool {
+    let Some((folder, name)) = relative.rsplit_once('/') else {
+        return false;
+    };
+    if name.starts_with('.') {
+        return false;
+    }
+    if folder == "_rejected" {
+        return name.ends_with(".ndjson") || name.ends_with(".ndjson.gz");
+    }
+    let mut parts = folder.split('/');
+    let partition = match (parts.next(), parts.next(), parts.next()) {
+        (Some(hourly), None, _) => is_ours(hourly),
+        (Some(day), Some(hour), None) => {
+            is_ours(day)
+                && hour
+                    .strip_prefix("hour=")
+                    .is_some_and(|h| h.len() == 2 && h.bytes().all(|c| c.is_ascii_digit()))
+        }
+        _ => false,
+    };
+    partition && name.starts_with("part-")
 }
 
 /// `_rejected`, `yyyy-MM-dd--HH` or `dt=yyyy-MM-dd`.
@@ -199,6 +235,122 @@ mod tests {
             OutputStart::Fresh
         );
         assert!(checkpoints.manifests().unwrap().is_empty());
+    }
+
+    #[test]
+    fn starting_over_deletes_only_what_runs_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().into()));
+        let output = Location::root(Arc::clone(&store));
+        // The checkpoints share the output's folder, which also holds the user's files.
+        let checkpoints = CheckpointStore {
+            location: output.clone(),
+        };
+        let write = |path: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        };
+        for path in [
+            "manifest-000000000003.json",
+            "chk-000000000003/state-w00.bin",
+            "uploads/2026-01-01--00/part-w00-000001.ndjson",
+            "staged/x",
+            "2026-01-01--00/part-w00-000001.ndjson",
+            "notes.txt",
+            "sub/d.csv",
+            "manifest-3.json",
+            "chk-old/keep",
+            "2026-01-01--00/mine.csv",
+            "_rejected/notes.txt",
+        ] {
+            write(path);
+        }
+        assert_eq!(
+            prepare_output(&output, &checkpoints, false, true)
+                .unwrap_err()
+                .to_string(),
+            OutputError::NotEmpty {
+                url: output.url(),
+                count: 1,
+                example: "2026-01-01--00/part-w00-000001.ndjson".into(),
+                checkpoint: true,
+            }
+            .to_string()
+        );
+        prepare_output(&output, &checkpoints, true, true).unwrap();
+        let mut left: Vec<String> = store
+            .list("")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "2026-01-01--00/mine.csv",
+                "_rejected/notes.txt",
+                "chk-old/keep",
+                "manifest-3.json",
+                "notes.txt",
+                "sub/d.csv",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_start_over_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().into()));
+        let output = Location::root(Arc::clone(&store));
+        let checkpoints = CheckpointStore {
+            location: output.child("_checkpoints"),
+        };
+        let before = [
+            "_checkpoints/manifest-000000000003.json",
+            "_checkpoints/chk-000000000003/state-w00.bin",
+            "2026-01-01--00/part-w00-000001.ndjson",
+        ];
+        for path in before {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        let err = prepare_output(&output, &checkpoints, false, true).unwrap_err();
+        assert!(err.to_string().contains("--overwrite"), "{err}");
+        let left: Vec<String> = store
+            .list("")
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(left.len(), before.len(), "{left:?}");
+        // And the plain command still resumes.
+        assert_eq!(
+            prepare_output(&output, &checkpoints, false, false).unwrap(),
+            OutputStart::Resume
+        );
+    }
+
+    #[test]
+    fn recognises_result_paths() {
+        assert!(is_result_object("2026-01-01--13/part-w00-000001.ndjson"));
+        assert!(is_result_object(
+            "dt=2026-01-01/hour=13/part-w00-000001.parquet"
+        ));
+        assert!(is_result_object("_rejected/reader-000001.ndjson"));
+        assert!(!is_result_object(
+            "2026-01-01--13/.part-w00-000001.ndjson.inprogress"
+        ));
+        assert!(!is_result_object("2026-01-01--13/notes.txt"));
+        assert!(!is_result_object(
+            "dt=2026-01-01/hour=1/part-w00-000001.ndjson"
+        ));
+        assert!(!is_result_object("part-w00-000001.ndjson"));
+        assert!(!is_result_object(
+            "data/2026-01-01--13/part-w00-000001.ndjson"
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crossbeam_channel::Sender as WorkerSender;
 use tenantflow_core::batch::Position;
 use tenantflow_core::decode::Decoder;
 use tenantflow_core::partition::worker_for;
+use tenantflow_core::time::EventTimeBounds;
 use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, Record};
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::file::now_ms;
@@ -45,6 +46,19 @@ pub(crate) struct SourceContext<'a> {
     pub(crate) stop: &'a AtomicBool,
     pub(crate) gate: &'a Gate,
     pub(crate) checkpoints: &'a CheckpointStore,
+    /// The event times the job accepts.
+    pub(crate) event_time: EventTimeBounds,
+}
+
+/// What a job event without `creationDate` becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingEventTime {
+    /// It takes its arrival time (stream records: Kinesis' arrival timestamp; files:
+    /// only when the user asks for it).
+    ArrivalTime,
+    /// It is a dead letter `missing_event_time` (files, by default: a replayed file
+    /// read today is not today's events).
+    DeadLetter,
 }
 
 pub(crate) struct Router<'a> {
@@ -60,6 +74,10 @@ pub(crate) struct Router<'a> {
     stage: String,
     last_arrived: u64,
     left: bool,
+    missing_event_time: MissingEventTime,
+    /// The latest accepted event time, from the wall clock when last read (read again
+    /// only when an event is past it, so the clock is not read per record).
+    max_event_ms: i64,
 }
 
 impl<'a> Router<'a> {
@@ -70,8 +88,11 @@ impl<'a> Router<'a> {
         context: SourceContext<'a>,
         source: usize,
         stage: &str,
+        missing_event_time: MissingEventTime,
     ) -> Self {
         Self {
+            missing_event_time,
+            max_event_ms: context.event_time.max_ms(now_ms()),
             batches: (0..workers.len())
                 .map(|_| Batch::with_capacity(BATCH_RECORDS))
                 .collect(),
@@ -167,8 +188,31 @@ impl<'a> Router<'a> {
         match &record {
             Record::Job(job) => {
                 self.local.job_events += 1;
-                if job.creation_date.is_none() {
-                    self.local.event_time_from_arrival += 1;
+                let event_ms = match (job.creation_date, self.missing_event_time) {
+                    (Some(t), _) => t,
+                    (None, MissingEventTime::ArrivalTime) => {
+                        self.local.event_time_from_arrival += 1;
+                        arrival_ms
+                    }
+                    (None, MissingEventTime::DeadLetter) => {
+                        return self.dead_letter(
+                            DeadLetterReason::MissingEventTime,
+                            "job event without `creationDate` (or `ts`, `timestamp`); \
+                             --missing-event-time arrival gives it the time it was read",
+                            origin,
+                            bytes,
+                            None,
+                        );
+                    }
+                };
+                if let Err(e) = self.check_event_time(event_ms) {
+                    return self.dead_letter(
+                        DeadLetterReason::EventTimeOutOfRange,
+                        &e.to_string(),
+                        origin,
+                        bytes,
+                        None,
+                    );
                 }
             }
             Record::Company(_) => self.local.company_records += 1,
@@ -184,6 +228,18 @@ impl<'a> Router<'a> {
             self.send(worker)?;
         }
         Ok(())
+    }
+
+    /// Checks an event time against the job's bounds, reading the wall clock again only
+    /// when the time is past the latest accepted one last read.
+    fn check_event_time(
+        &mut self,
+        event_ms: i64,
+    ) -> Result<(), tenantflow_core::time::EventTimeError> {
+        if event_ms > self.max_event_ms {
+            self.max_event_ms = self.context.event_time.max_ms(now_ms());
+        }
+        EventTimeBounds::check(event_ms, self.max_event_ms)
     }
 
     /// A record over the size limit: a dead letter with its first bytes.

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tenantflow_core::decode::DefaultKind;
+use tenantflow_core::time::EventTimeBounds;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
-use tenantflow_runtime::{CheckpointStore, JobConfig, Metrics, run};
+use tenantflow_runtime::{CheckpointStore, JobConfig, Metrics, MissingEventTime, run};
 use tenantflow_sinks::StoreError;
 use tenantflow_sinks::file::{Compression, FileSinkConfig};
 use tenantflow_sinks::store::{Listed, MemoryStore, Store};
@@ -158,8 +159,11 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         workers: 2,
         retention: Retention::default(),
         max_record_bytes: 1 << 20,
+        event_time: EventTimeBounds::default(),
+        file_missing_event_time: MissingEventTime::DeadLetter,
         lookup: None,
         scoring: None,
+        locks: Vec::new(),
     }
 }
 

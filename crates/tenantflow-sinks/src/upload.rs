@@ -58,6 +58,11 @@ impl Location {
     pub fn url(&self) -> String {
         join(&self.store.url(), &self.prefix)
     }
+
+    /// The folder on the local file system, for a local store.
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        self.store.local_root().map(|root| root.join(&self.prefix))
+    }
 }
 
 /// An open upload as a checkpoint records it.

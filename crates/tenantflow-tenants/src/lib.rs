@@ -68,6 +68,11 @@ pub enum ServiceError {
     /// The server failed.
     #[error("serving")]
     Serve(#[source] std::io::Error),
+    /// The API key is empty or blank: every request would carry it.
+    #[error(
+        "the API key (--api-key, TENANTFLOW_API_KEY) is empty: set a secret key, or leave it unset for a read-only service"
+    )]
+    EmptyApiKey,
 }
 
 /// A started service.
@@ -87,6 +92,13 @@ impl Service {
     /// # Errors
     /// See [`ServiceError`].
     pub async fn start(config: ServiceConfig) -> Result<Self, ServiceError> {
+        if config
+            .api_key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            return Err(ServiceError::EmptyApiKey);
+        }
         let outbox = config.companies_stream.is_some();
         let db = Db::open(&config.database, outbox)
             .await

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tenantflow_core::validate;
 
 /// A tenant: its id and its company profile (DESIGN.md §1; the API calls the id
 /// `tenantID`, as the original service did).
@@ -39,11 +40,6 @@ pub struct FieldError {
     pub got: String,
 }
 
-/// Longest tenant id accepted.
-pub const MAX_ID_LEN: usize = 128;
-/// Longest industry accepted.
-pub const MAX_INDUSTRY_LEN: usize = 64;
-
 impl Tenant {
     /// Checks a JSON body: every field present, of the right type and range. `id`, when
     /// given, is the id of the URL, which the body may omit. Accepts the aliases the
@@ -69,22 +65,18 @@ impl Tenant {
             }
         };
         let industry = match field(object, &["industry"]) {
-            Some(Value::String(s)) if is_text(s, MAX_INDUSTRY_LEN) => s.clone(),
+            Some(Value::String(s)) if validate::industry(s).is_ok() => s.clone(),
             other => {
-                errors.push(wrong(
-                    "industry",
-                    "a non-empty string of at most 64 bytes",
-                    other,
-                ));
+                errors.push(wrong("industry", validate::INDUSTRY_EXPECTED, other));
                 String::new()
             }
         };
         let mut count = |name: &'static str, aliases: &[&str]| -> i64 {
             let value = field(object, aliases);
-            match value.and_then(Value::as_i64) {
-                Some(n) if n >= 0 => n,
+            match value.and_then(Value::as_i64).map(validate::count) {
+                Some(Ok(n)) => n,
                 _ => {
-                    errors.push(wrong(name, "an integer ≥ 0", value));
+                    errors.push(wrong(name, validate::COUNT_EXPECTED, value));
                     0
                 }
             }
@@ -95,10 +87,10 @@ impl Tenant {
         let job90 = count("job90", &["job90"]);
         let mut fee = |name: &'static str| -> f64 {
             let value = field(object, &[name]);
-            match value.and_then(Value::as_f64) {
-                Some(x) if x.is_finite() && x >= 0.0 => x,
+            match value.and_then(Value::as_f64).map(validate::fee) {
+                Some(Ok(x)) => x,
                 _ => {
-                    errors.push(wrong(name, "a number ≥ 0", value));
+                    errors.push(wrong(name, validate::FEE_EXPECTED, value));
                     0.0
                 }
             }
@@ -151,21 +143,20 @@ fn field<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value
 
 fn valid_id(value: &Value, errors: &mut Vec<FieldError>) -> String {
     match value {
-        Value::String(s) if is_text(s, MAX_ID_LEN) => s.clone(),
+        Value::String(s) if validate::company_id(s).is_ok() => s.clone(),
         other => {
+            let expected = match other {
+                Value::String(s) => validate::company_id(s).err(),
+                _ => None,
+            };
             errors.push(wrong(
                 "tenantID",
-                "a non-empty string of at most 128 bytes, without control characters",
+                expected.unwrap_or(validate::ID_EXPECTED),
                 Some(other),
             ));
             String::new()
         }
     }
-}
-
-/// Not blank, at most `max` bytes, no control characters.
-fn is_text(s: &str, max: usize) -> bool {
-    !s.trim().is_empty() && s.len() <= max && !s.chars().any(char::is_control)
 }
 
 fn missing(field: &'static str, expected: &'static str) -> FieldError {
@@ -227,6 +218,42 @@ mod tests {
         assert_eq!(errors[2].got, "\"many\"");
         assert_eq!(errors[4].got, "null");
         assert!(Tenant::from_json(&json!([1]), None).is_err());
+    }
+
+    #[test]
+    fn the_job_accepts_exactly_what_the_service_accepts() {
+        use tenantflow_core::decode::{Decoder, DefaultKind};
+        let base = json!({"tenantID":"c","industry":"retail","revenu":1,"employees":1,
+            "job30":1,"job90":1,"monthlyFee":1.0,"totalFee":1.0});
+        let cases = [
+            ("revenu", json!(-1)),
+            ("revenu", json!(1_000_000_000_000_000_i64)),
+            ("revenu", json!(1_000_000_000_000_001_i64)),
+            ("employees", json!(0)),
+            ("job90", json!(-3)),
+            ("monthlyFee", json!(-0.01)),
+            ("totalFee", json!(1e16)),
+            ("industry", json!("")),
+            ("industry", json!(" ")),
+            ("industry", json!("re\u{0}tail")),
+            ("industry", json!("<script>")),
+            ("industry", json!("x".repeat(64))),
+            ("industry", json!("x".repeat(65))),
+            ("tenantID", json!("t".repeat(128))),
+            ("tenantID", json!("t".repeat(129))),
+            ("tenantID", json!("a\u{85}b")),
+            ("tenantID", json!("count")),
+            ("tenantID", json!("version")),
+        ];
+        let decoder = Decoder::new(DefaultKind::Company);
+        for (field, value) in cases {
+            let mut body = base.clone();
+            body[field] = value.clone();
+            let service = Tenant::from_json(&body, None).is_ok();
+            let line = body.to_string();
+            let job = decoder.decode_json(line.as_bytes()).is_ok();
+            assert_eq!(service, job, "{field} = {value}");
+        }
     }
 
     #[test]

@@ -125,6 +125,22 @@ async fn exercise(database: String) {
         wrong.send().await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
+    // Ids that are paths of the API are refused, saying why.
+    for (method, path, id) in [
+        ("POST", "/api/v1/tenants", "count"),
+        ("POST", "/api/v1/tenants", "version"),
+        ("PUT", "/api/v1/tenants/version", "version"),
+    ] {
+        let (status, body) = s.send(method, path, Some(tenant(id, 1)), true).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {body}");
+        assert!(
+            body["fields"][0]["expected"]
+                .as_str()
+                .unwrap()
+                .contains("paths of the TenantManager's API"),
+            "{body}"
+        );
+    }
     // Create, then a duplicate.
     let (status, body) = s
         .send("POST", "/api/v1/tenants", Some(tenant("comp_4", 4)), true)
@@ -356,6 +372,25 @@ async fn exercise(database: String) {
     );
     assert!(metrics.contains("tenantflow_tm_tenants 28"), "{metrics}");
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_api_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for key in ["", "  "] {
+        let started = Service::start(ServiceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: format!("sqlite://{}", dir.path().join("t.db").display()),
+            api_key: Some(key.into()),
+            companies_stream: None,
+            seed: None,
+        })
+        .await;
+        let Err(err) = started else {
+            panic!("an empty key {key:?} was accepted")
+        };
+        assert!(err.to_string().contains("API key"), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

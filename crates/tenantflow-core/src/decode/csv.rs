@@ -175,7 +175,10 @@ mod tests {
     #[test]
     fn bad_lines_say_what_is_wrong() {
         let err = decode_line(b"comp_4,user_1,-1").unwrap_err();
-        assert_eq!(err.to_string(), "field `nbJobs` must be >= 0, got -1");
+        assert_eq!(
+            err.to_string(),
+            "field `nbJobs` must be an integer from 0 to 1000000, got -1"
+        );
         let err = decode_line(b"comp_4,user_1").unwrap_err();
         assert!(err.to_string().contains("got 2"), "{err}");
         let err = decode_line(b"comp_4,user_1,x").unwrap_err();

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use super::{DecodeError, RawRecord};
 use crate::record::JobEvent;
+use crate::validate;
 
 /// Parses `line` with `serde_json`, for the lines the scanner gave up on.
 pub(super) fn parse_with_serde(line: &[u8]) -> Result<RawRecord<'_>, DecodeError> {
@@ -18,6 +19,25 @@ pub(super) fn parse_with_serde(line: &[u8]) -> Result<RawRecord<'_>, DecodeError
         return Err(DecodeError::InvalidUtf8 {
             valid_up_to: e.valid_up_to(),
         });
+    }
+    // serde would read a top-level array into the record's fields by position: a record
+    // is an object, and any other JSON value is refused by name.
+    let not_an_object = match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'n') => Some("null"),
+        _ => None,
+    };
+    // Only a line that is valid JSON is named as that value; otherwise serde's syntax
+    // error is the better message.
+    if let Some(what) = not_an_object
+        && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+    {
+        return Err(DecodeError::Json(format!(
+            "a record must be a JSON object, got {what}"
+        )));
     }
     serde_json::from_slice(line).map_err(|e| DecodeError::Json(e.to_string()))
 }
@@ -44,13 +64,17 @@ pub(super) fn scan_canonical_job(line: &[u8], tag_required: bool) -> Option<JobE
     let (nb_jobs, rest) = plain_int(rest)?;
     let rest = rest.strip_prefix(br#","creationDate":"#)?;
     let (creation_date, rest) = plain_int(rest)?;
-    if rest != b"}" || company_id.is_empty() || nb_jobs < 0 {
+    // Anything out of bounds goes the general way, which says what is wrong.
+    if rest != b"}"
+        || validate::company_id(company_id).is_err()
+        || validate::user_id(user_id).is_err()
+    {
         return None;
     }
     Some(JobEvent {
         company_id: Cow::Borrowed(company_id),
         user_id: Cow::Borrowed(user_id),
-        nb_jobs: nb_jobs as u64,
+        nb_jobs: validate::nb_jobs(nb_jobs).ok()?,
         creation_date: Some(creation_date),
     })
 }
@@ -360,7 +384,7 @@ mod tests {
                 true,
             ),
             (
-                r#"{"type":"job","companyID":"é","userID":"u","nbJobs":999999999999999999,"creationDate":0}"#,
+                r#"{"type":"job","companyID":"é","userID":"u","nbJobs":1000000,"creationDate":0}"#,
                 true,
             ),
             (
@@ -373,6 +397,14 @@ mod tests {
             ),
             (
                 r#"{"type":"job","companyID":"c","userID":"u","nbJobs":01,"creationDate":0}"#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"c","userID":"u","nbJobs":1000001,"creationDate":0}"#,
+                false,
+            ),
+            (
+                r#"{"type":"job","companyID":"<c>","userID":"u","nbJobs":1,"creationDate":0}"#,
                 false,
             ),
             (
@@ -406,6 +438,33 @@ mod tests {
         }
         assert!(scan_canonical_job(cases[1].0.as_bytes(), true).is_none());
         assert!(scan_canonical_job(cases[0].0.as_bytes(), true).is_some());
+    }
+
+    #[test]
+    fn only_objects_are_records() {
+        let decoder = Decoder::new(DefaultKind::Infer);
+        for (line, what) in [
+            (r#"["job","comp_4","u",7,1767225601555]"#, "an array"),
+            (
+                r#" ["company","comp_4",null,null,null,"media",1,2,3,4,5.0,6.0]"#,
+                "an array",
+            ),
+            ("[]", "an array"),
+            (r#""comp_4""#, "a string"),
+            ("17", "a number"),
+            ("true", "a boolean"),
+            ("null", "null"),
+        ] {
+            let err = decoder.decode_json(line.as_bytes()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid JSON: a record must be a JSON object, got {what}"),
+                "{line}"
+            );
+        }
+        // Not valid JSON at all: serde's own message, not a guess at the value.
+        let err = decoder.decode_json(b"[1, 2").unwrap_err();
+        assert!(!err.to_string().contains("got an array"), "{err}");
     }
 
     #[test]

@@ -52,20 +52,16 @@ pub enum DecodeError {
         /// `job` or `company`.
         kind: &'static str,
     },
-    /// A string field that must not be empty is empty.
-    #[error("field `{0}` must not be empty")]
-    Empty(&'static str),
-    /// A count is negative.
-    #[error("field `{field}` must be >= 0, got {value}")]
-    Negative {
+    /// A field outside its bounds (see [`crate::validate`]).
+    #[error("field `{field}` must be {expected}, got {got}")]
+    Invalid {
         /// Canonical field name.
         field: &'static str,
-        /// The value found.
-        value: i64,
+        /// What it must be.
+        expected: &'static str,
+        /// What it was, cut short.
+        got: String,
     },
-    /// A float field is NaN or infinite.
-    #[error("field `{0}` must be a finite number")]
-    NotFinite(&'static str),
     /// The `type` tag names no known kind.
     #[error("unknown type tag `{0}` (expected `job` or `company`)")]
     UnknownType(String),

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::{DecodeError, DefaultKind, truncated};
 use crate::record::{Company, JobEvent, ProfileFields, Record};
+use crate::validate;
 
 /// Every field any record may carry, under its canonical name and its aliases.
 /// Unknown fields are ignored. Filled by the fast scanner or by `serde_json`.
@@ -91,7 +92,9 @@ impl<'a> RawRecord<'a> {
         const KIND: &str = "job";
         let company_id = required_id(self.company_id, KIND)?;
         let user_id = required(self.user_id, "userID", KIND)?;
-        let nb_jobs = non_negative(required(self.nb_jobs, "nbJobs", KIND)?, "nbJobs")?;
+        checked_text(&user_id, "userID", validate::user_id)?;
+        let nb_jobs = required(self.nb_jobs, "nbJobs", KIND)?;
+        let nb_jobs = validate::nb_jobs(nb_jobs).map_err(|e| invalid("nbJobs", e, nb_jobs))?;
         Ok(JobEvent {
             company_id,
             user_id,
@@ -103,17 +106,19 @@ impl<'a> RawRecord<'a> {
     fn into_company(self) -> Result<Company<'a>, DecodeError> {
         const KIND: &str = "company";
         let company_id = required_id(self.company_id, KIND)?;
+        let industry = required(self.industry, "industry", KIND)?;
+        checked_text(&industry, "industry", validate::industry)?;
         let profile = ProfileFields {
-            industry: required(self.industry, "industry", KIND)?,
-            revenu: required(self.revenu, "revenu", KIND)?,
-            employees: required(self.employees, "employees", KIND)?,
+            industry,
+            revenu: count(required(self.revenu, "revenu", KIND)?, "revenu")?,
+            employees: count(required(self.employees, "employees", KIND)?, "employees")?,
             job30: count(required(self.job30, "job30", KIND)?, "job30")?,
             job90: count(required(self.job90, "job90", KIND)?, "job90")?,
-            monthly_fee: finite(
+            monthly_fee: fee(
                 required(self.monthly_fee, "monthlyFee", KIND)?,
                 "monthlyFee",
             )?,
-            total_fee: finite(required(self.total_fee, "totalFee", KIND)?, "totalFee")?,
+            total_fee: fee(required(self.total_fee, "totalFee", KIND)?, "totalFee")?,
         };
         Ok(Company {
             company_id,
@@ -135,24 +140,30 @@ fn required_id<'a>(
     kind: &'static str,
 ) -> Result<Cow<'a, str>, DecodeError> {
     let id = required(value, "companyID", kind)?;
-    if id.is_empty() {
-        return Err(DecodeError::Empty("companyID"));
-    }
+    checked_text(&id, "companyID", validate::company_id)?;
     Ok(id)
 }
 
-fn non_negative(value: i64, field: &'static str) -> Result<u64, DecodeError> {
-    u64::try_from(value).map_err(|_| DecodeError::Negative { field, value })
+fn invalid(field: &'static str, expected: &'static str, got: impl ToString) -> DecodeError {
+    DecodeError::Invalid {
+        field,
+        expected,
+        got: truncated(&got.to_string(), 64).into_owned(),
+    }
+}
+
+fn checked_text(
+    value: &str,
+    field: &'static str,
+    check: fn(&str) -> Result<(), &'static str>,
+) -> Result<(), DecodeError> {
+    check(value).map_err(|e| invalid(field, e, format!("{value:?}")))
 }
 
 fn count(value: i64, field: &'static str) -> Result<i64, DecodeError> {
-    non_negative(value, field).map(|_| value)
+    validate::count(value).map_err(|e| invalid(field, e, value))
 }
 
-fn finite(value: f64, field: &'static str) -> Result<f64, DecodeError> {
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(DecodeError::NotFinite(field))
-    }
+fn fee(value: f64, field: &'static str) -> Result<f64, DecodeError> {
+    validate::fee(value).map_err(|e| invalid(field, e, value))
 }

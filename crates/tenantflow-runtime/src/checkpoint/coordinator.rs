@@ -66,6 +66,8 @@ pub(crate) struct Coordinator<'a> {
     /// Where the file inputs started (kept if there are none to report).
     pub(crate) files_start: FilesPosition,
     pub(crate) streams_start: BTreeMap<String, super::manifest::StreamPosition>,
+    /// The locks of the output and the checkpoints: no checkpoint once one is lost.
+    pub(crate) locks: &'a [crate::output_lock::OutputLock],
 }
 
 impl Coordinator<'_> {
@@ -186,6 +188,9 @@ impl Coordinator<'_> {
         }
         manifest.pending = pending;
         manifest.results = self.base_results;
+        if self.locks.iter().any(crate::output_lock::OutputLock::lost) {
+            return Err(RunError::LockLost);
+        }
         self.store.write(&manifest).map_err(RunError::Checkpoint)?;
         fault_point("after-manifest", n);
         commit_all(&self.output, &self.staging, &manifest.pending)

@@ -106,6 +106,20 @@ fn manifest_name(checkpoint: u64) -> String {
     format!("manifest-{checkpoint:012}.json")
 }
 
+/// True for a path (relative to the checkpoint store's folder) that a run writes there:
+/// a manifest, a checkpoint's folder, upload markers, staged files, the output lock.
+/// Anything else in the folder belongs to someone else and is never deleted.
+pub fn is_checkpoint_object(relative: &str) -> bool {
+    let first = relative.split('/').next().unwrap_or("");
+    let twelve_digits = |s: &str| s.len() == 12 && s.bytes().all(|c| c.is_ascii_digit());
+    first
+        .strip_prefix("manifest-")
+        .and_then(|rest| rest.strip_suffix(".json"))
+        .is_some_and(twelve_digits)
+        || first.strip_prefix("chk-").is_some_and(twelve_digits)
+        || (matches!(first, "uploads" | "staged") && relative.contains('/'))
+}
+
 impl CheckpointStore {
     /// The folder of checkpoint `n`'s objects.
     pub fn checkpoint_folder(&self, n: u64) -> Location {

@@ -146,6 +146,10 @@ impl Store for LocalStore {
         self.root.display().to_string()
     }
 
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
     fn part_size(&self) -> usize {
         LOCAL_PART
     }

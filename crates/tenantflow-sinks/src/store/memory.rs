@@ -59,6 +59,14 @@ impl MemoryStore {
     }
 }
 
+/// A version tag of an object's content (S3's ETag is a hash of it too).
+fn tag_of(data: &Bytes) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    format!("{:016x}-{}", hasher.finish(), data.len())
+}
+
 fn state_error(op: &'static str, location: &str, message: impl Into<String>) -> StoreError {
     StoreError::State {
         op,
@@ -74,6 +82,30 @@ impl Store for MemoryStore {
 
     fn part_size(&self) -> usize {
         self.part_size
+    }
+
+    fn put_tagged(
+        &self,
+        path: &str,
+        data: Bytes,
+        expected: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut state = self.state();
+        let current = state.objects.get(path).map(tag_of);
+        if current.as_deref() != expected {
+            return Ok(None);
+        }
+        let tag = tag_of(&data);
+        state.objects.insert(path.to_owned(), data);
+        Ok(Some(tag))
+    }
+
+    fn get_tagged(&self, path: &str) -> Result<Option<(Bytes, String)>, StoreError> {
+        Ok(self
+            .state()
+            .objects
+            .get(path)
+            .map(|data| (data.clone(), tag_of(data))))
     }
 
     fn put(&self, path: &str, data: Bytes) -> Result<(), StoreError> {

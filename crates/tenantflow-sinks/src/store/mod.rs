@@ -89,6 +89,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Part size for uploads: every part but the last has exactly this many bytes.
     fn part_size(&self) -> usize;
 
+    /// The folder of a store on the local file system; `None` for any other store.
+    fn local_root(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// Writes an object whole, replacing any.
     ///
     /// # Errors
@@ -100,6 +105,38 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// When the store fails.
     fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool, StoreError>;
+
+    /// Writes an object on a condition, for locks: `expected` `None` means no object may
+    /// exist; `Some(tag)` means the object's version tag (S3's ETag) must still be `tag`.
+    /// Returns the new object's tag, or `None` when the condition did not hold.
+    ///
+    /// # Errors
+    /// When the store fails, or cannot write on a condition (a local folder, whose
+    /// locks are the file system's).
+    fn put_tagged(
+        &self,
+        path: &str,
+        _data: Bytes,
+        _expected: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        Err(StoreError::State {
+            op: "writing on a condition",
+            location: path.to_owned(),
+            message: "this store has no conditional replace".into(),
+        })
+    }
+
+    /// Reads an object with its version tag; `None` if there is none.
+    ///
+    /// # Errors
+    /// When the store fails, or has no version tags.
+    fn get_tagged(&self, path: &str) -> Result<Option<(Bytes, String)>, StoreError> {
+        Err(StoreError::State {
+            op: "reading with its version",
+            location: path.to_owned(),
+            message: "this store has no version tags".into(),
+        })
+    }
 
     /// Reads an object; `None` if there is none.
     ///

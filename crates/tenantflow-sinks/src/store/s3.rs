@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 
 use super::{Listed, Store, StoreError};
 
@@ -155,6 +155,63 @@ impl Store for S3Store {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(object_error("creating", key.as_ref())(e)),
+        }
+    }
+
+    fn put_tagged(
+        &self,
+        path: &str,
+        data: Bytes,
+        expected: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let key = self.key(path);
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(tag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(tag.to_owned()),
+                version: None,
+            }),
+        };
+        let result = self.runtime.block_on(self.client.put_opts(
+            &key,
+            PutPayload::from(data),
+            mode.into(),
+        ));
+        match result {
+            Ok(put) => put.e_tag.map(Some).ok_or_else(|| StoreError::State {
+                op: "writing on a condition",
+                location: key.to_string(),
+                message: "the store answered without an ETag".into(),
+            }),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. },
+            ) => Ok(None),
+            Err(e) => Err(object_error("writing on a condition", key.as_ref())(e)),
+        }
+    }
+
+    fn get_tagged(&self, path: &str) -> Result<Option<(Bytes, String)>, StoreError> {
+        let key = self.key(path);
+        let result = self.runtime.block_on(async {
+            match self.client.get(&key).await {
+                Ok(found) => {
+                    let tag = found.meta.e_tag.clone();
+                    found.bytes().await.map(|bytes| Some((bytes, tag)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        match result.map_err(object_error("reading", key.as_ref()))? {
+            Some((bytes, Some(tag))) => Ok(Some((bytes, tag))),
+            Some((_, None)) => Err(StoreError::State {
+                op: "reading with its version",
+                location: key.to_string(),
+                message: "the store answered without an ETag".into(),
+            }),
+            None => Ok(None),
         }
     }
 
