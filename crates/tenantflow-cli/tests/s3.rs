@@ -178,3 +178,75 @@ fn parquet_results_read_by_pyarrow_give_the_same_five_figures() {
     let want = check_output_figures(&ndjson);
     check_output_figures(&converted).assert_matches(&want, "Parquet from S3 read by pyarrow");
 }
+
+#[test]
+fn a_second_job_on_an_s3_output_refuses_and_a_stale_lock_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"type":"company","companyID":"c","industry":"retail","revenu":1,"employees":1,"job30":1,"job90":1,"monthlyFee":1,"totalFee":1}"#,
+            "\n",
+            r#"{"companyID":"c","userID":"u","nbJobs":1,"creationDate":1767225601555}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let url = s3_url("lock");
+    let store = S3Store::from_env(url.strip_prefix("s3://").unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let lock = |heartbeat_ms: i64| {
+        serde_json::json!({"owner": "pid 7 on elsewhere", "token": "x", "heartbeatMs": heartbeat_ms,
+            "host": "elsewhere", "pid": 7})
+        .to_string()
+    };
+    let args = [
+        "run",
+        "-q",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        &url,
+    ];
+
+    // A job on another host renewed its lock a moment ago: refused, nothing written.
+    store
+        .put("_tenantflow.lock", lock(now).into_bytes().into())
+        .unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("in use by another tenantflow job (pid 7 on elsewhere"),
+        "{message}"
+    );
+    let paths: Vec<String> = store
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .collect();
+    assert_eq!(paths, ["_tenantflow.lock"]);
+
+    // Its heartbeat a minute old: that job died; the lock is taken over, and released at
+    // the end.
+    store
+        .put("_tenantflow.lock", lock(now - 60_000).into_bytes().into())
+        .unwrap();
+    tenantflow(&args);
+    assert!(store.get("_tenantflow.lock").unwrap().is_none());
+    let results = store
+        .list("")
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.path.contains("/part-"))
+        .count();
+    assert_eq!(results, 1);
+}

@@ -11,7 +11,8 @@
 //!   (`If-None-Match: *`) and renewed every [`LockConfig::heartbeat`] by a put
 //!   conditional on its ETag (`If-Match`). A lock whose heartbeat is older than
 //!   [`LockConfig::stale_after`] belongs to a job that died: it is taken over by a put
-//!   conditional on the ETag read, so of two jobs taking it over one wins. A job that
+//!   conditional on the ETag read, so of two jobs taking it over one wins. So is, at
+//!   once, a lock whose owner ran on this host and whose process is gone. A job that
 //!   finds its lock replaced has lost it and stops before its next checkpoint. The age
 //!   of a heartbeat is read against this machine's clock; `stale_after` (30 s) is far
 //!   beyond the skew of clocks kept by NTP.
@@ -99,6 +100,12 @@ pub enum LockError {
 struct Owner {
     /// `pid N on HOST`, for people.
     owner: String,
+    /// The owner's host name.
+    #[serde(default)]
+    host: String,
+    /// The owner's process id.
+    #[serde(default)]
+    pid: u32,
     /// Unique per acquisition.
     token: String,
     /// When the lock was last renewed, epoch milliseconds.
@@ -120,7 +127,19 @@ impl Owner {
             owner: format!("pid {pid} on {host}"),
             token: format!("{host}-{pid}-{now}-{:016x}", fastrand::u64(..)),
             heartbeat_ms: now,
+            host,
+            pid,
         }
+    }
+
+    /// True when the owner ran on this host and its process is gone (a job killed and
+    /// started again on the same machine need not wait for the lock to go stale). A
+    /// reused pid only makes the lock look alive: then it is taken once stale.
+    fn died_here(&self, here: &Owner) -> bool {
+        self.host == here.host
+            && self.pid != 0
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
     fn to_bytes(&self) -> Bytes {
@@ -258,7 +277,8 @@ impl ObjectLock {
             let age = holder
                 .as_ref()
                 .map_or(i64::MAX, |h| now_ms().saturating_sub(h.heartbeat_ms));
-            if age <= stale_ms {
+            let dead = holder.as_ref().is_some_and(|h| h.died_here(&owner));
+            if age <= stale_ms && !dead {
                 return Err(LockError::Held {
                     url,
                     owner: holder.map_or_else(|| "owner unknown".into(), |h| h.owner),
@@ -441,6 +461,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_lock_of_a_dead_process_on_this_host_is_taken_over_at_once() {
+        let store = Arc::new(MemoryStore::new());
+        let here = Owner::new();
+        let mut gone = Owner {
+            pid: u32::MAX - 1,
+            token: "gone".into(),
+            ..here.clone()
+        };
+        store.put("out/_tenantflow.lock", gone.to_bytes()).unwrap();
+        drop(object_lock(&store, quick()).unwrap());
+        // A live process of this host (this one) keeps its fresh lock.
+        gone.pid = std::process::id();
+        store.put("out/_tenantflow.lock", gone.to_bytes()).unwrap();
+        assert!(object_lock(&store, quick()).is_err());
+    }
+
+    #[test]
     fn a_stale_object_lock_is_taken_over_and_a_replaced_lock_is_not_renewed() {
         let store = Arc::new(MemoryStore::new());
         // A dead job's lock: a heartbeat a minute old.
@@ -448,6 +485,8 @@ mod tests {
             owner: "pid 1 on gone".into(),
             token: "t".into(),
             heartbeat_ms: now_ms() - 61_000,
+            host: "gone".into(),
+            pid: 1,
         };
         store.put("out/_tenantflow.lock", dead.to_bytes()).unwrap();
         let taker = object_lock(&store, quick()).unwrap();
