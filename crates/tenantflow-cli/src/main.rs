@@ -1,5 +1,6 @@
 //! `tenantflow`: real-time tenant analytics. See `tenantflow --help`.
 
+mod flags;
 mod produce;
 mod progress;
 mod run;
@@ -52,7 +53,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tenantflow: error: {error:#}");
-            ExitCode::FAILURE
+            // Flags that do not fit together are a usage error, as clap's own are.
+            if error.downcast_ref::<flags::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -65,8 +71,10 @@ fn init_logging() {
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new("warn"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

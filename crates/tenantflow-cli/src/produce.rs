@@ -13,6 +13,7 @@ use tenantflow_sources::generator::GeneratorConfig;
 use tenantflow_sources::lines::{Line, LineReader, ReadError};
 use tenantflow_sources::{Input, InputFormat, InputSpec};
 
+use crate::flags;
 use crate::progress::{Progress, thousands};
 
 /// Lines handed from the reading thread to the writer at a time.
@@ -36,7 +37,7 @@ pub struct ProduceArgs {
     input: Vec<String>,
 
     /// Publish N events of the built-in W1-like generator instead.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = flags::count::<u64>(0, 10_000_000_000))]
     generate: Option<u64>,
 
     /// Seed of the generator.
@@ -44,7 +45,7 @@ pub struct ProduceArgs {
     seed: u64,
 
     /// Tenants of the generator.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = flags::count::<u32>(1, 100_000_000))]
     companies: u32,
 
     /// Pack each tenant's records into KPL aggregated records.
@@ -66,7 +67,7 @@ pub fn run(args: ProduceArgs) -> Result<()> {
     let specs: Vec<InputSpec> = match args.generate {
         Some(events) => vec![InputSpec::Generator(GeneratorConfig {
             events,
-            companies: args.companies.max(1),
+            companies: args.companies,
             seed: args.seed,
         })],
         None => args.input.iter().map(|a| InputSpec::from_arg(a)).collect(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use tenantflow_core::DeadLetterReason;
@@ -24,6 +24,7 @@ use tenantflow_sinks::upload::{Location, Staging};
 use tenantflow_sources::generator::GeneratorConfig;
 use tenantflow_sources::{Input, InputFormat, InputSpec};
 
+use crate::flags::{self, UsageError};
 use crate::progress::{Progress, thousands};
 
 /// Flags of `tenantflow run`. Each can also be set by its `TENANTFLOW_*` variable.
@@ -47,6 +48,7 @@ pub struct RunArgs {
         long,
         value_name = "N",
         conflicts_with = "input",
+        value_parser = flags::count::<u64>(0, 10_000_000_000),
         env = "TENANTFLOW_GENERATE"
     )]
     generate: Option<u64>,
@@ -60,24 +62,25 @@ pub struct RunArgs {
         long,
         value_name = "C",
         default_value_t = 10_000,
+        value_parser = flags::count::<u32>(1, 100_000_000),
         env = "TENANTFLOW_COMPANIES"
     )]
     companies: u32,
 
-    /// Output folder; results are partitioned by event hour under it, dead letters go
-    /// Where results go: a folder, `file:///path`, `s3://bucket/prefix` (settings from
+    /// Where results go (partitioned by event hour; dead letters under `_rejected/`): a folder, `file:///path`, `s3://bucket/prefix` (settings from
     /// the AWS environment, `AWS_ENDPOINT_URL_S3` for a local server) or `memory://`.
     #[arg(
         long,
         value_name = "URL",
         default_value = "./tenantflow-out",
+        value_parser = flags::non_empty,
         env = "TENANTFLOW_OUTPUT"
     )]
     output: String,
 
     /// Where checkpoints go (a URL as for --output); default `_checkpoints/` under the
     /// output.
-    #[arg(long, value_name = "URL", env = "TENANTFLOW_CHECKPOINTS")]
+    #[arg(long, value_name = "URL", value_parser = flags::non_empty, env = "TENANTFLOW_CHECKPOINTS")]
     checkpoints: Option<String>,
 
     /// How often a checkpoint is taken (files committed, state saved); `off` for only
@@ -101,12 +104,13 @@ pub struct RunArgs {
         long,
         value_name = "N",
         default_value_t = 32,
+        value_parser = flags::count::<usize>(1, 4096),
         env = "TENANTFLOW_MAX_OPEN_FILES"
     )]
     max_open_files: usize,
 
     /// A result file is finished at the first checkpoint after it is this old.
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration, env = "TENANTFLOW_MAX_FILE_AGE")]
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = flags::duration(Duration::from_secs(1), flags::days(7)), env = "TENANTFLOW_MAX_FILE_AGE")]
     max_file_age: Duration,
 
     /// Result format.
@@ -144,17 +148,17 @@ pub struct RunArgs {
     kind: KindArg,
 
     /// Keyed workers; default: one per core.
-    #[arg(long, value_name = "N", env = "TENANTFLOW_WORKERS")]
+    #[arg(long, value_name = "N", value_parser = flags::count::<usize>(1, MAX_WORKERS), env = "TENANTFLOW_WORKERS")]
     workers: Option<usize>,
 
     /// How far behind its tenant's newest event an event may be and still count
     /// (whole days, e.g. `90d`); later ones become dead letters `too_late`.
-    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = humantime::parse_duration, env = "TENANTFLOW_ALLOWED_LATENESS")]
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_ALLOWED_LATENESS")]
     allowed_lateness: Duration,
 
     /// How far ahead of the wall clock an event time may be (e.g. `1d`, `2h`); later
     /// ones, and any before 2000-01-01, become dead letters `event_time_out_of_range`.
-    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = humantime::parse_duration, env = "TENANTFLOW_MAX_EVENT_TIME_SKEW")]
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_MAX_EVENT_TIME_SKEW")]
     max_event_time_skew: Duration,
 
     /// What a job event read from a file without `creationDate` becomes: `reject` (a
@@ -165,11 +169,11 @@ pub struct RunArgs {
 
     /// Longest accepted record (bytes, or with KiB/MiB); longer ones become dead
     /// letters `record_too_large`.
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_record_size, env = "TENANTFLOW_MAX_RECORD_SIZE")]
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = flags::size_in(64, 1 << 30), env = "TENANTFLOW_MAX_RECORD_SIZE")]
     max_record_size: usize,
 
     /// A result file is completed once it reaches this size (bytes, or KiB/MiB/GiB).
-    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = parse_size, env = "TENANTFLOW_MAX_FILE_SIZE")]
+    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = flags::size_in(1 << 10, 1 << 40), env = "TENANTFLOW_MAX_FILE_SIZE")]
     max_file_size: usize,
 
     /// Also write every result, as JSON with partition key companyID, to this Kinesis
@@ -179,7 +183,7 @@ pub struct RunArgs {
 
     /// Stop reading Kinesis streams once every shard has been idle this long (e.g. `5s`);
     /// without it, streams are read until Ctrl-C or SIGTERM.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "TENANTFLOW_EXIT_WHEN_IDLE")]
+    #[arg(long, value_name = "DURATION", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_EXIT_WHEN_IDLE")]
     exit_when_idle: Option<Duration>,
 
     /// The TenantManager's base URL (e.g. `http://127.0.0.1:8080`): a job event whose
@@ -191,13 +195,13 @@ pub struct RunArgs {
 
     /// How long a profile fetched from the TenantManager is used before it is fetched
     /// again (unless a companies input updates it first).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, env = "TENANTFLOW_TENANT_TTL")]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = flags::duration(Duration::from_secs(1), flags::days(3650)), env = "TENANTFLOW_TENANT_TTL")]
     tenant_ttl: Duration,
 
     /// How long a tenant the TenantManager answered 404 for is taken as unknown without
     /// asking again (its events are dead letters `unknown_company` meanwhile; a companies
     /// input record for it ends this at once). `0s`: ask for every event.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration, env = "TENANTFLOW_UNKNOWN_TENANT_TTL")]
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_UNKNOWN_TENANT_TTL")]
     unknown_tenant_ttl: Duration,
 
     /// Most lookups in flight at once, over the whole job.
@@ -205,12 +209,13 @@ pub struct RunArgs {
         long,
         value_name = "N",
         default_value_t = 64,
+        value_parser = flags::count::<usize>(1, 4096),
         env = "TENANTFLOW_LOOKUP_MAX_IN_FLIGHT"
     )]
     lookup_max_in_flight: usize,
 
     /// Time allowed to one lookup attempt.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, env = "TENANTFLOW_LOOKUP_TIMEOUT")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration(Duration::from_millis(10), Duration::from_secs(600)), env = "TENANTFLOW_LOOKUP_TIMEOUT")]
     lookup_timeout: Duration,
 
     /// Attempts of one lookup (connect errors, timeouts, 5xx and 429 are retried with
@@ -220,6 +225,7 @@ pub struct RunArgs {
         long,
         value_name = "N",
         default_value_t = 5,
+        value_parser = flags::count::<u32>(1, 100),
         env = "TENANTFLOW_LOOKUP_ATTEMPTS"
     )]
     lookup_attempts: u32,
@@ -252,13 +258,14 @@ pub struct RunArgs {
         long,
         value_name = "N",
         default_value_t = 100,
+        value_parser = flags::count::<usize>(1, MAX_SCORE_BATCH as u64),
         env = "TENANTFLOW_SCORE_BATCH"
     )]
     score_batch: usize,
 
     /// How long a request to a remote scorer waits for more rows before it goes
     /// unfilled.
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = humantime::parse_duration, env = "TENANTFLOW_SCORE_LINGER")]
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = flags::duration(Duration::ZERO, Duration::from_secs(60)), env = "TENANTFLOW_SCORE_LINGER")]
     score_linger: Duration,
 
     /// Most requests to a remote scorer in flight at once, over the whole job.
@@ -266,12 +273,13 @@ pub struct RunArgs {
         long,
         value_name = "N",
         default_value_t = 16,
+        value_parser = flags::count::<usize>(1, 4096),
         env = "TENANTFLOW_SCORE_MAX_IN_FLIGHT"
     )]
     score_max_in_flight: usize,
 
     /// Time allowed to one attempt of a scoring request.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration, env = "TENANTFLOW_SCORE_TIMEOUT")]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration(Duration::from_millis(10), Duration::from_secs(600)), env = "TENANTFLOW_SCORE_TIMEOUT")]
     score_timeout: Duration,
 
     /// Attempts of one scoring request (connect errors, timeouts, 5xx and 429 are
@@ -281,6 +289,7 @@ pub struct RunArgs {
         long,
         value_name = "N",
         default_value_t = 5,
+        value_parser = flags::count::<u32>(1, 100),
         env = "TENANTFLOW_SCORE_ATTEMPTS"
     )]
     score_attempts: u32,
@@ -360,40 +369,6 @@ enum KindArg {
     Company,
 }
 
-fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 1048576, 512KiB, 1MiB)"))?;
-    let scale = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" | "KB" => 1 << 10,
-        "MiB" | "M" | "MB" => 1 << 20,
-        "GiB" | "G" | "GB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` (use B, KiB, MiB or GiB)"
-            ));
-        }
-    };
-    match n.checked_mul(scale) {
-        Some(0) | None => Err(format!(
-            "`{text}` must be between 1 byte and the address space"
-        )),
-        Some(size) => Ok(size),
-    }
-}
-
-/// A record size: at most 1 GiB, so a batch of records always fits its 4 GiB arena.
-fn parse_record_size(text: &str) -> Result<usize, String> {
-    let size = parse_size(text)?;
-    if size > 1 << 30 {
-        return Err(format!("`{text}` is over the largest record size, 1GiB"));
-    }
-    Ok(size)
-}
-
 impl RunArgs {
     fn into_job(self) -> Result<(JobConfig, bool, String)> {
         let (stream_args, file_args): (Vec<&String>, Vec<&String>) = self
@@ -416,9 +391,6 @@ impl RunArgs {
                 .map(|arg| InputSpec::from_arg(arg))
                 .collect()
         };
-        if self.companies == 0 {
-            bail!("--companies must be at least 1");
-        }
         let input_format = match self.input_format {
             InputFormatArg::Auto => InputFormat::Auto,
             InputFormatArg::Ndjson => InputFormat::Ndjson,
@@ -432,23 +404,23 @@ impl RunArgs {
             .collect::<Vec<_>>()
             .join(", ");
         if self.scorer != ScorerTarget::Embedded && self.model.is_some() {
-            bail!(
+            return Err(UsageError(format!(
                 "--model is the embedded scorer's; --scorer {} scores remotely",
                 self.scorer.shown()
-            );
+            ))
+            .into());
         }
         let model = match &self.model {
             Some(path) => Model::load(path)?,
             None => Model::builtin(),
         };
         let workers = match self.workers {
-            Some(0) => bail!("--workers must be at least 1"),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let lateness_days = self.allowed_lateness.as_secs().div_ceil(86_400);
-        let lateness_days = u32::try_from(lateness_days)
-            .with_context(|| format!("--allowed-lateness {lateness_days} days is too long"))?;
+        // At most 3650 days by its parser.
+        let lateness_days =
+            u32::try_from(self.allowed_lateness.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX);
         let output_location = Location::root(
             store::open(&self.output).with_context(|| format!("--output {}", self.output))?,
         );
@@ -492,9 +464,6 @@ impl RunArgs {
             CompressionArg::Gzip => Compression::Gzip,
         };
         output.max_file_age = self.max_file_age;
-        if self.max_open_files == 0 {
-            bail!("--max-open-files must be at least 1");
-        }
         output.max_open_files = self.max_open_files;
         output.format = match self.format {
             FormatArg::Ndjson => Format::Ndjson,
@@ -534,9 +503,6 @@ impl RunArgs {
             },
             lookup: match self.tenant_manager {
                 Some(url) => {
-                    if self.lookup_max_in_flight == 0 || self.lookup_attempts == 0 {
-                        bail!("--lookup-max-in-flight and --lookup-attempts must be at least 1");
-                    }
                     let mut lookup = LookupConfig::new(url);
                     lookup.ttl = self.tenant_ttl;
                     lookup.unknown_ttl = self.unknown_tenant_ttl;
@@ -551,20 +517,6 @@ impl RunArgs {
             scoring: match self.scorer {
                 ScorerTarget::Embedded => None,
                 target => {
-                    if self.score_batch == 0
-                        || self.score_max_in_flight == 0
-                        || self.score_attempts == 0
-                    {
-                        bail!(
-                            "--score-batch, --score-max-in-flight and --score-attempts must be at least 1"
-                        );
-                    }
-                    if self.score_batch > MAX_SCORE_BATCH {
-                        bail!(
-                            "--score-batch {} is more than {MAX_SCORE_BATCH} rows: a request would pass the 6 MB a SageMaker endpoint (and tenantflow scorer) accepts",
-                            self.score_batch
-                        );
-                    }
                     let mut scoring = ScoringConfig::new(target);
                     scoring.endpoint_url = self.sagemaker_endpoint_url;
                     scoring.batch = self.score_batch;
@@ -722,11 +674,12 @@ fn check_inputs_outside(specs: &[InputSpec], flag: &str, place: &Location) -> Re
         if let InputSpec::Path(input) = spec {
             let input_abs = absolute(input);
             if input_abs.starts_with(&folder) || folder.starts_with(&input_abs) {
-                bail!(
+                return Err(UsageError(format!(
                     "{flag} {} overlaps the input {}: checkpoints must not share a folder with inputs",
                     folder.display(),
                     input.display()
-                );
+                ))
+                .into());
             }
         }
     }
@@ -748,23 +701,9 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 /// Most rows per scoring request: about 60 bytes a CSV row, within SageMaker's 6 MB.
 const MAX_SCORE_BATCH: usize = 50_000;
 
+/// Most keyed workers: each is a thread with its own open files and queues.
+const MAX_WORKERS: u64 = 256;
+
 fn parse_scorer(text: &str) -> Result<ScorerTarget, String> {
     ScorerTarget::parse(text).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_with_units() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("1 TB").is_err());
-        assert!(parse_size("lots").is_err());
-        assert_eq!(super::parse_record_size("1GiB"), Ok(1 << 30));
-        assert!(super::parse_record_size("2GiB").is_err());
-    }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::flags;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -19,7 +20,7 @@ pub struct TrainArgs {
     data: Option<PathBuf>,
 
     /// Make N companies by the original generator's rules instead of reading --data.
-    #[arg(long, value_name = "N", conflicts_with = "data")]
+    #[arg(long, value_name = "N", conflicts_with = "data", value_parser = flags::count::<usize>(10, 100_000_000))]
     generate: Option<usize>,
 
     /// Where the model file goes.
@@ -36,7 +37,7 @@ pub struct TrainArgs {
     seed: u64,
 
     /// Share of the rows held out to measure the models.
-    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    #[arg(long, value_name = "F", default_value_t = 0.2, value_parser = fraction)]
     test_fraction: f64,
 
     /// The model's name (default: the file's stem).
@@ -50,14 +51,18 @@ enum KindArg {
     Trees,
 }
 
+/// A share strictly between 0 and 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f < 1.0 => Ok(f),
+        _ => Err(format!(
+            "`{text}` must be a number between 0 and 1 (exclusive)"
+        )),
+    }
+}
+
 /// Trains, prints the metrics, writes the model.
 pub fn run(args: TrainArgs) -> Result<()> {
-    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
-        bail!(
-            "--test-fraction must be between 0 and 1 (exclusive), got {}",
-            args.test_fraction
-        );
-    }
     let (text, source) = match (&args.data, args.generate) {
         (Some(path), _) => (
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,

@@ -510,3 +510,102 @@ fn listing(dir: &Path) -> Vec<(String, u64)> {
     out.sort();
     out
 }
+
+#[test]
+fn bad_flag_values_exit_2_naming_the_flag_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let out = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--workers", "5000"], "--workers"),
+        (&["run", "--workers", "0"], "--workers"),
+        (&["run", "--max-open-files", "0"], "--max-open-files"),
+        (&["run", "--companies", "0"], "--companies"),
+        (&["run", "--score-attempts", "0"], "--score-attempts"),
+        (&["run", "--score-batch", "50001"], "--score-batch"),
+        (&["run", "--lookup-attempts", "0"], "--lookup-attempts"),
+        (
+            &["run", "--lookup-max-in-flight", "0"],
+            "--lookup-max-in-flight",
+        ),
+        (
+            &["run", "--allowed-lateness", "99999999999d"],
+            "--allowed-lateness",
+        ),
+        (&["run", "--lookup-timeout", "0s"], "--lookup-timeout"),
+        (&["run", "--score-timeout", "0s"], "--score-timeout"),
+        (&["run", "--max-file-size", "0"], "--max-file-size"),
+        (&["run", "--max-record-size", "2GiB"], "--max-record-size"),
+        (&["run", "--max-file-age", "0s"], "--max-file-age"),
+        (&["run", "--output", ""], "--output"),
+        (
+            &["run", "--output", out, "--checkpoints", ""],
+            "--checkpoints",
+        ),
+        (&["run", "--generate=-1"], "--generate"),
+        (
+            &[
+                "produce",
+                "--stream",
+                "s",
+                "--generate",
+                "1",
+                "--companies",
+                "0",
+            ],
+            "--companies",
+        ),
+        (
+            &[
+                "train",
+                "--generate",
+                "100",
+                "--out",
+                "m.json",
+                "--test-fraction",
+                "1",
+            ],
+            "--test-fraction",
+        ),
+        (
+            &[
+                "run",
+                "--output",
+                out,
+                "--scorer",
+                "http://127.0.0.1:9/invocations",
+                "--model",
+                "m.json",
+            ],
+            "--model",
+        ),
+    ];
+    for (args, flag) in cases {
+        let failed = tenantflow_fails(args);
+        let message = stderr(&failed);
+        assert_eq!(failed.status.code(), Some(2), "{args:?}: {message}");
+        assert!(
+            message.contains(flag),
+            "{args:?} should name {flag}: {message}"
+        );
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+    }
+    assert!(!Path::new(out).exists(), "a refused run wrote nothing");
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, COMPANY_C).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args(["run", "-q", "--input", input.to_str().unwrap(), "--output"])
+        .arg(dir.path().join("o"))
+        .env("TENANTFLOW_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("Starting run."), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}
