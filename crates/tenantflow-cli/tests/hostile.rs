@@ -609,3 +609,62 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(text.contains("Starting run."), "{text}");
     assert!(!text.contains('\u{1b}'), "{text:?}");
 }
+
+#[test]
+fn a_changed_input_is_refused_at_resume_and_a_grown_one_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let lines = |user: &str, n: usize| -> String {
+        let mut text = format!("{COMPANY_C}\n");
+        for i in 0..n {
+            text.push_str(&job_at(user, TS + i as i64));
+            text.push('\n');
+        }
+        text
+    };
+    let original = lines("a", 300_000);
+    std::fs::write(&input, &original).unwrap();
+    let out = dir.path().join("o");
+    let args = [
+        "run",
+        "-q",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-interval",
+        "100ms",
+    ];
+    // Crash right after the first checkpoint, part way through the file.
+    let crashed = std::process::Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args(args)
+        .env("TENANTFLOW_FAULT", "after-manifest:1")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "{}", stderr(&crashed));
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(out.join("_checkpoints/manifest-000000000001.json")).unwrap(),
+    )
+    .unwrap();
+    let offset = manifest["files"]["offset"].as_u64().unwrap();
+    assert!(offset > 0 && offset < original.len() as u64, "{manifest}");
+
+    // A longer, different file in its place: refused, not resumed mid-line.
+    std::fs::write(&input, lines("b", 400_000)).unwrap();
+    let refused = tenantflow_fails(&args);
+    assert!(
+        stderr(&refused).contains("changed since the checkpoint"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // The same file grown at its end: resumed, the new lines read too.
+    let mut grown = original.clone();
+    grown.push_str(&job_at("a", TS));
+    grown.push('\n');
+    std::fs::write(&input, &grown).unwrap();
+    tenantflow(&args);
+    let results = sorted_result_lines(&out);
+    assert_eq!(results.len(), 300_001);
+    assert!(results.iter().all(|r| r.contains(r#""userID":"a""#)));
+}

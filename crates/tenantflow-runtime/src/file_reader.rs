@@ -29,10 +29,17 @@ pub(crate) fn read_inputs(
         } else {
             (0, 1)
         };
+        if index == start.input
+            && offset > 0
+            && let Some(recorded) = &start.fingerprint
+        {
+            input.check_fingerprint(offset, recorded)?;
+        }
         next = FilesPosition {
             input: index,
             offset,
             line,
+            fingerprint: None,
         };
         tracing::debug!(input = input.name(), offset, "Reading input.");
         let stream = input.open_at(offset)?;
@@ -44,9 +51,14 @@ pub(crate) fn read_inputs(
                 input: index,
                 offset: event.offset,
                 line: event.number,
+                fingerprint: None,
             };
             if let Some(n) = router.checkpoint_due() {
-                router.arrive(n, Some(here), None)?;
+                let at = FilesPosition {
+                    fingerprint: input.fingerprint(event.offset)?,
+                    ..here
+                };
+                router.arrive(n, Some(at), None)?;
             }
             if event.number % STOP_CHECK_LINES == 0 && router.stopping() {
                 next = here;
@@ -73,6 +85,7 @@ pub(crate) fn read_inputs(
                     input: index + 1,
                     offset: 0,
                     line: 1,
+                    fingerprint: None,
                 };
             }
             Err(ReadError::Handler(RunError::Stopped)) => {
@@ -91,6 +104,11 @@ pub(crate) fn read_inputs(
                 });
             }
         }
+    }
+    if next.offset > 0
+        && let Some(input) = inputs.get(next.input)
+    {
+        next.fingerprint = input.fingerprint(next.offset)?;
     }
     router.finish(Some(next), None)
 }

@@ -499,6 +499,7 @@ impl<'m> Resume<'m> {
                     input: 0,
                     offset: 0,
                     line: 1,
+                    fingerprint: None,
                 },
                 streams: BTreeMap::new(),
             },

@@ -214,6 +214,72 @@ impl Input {
         }
     }
 
+    /// What a checkpoint records of the input at `offset`, to tell at resume whether it
+    /// is still the same input: the file's size and modified time and, for a plain
+    /// file, a hash of its first bytes and of the bytes just before `offset`. `None` for
+    /// stdin and the generator (whose identity is its settings).
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub fn fingerprint(&self, offset: u64) -> Result<Option<InputFingerprint>, SourceError> {
+        let Origin::File { path, gzip } = &self.origin else {
+            return Ok(None);
+        };
+        let open_error = |source| SourceError::Open {
+            path: path.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(open_error)?;
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let bytes_hash = if *gzip {
+            None
+        } else {
+            Some(hash_before(path, offset).map_err(open_error)?)
+        };
+        Ok(Some(InputFingerprint {
+            size: meta.len(),
+            modified_ms,
+            bytes_hash,
+        }))
+    }
+
+    /// Checks that the input is the one `recorded` describes before resuming it at
+    /// `offset`: a plain file's bytes before the offset are unchanged (it may have
+    /// grown), a gzip file is unchanged.
+    ///
+    /// # Errors
+    /// [`SourceError::Resume`] saying what changed.
+    pub fn check_fingerprint(
+        &self,
+        offset: u64,
+        recorded: &InputFingerprint,
+    ) -> Result<(), SourceError> {
+        let Some(now) = self.fingerprint(offset)? else {
+            return Ok(());
+        };
+        let same = match (recorded.bytes_hash, now.bytes_hash) {
+            (Some(was), Some(is)) => was == is && now.size >= offset,
+            _ => recorded.size == now.size && recorded.modified_ms == now.modified_ms,
+        };
+        if same {
+            return Ok(());
+        }
+        Err(SourceError::Resume {
+            input: self.name.clone(),
+            offset,
+            reason: format!(
+                "the input changed since the checkpoint (it had {} bytes, modified at {} ms; \
+                 now {} bytes, modified at {} ms, and its bytes before the offset differ); \
+                 restore the original file, or start over with --from-scratch --overwrite",
+                recorded.size, recorded.modified_ms, now.size, now.modified_ms
+            ),
+        })
+    }
+
     /// True for stdin, which cannot be read again after a crash.
     pub fn is_stdin(&self) -> bool {
         matches!(self.origin, Origin::Stdin)
@@ -241,6 +307,44 @@ impl Input {
             }
         }
     }
+}
+
+/// What a checkpoint records of a file input (see [`Input::fingerprint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InputFingerprint {
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Its modified time, epoch milliseconds.
+    pub modified_ms: i64,
+    /// FNV-1a of its first 4 KiB and of the 64 KiB before the offset (plain files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_hash: Option<u64>,
+}
+
+/// Bytes hashed at the start of a file, and before the offset.
+const HEAD_BYTES: u64 = 4 << 10;
+const WINDOW_BYTES: u64 = 64 << 10;
+
+/// FNV-1a of the file's first bytes and of the window before `offset` (both cut at
+/// `offset`, and at the file's end when it is shorter).
+fn hash_before(path: &Path, offset: u64) -> io::Result<u64> {
+    use std::io::Seek;
+    let mut file = File::open(path)?;
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut feed = |file: &mut File, from: u64, len: u64| -> io::Result<()> {
+        file.seek(io::SeekFrom::Start(from))?;
+        let mut buf = Vec::with_capacity(len as usize);
+        file.take(len).read_to_end(&mut buf)?;
+        for &b in &buf {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash = (hash ^ buf.len() as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        Ok(())
+    };
+    feed(&mut file, 0, HEAD_BYTES.min(offset))?;
+    let from = offset.saturating_sub(WINDOW_BYTES);
+    feed(&mut file, from, offset - from)?;
+    Ok(hash)
 }
 
 fn list_folder(path: &Path) -> Result<Vec<PathBuf>, SourceError> {

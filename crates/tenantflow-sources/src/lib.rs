@@ -18,4 +18,4 @@ pub mod generator;
 pub mod input;
 pub mod lines;
 
-pub use input::{Input, InputFormat, InputSpec, SourceError};
+pub use input::{Input, InputFingerprint, InputFormat, InputSpec, SourceError};

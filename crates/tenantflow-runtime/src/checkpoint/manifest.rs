@@ -29,6 +29,10 @@ pub struct FilesPosition {
     pub offset: u64,
     /// Its line number.
     pub line: u64,
+    /// What the input was at that offset, to refuse a different input at resume
+    /// (absent in manifests of earlier releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<tenantflow_sources::InputFingerprint>,
 }
 
 /// Where a Kinesis stream resumes.
