@@ -31,11 +31,22 @@ pub fn duration(
         if d < min || d > max {
             return Err(format!(
                 "`{text}` is out of range: from {} to {}",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
+                shown(min),
+                shown(max)
             ));
         }
         Ok(d)
+    }
+}
+
+/// A bound as a person writes it: whole days as `90d`, else as humantime does.
+fn shown(d: Duration) -> String {
+    if d >= days(1) && d.as_secs().is_multiple_of(86_400) && d.subsec_nanos() == 0 {
+        format!("{}d", d.as_secs() / 86_400)
+    } else if d.is_zero() {
+        "0s".into()
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 
@@ -114,7 +125,10 @@ mod tests {
     fn durations_in_range() {
         let parse = duration(Duration::from_millis(1), days(1));
         assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
-        assert!(parse("0s").unwrap_err().contains("out of range"));
+        assert_eq!(
+            parse("0s").unwrap_err(),
+            "`0s` is out of range: from 1ms to 1d"
+        );
         assert!(parse("2d").is_err());
         assert!(parse("99999999999d").is_err());
         assert!(parse("soon").is_err());

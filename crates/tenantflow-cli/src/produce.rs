@@ -172,7 +172,7 @@ fn read_records(
                 }
                 let key = match format {
                     InputFormat::Csv => decoder
-                        .decode_csv(bytes)
+                        .decode_csv(bytes, event.number == 1)
                         .ok()
                         .flatten()
                         .map(|r| r.company_id().to_owned()),

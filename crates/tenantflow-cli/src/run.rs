@@ -195,7 +195,7 @@ pub struct RunArgs {
 
     /// How long a profile fetched from the TenantManager is used before it is fetched
     /// again (unless a companies input updates it first).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = flags::duration(Duration::from_secs(1), flags::days(3650)), env = "TENANTFLOW_TENANT_TTL")]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_TENANT_TTL")]
     tenant_ttl: Duration,
 
     /// How long a tenant the TenantManager answered 404 for is taken as unknown without

@@ -48,6 +48,11 @@ pub struct TenantManagerArgs {
     /// or NDJSON (job events in it are skipped).
     #[arg(long, value_name = "FILE", env = "TENANTFLOW_TM_SEED")]
     seed: Option<PathBuf>,
+
+    /// Seeding replaces tenants that exist already; by default they are kept, so that a
+    /// tenant changed through the API stays changed across restarts.
+    #[arg(long, requires = "seed", env = "TENANTFLOW_TM_SEED_OVERWRITE")]
+    seed_overwrite: bool,
 }
 
 /// Runs the service until Ctrl-C or SIGTERM.
@@ -64,16 +69,9 @@ pub fn run(args: TenantManagerArgs) -> Result<()> {
             api_key: args.api_key,
             companies_stream: args.companies_stream.clone(),
             seed: args.seed.clone(),
+            seed_overwrite: args.seed_overwrite,
         })
         .await?;
-        if let (Some(seeded), Some(path)) = (&service.seeded, &args.seed) {
-            eprintln!(
-                "tenant-manager: seeded {} tenants from {} ({} lines skipped)",
-                seeded.tenants,
-                path.display(),
-                seeded.skipped
-            );
-        }
         eprintln!(
             "tenant-manager: listening on http://{} ({}{}{})",
             service.addr,
@@ -88,7 +86,29 @@ pub fn run(args: TenantManagerArgs) -> Result<()> {
                 None => String::new(),
             }
         );
-        service.serve(shutdown_signal()).await?;
+        if let Some(path) = &args.seed {
+            eprintln!(
+                "tenant-manager: seeding from {}: tenant requests and /readyz answer 503 until done",
+                path.display()
+            );
+        }
+        let seed = args.seed.clone();
+        service
+            .serve(shutdown_signal(), move |seeded| {
+                if let (Some(s), Some(path)) = (seeded, &seed) {
+                    eprintln!(
+                        "tenant-manager: seeded {} tenants from {}: {} created, {} replaced, {} kept as they were ({} lines skipped)",
+                        s.tenants,
+                        path.display(),
+                        s.created,
+                        s.replaced,
+                        s.kept,
+                        s.skipped
+                    );
+                }
+                eprintln!("tenant-manager: ready");
+            })
+            .await?;
         eprintln!("tenant-manager: stopped");
         Ok(())
     })

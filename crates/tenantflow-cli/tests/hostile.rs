@@ -668,3 +668,54 @@ fn a_changed_input_is_refused_at_resume_and_a_grown_one_resumes() {
     assert_eq!(results.len(), 300_001);
     assert!(results.iter().all(|r| r.contains(r#""userID":"a""#)));
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped_and_only_a_first_csv_line_is_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let ndjson = dir.path().join("bom.ndjson");
+    std::fs::write(
+        &ndjson,
+        format!("\u{feff}{COMPANY_C}\n{}\n", job_at("u", TS)),
+    )
+    .unwrap();
+    let out = dir.path().join("o1");
+    run_file_path(&ndjson, &out, &[]);
+    assert_eq!(result_values(&out).len(), 1);
+    assert!(dead_letters(&out).is_empty());
+
+    let csv = dir.path().join("bom.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "\u{feff}company_id,industry,revenu,employees,job30,job90,monthlyFee,totalFee\n\
+             c,retail,1,1,1,1,1,1\n\
+             c,u,1,{TS}\n\
+             company,retail,x\n\
+             c,u,+5,{TS}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("o2");
+    let summary = run_file_path(&csv, &out, &[]);
+    assert!(summary.contains(" 1 CSV header lines"), "{summary}");
+    assert_eq!(result_values(&out).len(), 1);
+    let letters = dead_letters(&out);
+    let lines: Vec<u64> = letters
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [4, 5], "{letters:#?}");
+    assert!(letters[1]["error"].as_str().unwrap().contains("`+5`"));
+}
+
+fn run_file_path(input: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    String::from_utf8(tenantflow(&args).stdout).unwrap()
+}

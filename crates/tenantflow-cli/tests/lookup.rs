@@ -31,7 +31,7 @@ fn start_tenant_manager(dir: &Path, seed: &Path) -> Server {
             "--seed",
             seed.to_str().unwrap(),
         ],
-        "listening on",
+        "tenant-manager: ready",
     )
 }
 

@@ -25,7 +25,7 @@ fn decode(c: &mut Criterion) {
     group.bench_function("csv_job", |b| {
         b.iter(|| {
             decoder
-                .decode_csv(black_box(b"comp_4,user_1,1,1767225601555"))
+                .decode_csv(black_box(b"comp_4,user_1,1,1767225601555"), false)
                 .unwrap()
         })
     });

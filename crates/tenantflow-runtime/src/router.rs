@@ -166,7 +166,7 @@ impl<'a> Router<'a> {
             return Ok(());
         }
         let decoded = match format {
-            InputFormat::Csv => decoder.decode_csv(bytes),
+            InputFormat::Csv => decoder.decode_csv(bytes, origin.line == Some(1)),
             InputFormat::Ndjson | InputFormat::Auto => decoder.decode_json(bytes).map(Some),
         };
         let record = match decoded {

@@ -200,7 +200,11 @@ fn emit<E>(
     max: usize,
     on_line: &mut impl FnMut(LineEvent<'_>) -> Result<(), E>,
 ) -> Result<(), ReadError<E>> {
-    let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let mut bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+    if offset == 0 {
+        // A UTF-8 byte-order mark at the start of the stream is not part of a record.
+        bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    }
     let line = if bytes.len() > max {
         Line::TooLarge {
             prefix: &bytes[..TOO_LARGE_PREFIX.min(bytes.len())],

@@ -32,6 +32,9 @@ pub struct AppState {
     pub metrics: Arc<ApiMetrics>,
     /// Wakes the outbox relay after a write (it also looks every second).
     pub outbox_wake: Option<Arc<tokio::sync::Notify>>,
+    /// False while the seed file loads: tenant requests and `/readyz` answer 503 then
+    /// (a lookup retries; a 404 would make a seeded tenant unknown).
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -66,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(json_too_large))
+        .route_layer(middleware::from_fn_with_state(state.clone(), until_ready))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -84,11 +89,20 @@ impl IntoResponse for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        tracing::error!(error = %e, "Database failure.");
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": "the database is unavailable; try again"}),
-        )
+        if e.is_transient() {
+            tracing::warn!(error = %e, "Database unavailable.");
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "the database is unavailable; try again"}),
+            )
+        } else {
+            // A retry meets the same failure (a row that cannot be read): not a 503.
+            tracing::error!(error = %e, "Database failure that a retry will not mend.");
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "internal error reading the database; see the service's log"}),
+            )
+        }
     }
 }
 
@@ -106,24 +120,67 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-/// The body as JSON, or a 400 that says where it broke.
+/// The body as a JSON object without repeated keys, or a 4xx that says what is wrong.
 fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    // The media type, without parameters, compared as RFC 9110 says: case-insensitively.
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|t| t.starts_with("application/json"));
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
     if !json_type {
         return Err(ApiError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({"error": "expected Content-Type: application/json"}),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let bad = |e: serde_json::Error| {
         ApiError(
             StatusCode::BAD_REQUEST,
             json!({"error": format!("the body is not JSON: {e}")}),
         )
-    })
+    };
+    // A value, then its top-level keys once more to refuse repeated ones (serde keeps
+    // the last silently).
+    let value: Value = serde_json::from_slice(body).map_err(bad)?;
+    if value.is_object() {
+        serde_json::from_slice::<UniqueKeys>(body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("the body repeats a field: {e}")}),
+            )
+        })?;
+    }
+    Ok(value)
+}
+
+/// A JSON object's keys, refusing a key seen twice.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("`{key}` appears twice")));
+                    }
+                }
+                Ok(UniqueKeys)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Writes need the operator's key in `x-api-key`.
@@ -277,8 +334,40 @@ async fn version(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// The body limit's 413 is plain text: it gets a JSON body like every other error.
+async fn json_too_large(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": format!("the body is over {MAX_BODY_BYTES} bytes")}),
+        )
+        .into_response();
+    }
+    response
+}
+
+/// While the seed file loads, tenant requests get a 503 with `Retry-After`.
+async fn until_ready(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let loading = !state.ready.load(std::sync::atomic::Ordering::Acquire);
+    if loading && request.uri().path().starts_with("/api/v1/tenants") {
+        let mut response = ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "the service is loading its seed file; try again"}),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    }
+    next.run(request).await
+}
+
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.db.ping().await {
+    if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "seeding\n").into_response()
+    } else if state.db.ping().await {
         "ready\n".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()

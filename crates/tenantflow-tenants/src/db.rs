@@ -49,6 +49,25 @@ pub enum DbError {
     },
 }
 
+impl DbError {
+    /// True for a failure that a retry may not meet (the database unreachable or busy);
+    /// false for one that will happen again (a row that cannot be decoded, a bug).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Sql(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Database(_)
+            ),
+            DbError::Url(_) | DbError::NewerSchema { .. } => false,
+        }
+    }
+}
+
 /// What a create found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Created {
@@ -242,17 +261,49 @@ impl Db {
         Ok(existed)
     }
 
-    /// Creates or replaces every tenant of `tenants`, in one transaction (all or none).
+    /// Creates every tenant of `tenants` that does not exist, and replaces those that
+    /// do if `overwrite`, in one transaction (all or none). Returns (created, replaced).
     ///
     /// # Errors
     /// The database failed.
-    pub async fn put_many(&self, tenants: &[Tenant]) -> Result<(), DbError> {
+    pub async fn seed_many(
+        &self,
+        tenants: &[Tenant],
+        overwrite: bool,
+    ) -> Result<(u64, u64), DbError> {
         let mut tx = self.pool.begin().await?;
+        let (mut created, mut replaced) = (0, 0);
         for tenant in tenants {
-            self.put_in(&mut tx, tenant).await?;
+            if overwrite {
+                if self.put_in(&mut tx, tenant).await? {
+                    replaced += 1;
+                } else {
+                    created += 1;
+                }
+            } else if self.insert_in(&mut tx, tenant).await? {
+                self.queue(&mut tx, tenant, false).await?;
+                created += 1;
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok((created, replaced))
+    }
+
+    /// Inserts a tenant unless its id exists; true if inserted.
+    async fn insert_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &Tenant,
+    ) -> Result<bool, DbError> {
+        let sql = format!(
+            "INSERT INTO tenants ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id) DO NOTHING"
+        );
+        Ok(bind_tenant(sqlx::query(&sql), tenant)
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1)
     }
 
     async fn put_in(
@@ -262,15 +313,7 @@ impl Db {
     ) -> Result<bool, DbError> {
         // Writes first, so that a transaction never upgrades a read lock (SQLite would
         // refuse concurrent upgrades at once instead of waiting).
-        let sql = format!(
-            "INSERT INTO tenants ({COLUMNS}, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id) DO NOTHING"
-        );
-        let inserted = bind_tenant(sqlx::query(&sql), tenant)
-            .bind(now_ms())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            == 1;
+        let inserted = self.insert_in(tx, tenant).await?;
         if !inserted {
             let update = sqlx::query(
                 "UPDATE tenants SET industry = $2, revenu = $3, employees = $4, job30 = $5, \

@@ -38,6 +38,9 @@ pub struct ServiceConfig {
     pub companies_stream: Option<String>,
     /// Tenants to load at start.
     pub seed: Option<PathBuf>,
+    /// Seeding replaces tenants that exist already (by default they are kept: a tenant
+    /// changed through the API stays changed across restarts).
+    pub seed_overwrite: bool,
 }
 
 /// Why the service stopped.
@@ -79,15 +82,16 @@ pub enum ServiceError {
 pub struct Service {
     /// The address it listens on (the port chosen, if 0 was asked for).
     pub addr: SocketAddr,
-    /// Tenants seeded at start.
-    pub seeded: Option<seed::Seeded>,
+    /// The seed file to load once serving, and whether it replaces existing tenants.
+    seed: Option<(PathBuf, bool)>,
     listener: TcpListener,
     state: AppState,
     outbox: Option<(String, Arc<Notify>)>,
 }
 
 impl Service {
-    /// Opens and migrates the database, seeds it, and binds the address.
+    /// Opens and migrates the database and binds the address. The seed file loads once
+    /// [`Service::serve`] runs, and the service is ready when it is loaded.
     ///
     /// # Errors
     /// See [`ServiceError`].
@@ -106,10 +110,6 @@ impl Service {
                 url: db::redact(&config.database),
                 source,
             })?;
-        let seeded = match &config.seed {
-            Some(path) => Some(seed::seed(&db, path).await?),
-            None => None,
-        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -121,27 +121,32 @@ impl Service {
         let outbox = config
             .companies_stream
             .map(|stream| (stream, Arc::new(Notify::new())));
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(config.seed.is_none()));
         Ok(Self {
             addr,
-            seeded,
+            seed: config.seed.map(|path| (path, config.seed_overwrite)),
             listener,
             state: AppState {
                 db,
                 api_key: config.api_key.map(Arc::from),
                 metrics: Arc::new(ApiMetrics::default()),
                 outbox_wake: outbox.as_ref().map(|(_, wake)| Arc::clone(wake)),
+                ready,
             },
             outbox,
         })
     }
 
     /// Serves until `shutdown` completes; the outbox relay then publishes what is left.
+    /// The seed file, if any, loads meanwhile; `on_ready` is called once the service is
+    /// ready, with what seeding did.
     ///
     /// # Errors
-    /// The server failed.
+    /// The server failed, or the seed file could not be loaded (the service then stops).
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        on_ready: impl FnOnce(Option<&seed::Seeded>) + Send + 'static,
     ) -> Result<(), ServiceError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let relay = self.outbox.map(|(stream, wake)| {
@@ -149,15 +154,54 @@ impl Service {
             let metrics = Arc::clone(&self.state.metrics);
             tokio::spawn(outbox::relay(db, stream, wake, metrics, stop_rx))
         });
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<SeedError>();
+        let seeding = {
+            let db = self.state.db.clone();
+            let ready = Arc::clone(&self.state.ready);
+            let seed = self.seed;
+            tokio::spawn(async move {
+                let seeded = match &seed {
+                    Some((path, overwrite)) => match seed::seed(&db, path, *overwrite).await {
+                        Ok(seeded) => Some(seeded),
+                        Err(e) => {
+                            let _ = failed_tx.send(e);
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                ready.store(true, std::sync::atomic::Ordering::Release);
+                on_ready(seeded.as_ref());
+            })
+        };
+        let seed_failure = Arc::new(std::sync::Mutex::new(None));
+        let shutdown = {
+            let seed_failure = Arc::clone(&seed_failure);
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    Ok(e) = failed_rx => {
+                        if let Ok(mut slot) = seed_failure.lock() {
+                            *slot = Some(e);
+                        }
+                    }
+                }
+            }
+        };
         let app = api::router(self.state);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServiceError::Serve);
+        seeding.abort();
         let _ = stop_tx.send(true);
         if let Some(relay) = relay {
             let _ = relay.await;
         }
-        served
+        let failure = seed_failure.lock().ok().and_then(|mut slot| slot.take());
+        match failure {
+            Some(e) => Err(ServiceError::Seed(e)),
+            None => served,
+        }
     }
 }

@@ -44,35 +44,47 @@ const SEED_BATCH: usize = 1000;
 /// What seeding did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seeded {
-    /// Tenants written (created or replaced).
+    /// Distinct tenants in the file (a later line of an id replaces an earlier one).
     pub tenants: u64,
+    /// Tenants created.
+    pub created: u64,
+    /// Tenants that existed and were replaced (with `overwrite`).
+    pub replaced: u64,
+    /// Tenants that existed and were kept as they were (without `overwrite`).
+    pub kept: u64,
     /// Lines skipped: headers, blank lines, job events.
     pub skipped: u64,
 }
 
 /// Loads every tenant of `path` (a later line of the same id replaces an earlier one),
-/// a thousand per transaction, once every line has been checked.
+/// a thousand per transaction, once every line has been checked. A tenant that exists
+/// already is kept as it is, unless `overwrite`: seeding at every start must not undo
+/// what was changed through the API.
 ///
 /// # Errors
 /// An unreadable file, a line that is not a tenant (then nothing is loaded), or a
-/// database failure (seeding again is harmless: it replaces).
-pub async fn seed(db: &Db, path: &Path) -> Result<Seeded, SeedError> {
+/// database failure (seeding again is harmless).
+pub async fn seed(db: &Db, path: &Path, overwrite: bool) -> Result<Seeded, SeedError> {
     let shown = path.display().to_string();
-    let text = tokio::fs::read_to_string(path)
+    let bytes = tokio::fs::read(path)
         .await
         .map_err(|source| SeedError::Read {
             path: shown.clone(),
             source,
         })?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let mut seeded = Seeded::default();
     let mut tenants = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let bad = |message: String| SeedError::Line {
             path: shown.clone(),
             line: i + 1,
             message,
         };
+        let line = std::str::from_utf8(line)
+            .map_err(|e| bad(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?
+            .trim();
         let value = if line.starts_with('{') {
             let value: Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
             if value.get("type").and_then(Value::as_str) == Some("job") {
@@ -95,11 +107,28 @@ pub async fn seed(db: &Db, path: &Path) -> Result<Seeded, SeedError> {
         })?;
         tenants.push(tenant);
     }
-    for batch in tenants.chunks(SEED_BATCH) {
-        db.put_many(batch).await?;
-        seeded.tenants += batch.len() as u64;
-        if seeded.tenants % 100_000 == 0 {
-            tracing::info!(tenants = seeded.tenants, "Seeding…");
+    // The last line of each id wins, in the order of first appearance.
+    let mut position = std::collections::HashMap::new();
+    let mut unique: Vec<Tenant> = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        match position.get(&tenant.tenant_id) {
+            Some(&i) => unique[i] = tenant,
+            None => {
+                position.insert(tenant.tenant_id.clone(), unique.len());
+                unique.push(tenant);
+            }
+        }
+    }
+    seeded.tenants = unique.len() as u64;
+    let mut done = 0u64;
+    for batch in unique.chunks(SEED_BATCH) {
+        let (created, replaced) = db.seed_many(batch, overwrite).await?;
+        seeded.created += created;
+        seeded.replaced += replaced;
+        seeded.kept += batch.len() as u64 - created - replaced;
+        done += batch.len() as u64;
+        if done.is_multiple_of(100_000) {
+            tracing::info!(tenants = done, of = seeded.tenants, "Seeding…");
         }
     }
     Ok(seeded)

@@ -55,7 +55,13 @@ impl Tenant {
                 got: shown(body),
             }]);
         };
-        let mut errors = Vec::new();
+        let mut errors: Vec<FieldError> = [
+            &["tenantID", "companyID"][..],
+            &["employees", "employee"][..],
+        ]
+        .iter()
+        .filter_map(|names| conflicting_alias(object, names))
+        .collect();
         let tenant_id = match (field(object, &["tenantID", "companyID"]), id) {
             (None, Some(id)) => valid_id(&Value::String(id.into()), &mut errors),
             (Some(v), _) => valid_id(v, &mut errors),
@@ -139,6 +145,22 @@ fn field<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value
         .iter()
         .find_map(|n| object.get(*n))
         .filter(|v| !v.is_null())
+}
+
+/// A field given under two of its names with different values: which one is meant
+/// cannot be told, so it is refused.
+fn conflicting_alias(object: &Map<String, Value>, names: &[&'static str]) -> Option<FieldError> {
+    let given: Vec<(&str, &Value)> = names
+        .iter()
+        .filter_map(|n| object.get(*n).filter(|v| !v.is_null()).map(|v| (*n, v)))
+        .collect();
+    let (first, value) = *given.first()?;
+    let (other, differs) = given.iter().find(|(_, v)| *v != value)?;
+    Some(FieldError {
+        field: names[0],
+        expected: "one value: the field is given under two names with different values",
+        got: format!("{first} = {}, {other} = {}", shown(value), shown(differs)),
+    })
 }
 
 fn valid_id(value: &Value, errors: &mut Vec<FieldError>) -> String {
@@ -254,6 +276,18 @@ mod tests {
             let job = decoder.decode_json(line.as_bytes()).is_ok();
             assert_eq!(service, job, "{field} = {value}");
         }
+    }
+
+    #[test]
+    fn aliases_with_different_values_are_refused() {
+        let body = json!({"tenantID":"a","companyID":"b","industry":"IT","revenu":1,
+            "employees":1,"employee":2,"job30":1,"job90":1,"monthlyFee":1.0,"totalFee":1.0});
+        let errors = Tenant::from_json(&body, None).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["tenantID", "employees"]);
+        let same = json!({"tenantID":"a","companyID":"a","industry":"IT","revenu":1,
+            "employees":1,"employee":1,"job30":1,"job90":1,"monthlyFee":1.0,"totalFee":1.0});
+        assert!(Tenant::from_json(&same, None).is_ok());
     }
 
     #[test]

@@ -26,6 +26,7 @@ impl Running {
             api_key: Some(KEY.into()),
             companies_stream,
             seed: None,
+            seed_overwrite: false,
         })
         .await
         .unwrap();
@@ -33,9 +34,12 @@ impl Running {
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             service
-                .serve(async move {
-                    let _ = stopped.await;
-                })
+                .serve(
+                    async move {
+                        let _ = stopped.await;
+                    },
+                    |_| {},
+                )
                 .await
                 .unwrap();
         });
@@ -218,6 +222,64 @@ async fn exercise(database: String) {
         .await
         .unwrap();
     assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = huge.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("65536 bytes"),
+        "{body}"
+    );
+    // The media type is required, and compared case-insensitively.
+    let raw_post = |content_type: Option<&'static str>, body: String| {
+        let mut request = s
+            .http
+            .post(format!("{}/api/v1/tenants", s.base))
+            .header("x-api-key", KEY)
+            .body(body);
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        request.send()
+    };
+    let t = tenant("comp_ct", 1).to_string();
+    let none = raw_post(None, t.clone()).await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let text = raw_post(Some("text/plain"), t.clone()).await.unwrap();
+    assert_eq!(text.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let upper = raw_post(Some("APPLICATION/JSON; charset=utf-8"), t)
+        .await
+        .unwrap();
+    assert_eq!(upper.status(), StatusCode::CREATED);
+    // A repeated key, or one field under two names with two values, is refused.
+    let repeated = r#"{"tenantID":"comp_dup","tenantID":"other","industry":"IT","revenu":1,"employees":1,"job30":1,"job90":1,"monthlyFee":1,"totalFee":1}"#;
+    let response = raw_post(Some("application/json"), repeated.into())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`tenantID` appears twice"),
+        "{body}"
+    );
+    let (status, body) = s
+        .send(
+            "POST",
+            "/api/v1/tenants",
+            Some(
+                json!({"tenantID":"comp_alias","companyID":"comp_other","industry":"IT",
+                "revenu":1,"employees":1,"job30":1,"job90":1,"monthlyFee":1,"totalFee":1}),
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        s.send("DELETE", "/api/v1/tenants/comp_ct", None, true)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     // PUT persists (the original saved nothing); a body with another id is refused.
     assert_eq!(
         s.send(
@@ -375,6 +437,67 @@ async fn exercise(database: String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_seeding_tenant_requests_and_readyz_answer_503() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let db = tenantflow_tenants::db::Db::open(&url, false).await.unwrap();
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = tenantflow_tenants::api::router(tenantflow_tenants::api::AppState {
+        db,
+        api_key: None,
+        metrics: Default::default(),
+        outbox_wake: None,
+        ready: std::sync::Arc::clone(&ready),
+    });
+    let status = |path: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let retry = response.headers().get("retry-after").cloned();
+            (response.status(), retry)
+        }
+    };
+    let (s, retry) = status("/api/v1/tenants/comp_4").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry.unwrap(), "1");
+    assert_eq!(status("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(status("/healthz").await.0, StatusCode::OK);
+    ready.store(true, std::sync::atomic::Ordering::Release);
+    assert_eq!(
+        status("/api/v1/tenants/comp_4").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(status("/readyz").await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_cannot_be_read_is_a_500_not_a_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let s = Running::start(url.clone(), None).await;
+    let (status, _) = s
+        .send("POST", "/api/v1/tenants", Some(tenant("bad_row", 1)), true)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let pool = sqlx::sqlite::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE tenants SET revenu = 'garbage' WHERE tenant_id = 'bad_row'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = s.send("GET", "/api/v1/tenants/bad_row", None, false).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        !body["error"].as_str().unwrap().contains("try again"),
+        "{body}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_api_key_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     for key in ["", "  "] {
@@ -384,6 +507,7 @@ async fn an_empty_api_key_is_refused_at_start() {
             api_key: Some(key.into()),
             companies_stream: None,
             seed: None,
+            seed_overwrite: false,
         })
         .await;
         let Err(err) = started else {
@@ -430,10 +554,50 @@ async fn seeding_loads_the_original_csv_and_refuses_a_bad_file_whole() {
         text.push_str(&format!("comp_{i},travel,9270,4635,3,56,446,1476,1\r\n"));
     }
     std::fs::write(&good, &text).unwrap();
-    let seeded = tenantflow_tenants::seed::seed(&db, &good).await.unwrap();
-    assert_eq!((seeded.tenants, seeded.skipped), (2500, 1));
+    let seeded = tenantflow_tenants::seed::seed(&db, &good, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (seeded.tenants, seeded.created, seeded.skipped),
+        (2500, 2500, 1)
+    );
     assert_eq!(db.count().await.unwrap(), 2500);
     assert_eq!(db.get("comp_7").await.unwrap().unwrap().job90, 56);
+
+    // Seeding again keeps what changed through the API, unless asked to overwrite; a
+    // file's repeated ids count once; a byte-order mark is no part of the first line.
+    let mut changed = db.get("comp_7").await.unwrap().unwrap();
+    changed.job90 = 99;
+    db.put(&changed).await.unwrap();
+    let again = dir.path().join("again.csv");
+    std::fs::write(
+        &again,
+        "\u{feff}comp_7,travel,9270,4635,3,56,446,1476,1\ncomp_7,travel,9270,4635,3,57,446,1476,1\nnew_1,IT,1,1,1,1,1,1\n",
+    )
+    .unwrap();
+    let seeded = tenantflow_tenants::seed::seed(&db, &again, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (seeded.tenants, seeded.created, seeded.kept, seeded.replaced),
+        (2, 1, 1, 0)
+    );
+    assert_eq!(db.get("comp_7").await.unwrap().unwrap().job90, 99);
+    let seeded = tenantflow_tenants::seed::seed(&db, &again, true)
+        .await
+        .unwrap();
+    assert_eq!((seeded.created, seeded.replaced), (0, 2));
+    assert_eq!(db.get("comp_7").await.unwrap().unwrap().job90, 57);
+    let invalid = dir.path().join("invalid.csv");
+    std::fs::write(&invalid, b"n9,IT,1,1,1,1,1,1\nn\xff,IT,1,1,1,1,1,1\n").unwrap();
+    let error = tenantflow_tenants::seed::seed(&db, &invalid, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("invalid.csv:2") && error.contains("UTF-8"),
+        "{error}"
+    );
 
     let bad = dir.path().join("bad.ndjson");
     std::fs::write(
@@ -443,7 +607,7 @@ async fn seeding_loads_the_original_csv_and_refuses_a_bad_file_whole() {
          {\"tenantID\":\"n2\",\"industry\":\"IT\",\"revenu\":\"lots\"}\n",
     )
     .unwrap();
-    let error = tenantflow_tenants::seed::seed(&db, &bad)
+    let error = tenantflow_tenants::seed::seed(&db, &bad, false)
         .await
         .unwrap_err()
         .to_string();

@@ -11,12 +11,15 @@ const MAX_COLUMNS: usize = 9;
 /// First cells that mark a header line (compared case-insensitively).
 const HEADER_NAMES: [&str; 4] = ["company_id", "company", "companyid", "tenantid"];
 
-pub(super) fn decode_line(line: &[u8]) -> Result<Option<Record<'_>>, DecodeError> {
+pub(super) fn decode_line(
+    line: &[u8],
+    first_line: bool,
+) -> Result<Option<Record<'_>>, DecodeError> {
     let text = utf8(line)?;
     let mut cells: [Cow<'_, str>; MAX_COLUMNS] = Default::default();
     let count = split(text, &mut cells)?;
     let cells = &cells[..count];
-    if is_header(cells) {
+    if first_line && is_header(cells) {
         return Ok(None);
     }
     let mut raw = RawRecord {
@@ -110,17 +113,31 @@ fn split<'a>(text: &'a str, cells: &mut [Cow<'a, str>; MAX_COLUMNS]) -> Result<u
     }
 }
 
+/// An integer cell. Rust's parser takes a leading `+`; JSON and the original producers
+/// never write one, so it is refused.
 fn int(cell: &str, field: &str) -> Result<i64, DecodeError> {
-    cell.parse().map_err(|_| {
+    let parsed = if cell.starts_with('+') {
+        None
+    } else {
+        cell.parse().ok()
+    };
+    parsed.ok_or_else(|| {
         DecodeError::Csv(format!(
             "column `{field}`: expected an integer, got `{cell}`"
         ))
     })
 }
 
+/// A number cell, without a leading `+` either.
 fn float(cell: &str, field: &str) -> Result<f64, DecodeError> {
-    cell.parse()
-        .map_err(|_| DecodeError::Csv(format!("column `{field}`: expected a number, got `{cell}`")))
+    let parsed = if cell.starts_with('+') {
+        None
+    } else {
+        cell.parse().ok()
+    };
+    parsed.ok_or_else(|| {
+        DecodeError::Csv(format!("column `{field}`: expected a number, got `{cell}`"))
+    })
 }
 
 #[cfg(test)]
@@ -128,9 +145,24 @@ mod tests {
     use super::*;
     use crate::record::Record;
 
+    fn decode_line_first(line: &[u8]) -> Result<Option<Record<'_>>, DecodeError> {
+        decode_line(line, true)
+    }
+
+    #[test]
+    fn only_a_first_line_is_a_header_and_numbers_have_no_plus() {
+        assert_eq!(decode_line(b"company,retail,x", true).unwrap(), None);
+        let err = decode_line(b"company,retail,x", false).unwrap_err();
+        assert!(err.to_string().contains("#job_submitted"), "{err}");
+        let err = decode_line(b"comp_4,user_1,+5", true).unwrap_err();
+        assert!(err.to_string().contains("`+5`"), "{err}");
+        let err = decode_line(b"comp_0,travel,9270,4635,3,56,+446,1476", false).unwrap_err();
+        assert!(err.to_string().contains("monthlyFee"), "{err}");
+    }
+
     #[test]
     fn job_and_company_lines_by_column_count() {
-        let Some(Record::Job(job)) = decode_line(b"comp_4,user_1,1").unwrap() else {
+        let Some(Record::Job(job)) = decode_line_first(b"comp_4,user_1,1").unwrap() else {
             panic!("not a job")
         };
         assert_eq!(
@@ -138,13 +170,13 @@ mod tests {
             ("comp_4", 1, None)
         );
         let Some(Record::Company(c)) =
-            decode_line(b"comp_0,travel,9270,4635,3,56,446,1476").unwrap()
+            decode_line_first(b"comp_0,travel,9270,4635,3,56,446,1476").unwrap()
         else {
             panic!("not a company")
         };
         assert_eq!(c.profile.monthly_fee, 446.0);
         assert_eq!(c.profile.job90, 56);
-        let Some(Record::Job(job)) = decode_line(b"\"a,b\", u , 2 ,17").unwrap() else {
+        let Some(Record::Job(job)) = decode_line_first(b"\"a,b\", u , 2 ,17").unwrap() else {
             panic!("not a job")
         };
         assert_eq!(
@@ -157,14 +189,14 @@ mod tests {
     #[test]
     fn header_lines_are_skipped() {
         assert_eq!(
-            decode_line(
+            decode_line_first(
                 b"company_id, industry, revenu, employees, job30, job90, monthlyFee, totalFee"
             )
             .unwrap(),
             None
         );
         assert_eq!(
-            decode_line(
+            decode_line_first(
                 b"Company,Industry,Revenue,Employees,#job30,#job90,MonthlyCharge,TotalCharge,Churn"
             )
             .unwrap(),
@@ -174,14 +206,14 @@ mod tests {
 
     #[test]
     fn bad_lines_say_what_is_wrong() {
-        let err = decode_line(b"comp_4,user_1,-1").unwrap_err();
+        let err = decode_line_first(b"comp_4,user_1,-1").unwrap_err();
         assert_eq!(
             err.to_string(),
             "field `nbJobs` must be an integer from 0 to 1000000, got -1"
         );
-        let err = decode_line(b"comp_4,user_1").unwrap_err();
+        let err = decode_line_first(b"comp_4,user_1").unwrap_err();
         assert!(err.to_string().contains("got 2"), "{err}");
-        let err = decode_line(b"comp_4,user_1,x").unwrap_err();
+        let err = decode_line_first(b"comp_4,user_1,x").unwrap_err();
         assert!(err.to_string().contains("#job_submitted"), "{err}");
     }
 }

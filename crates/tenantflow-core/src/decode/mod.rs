@@ -98,7 +98,8 @@ impl Decoder {
         raw.into_record(self.default_kind)
     }
 
-    /// Decodes one CSV line (without its newline). Returns `Ok(None)` for a header line.
+    /// Decodes one CSV line (without its newline). Returns `Ok(None)` for a header line,
+    /// which only the first line of an input (`first_line`) can be.
     ///
     /// Layouts, told apart by the number of columns: job events
     /// `company_id,userid,#job_submitted[,timestamp]` and companies
@@ -106,8 +107,12 @@ impl Decoder {
     ///
     /// # Errors
     /// A [`DecodeError`] saying what is wrong with the line.
-    pub fn decode_csv<'a>(&self, line: &'a [u8]) -> Result<Option<Record<'a>>, DecodeError> {
-        csv::decode_line(line)
+    pub fn decode_csv<'a>(
+        &self,
+        line: &'a [u8],
+        first_line: bool,
+    ) -> Result<Option<Record<'a>>, DecodeError> {
+        csv::decode_line(line, first_line)
     }
 }
 
