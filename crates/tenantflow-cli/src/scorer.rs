@@ -23,6 +23,11 @@ pub struct ScorerArgs {
         env = "TENANTFLOW_SCORER_LISTEN"
     )]
     listen: SocketAddr,
+
+    /// Scoring requests served at once; one more gets a 503 with `Retry-After` before its
+    /// body (up to 6 MB) is read, so memory stays bounded.
+    #[arg(long, value_name = "N", default_value_t = tenantflow_scorer::DEFAULT_MAX_IN_FLIGHT, value_parser = crate::flags::count::<usize>(1, 1024), env = "TENANTFLOW_SCORER_MAX_IN_FLIGHT")]
+    max_in_flight: usize,
 }
 
 /// Serves until Ctrl-C or SIGTERM.
@@ -37,6 +42,7 @@ pub fn run(args: ScorerArgs) -> Result<()> {
         tenantflow_scorer::serve(
             model,
             args.listen,
+            args.max_in_flight,
             |addr| eprintln!("scorer: serving model `{name}` on http://{addr} (POST /invocations, /assessChurn)"),
             crate::tenant_manager::shutdown_signal(),
         )

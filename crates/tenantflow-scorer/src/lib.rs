@@ -33,6 +33,10 @@ use crate::rows::{Row, RowError};
 /// Largest request body: 6 MB, SageMaker's own limit for real-time invocations.
 pub const MAX_BODY_BYTES: usize = 6 << 20;
 
+/// Scoring requests served at once by default: with bodies of up to 6 MB, at most
+/// about 50 MB of bodies in memory.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+
 #[derive(Clone)]
 struct AppState {
     model: Arc<Model>,
@@ -40,15 +44,25 @@ struct AppState {
     version_json: Arc<str>,
     rows: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    /// One permit per scoring request served at once.
+    permits: Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
+    /// Requests turned away for want of a permit.
+    refused: Arc<AtomicU64>,
 }
 
-/// The routes serving `model`.
-pub fn router(model: Model) -> Router {
+/// The routes serving `model`, at most `max_in_flight` scoring requests at once (one
+/// more gets a 503 with `Retry-After` before its body is read, which clients retry).
+pub fn router(model: Model, max_in_flight: usize) -> Router {
+    let max_in_flight = max_in_flight.max(1);
     let state = AppState {
         version_json: Value::from(model.version()).to_string().into(),
         model: Arc::new(model),
         rows: Arc::default(),
         requests: Arc::default(),
+        permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+        max_in_flight,
+        refused: Arc::default(),
     };
     Router::new()
         .route("/ping", get(|| async { StatusCode::OK }))
@@ -57,7 +71,33 @@ pub fn router(model: Model) -> Router {
         .route("/assessChurn", post(assess_churn))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), bounded))
         .with_state(state)
+}
+
+/// Serves a scoring request only with a permit, taken before its body is read.
+async fn bounded(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = Arc::clone(&state.permits).try_acquire_owned() else {
+        state.refused.fetch_add(1, Ordering::Relaxed);
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "too many scoring requests at once; try again"})),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return response;
+    };
+    next.run(request).await
 }
 
 fn bad_request(error: RowError) -> Response {
@@ -171,9 +211,14 @@ async fn assess_churn(State(state): State<AppState>, body: Bytes) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> String {
     format!(
-        "# TYPE tenantflow_scorer_requests_total counter\ntenantflow_scorer_requests_total {}\n# TYPE tenantflow_scorer_rows_total counter\ntenantflow_scorer_rows_total {}\n",
+        "# TYPE tenantflow_scorer_requests_total counter\ntenantflow_scorer_requests_total {}\n\
+         # TYPE tenantflow_scorer_rows_total counter\ntenantflow_scorer_rows_total {}\n\
+         # TYPE tenantflow_scorer_requests_in_flight gauge\ntenantflow_scorer_requests_in_flight {}\n\
+         # TYPE tenantflow_scorer_requests_refused_total counter\ntenantflow_scorer_requests_refused_total {}\n",
         state.requests.load(Ordering::Relaxed),
-        state.rows.load(Ordering::Relaxed)
+        state.rows.load(Ordering::Relaxed),
+        state.max_in_flight - state.permits.available_permits(),
+        state.refused.load(Ordering::Relaxed)
     )
 }
 
@@ -184,12 +229,13 @@ async fn metrics(State(state): State<AppState>) -> String {
 pub async fn serve(
     model: Model,
     listen: SocketAddr,
+    max_in_flight: usize,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     ready(listener.local_addr()?);
-    axum::serve(listener, router(model))
+    axum::serve(listener, router(model, max_in_flight))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -7,12 +7,17 @@ use serde_json::{Value, json};
 use tenantflow_operators::score::{Features, Model};
 
 async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
+    start_with(tenantflow_scorer::DEFAULT_MAX_IN_FLIGHT).await
+}
+
+async fn start_with(max_in_flight: usize) -> (String, tokio::sync::oneshot::Sender<()>) {
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         tenantflow_scorer::serve(
             Model::builtin(),
             SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_in_flight,
             |addr| {
                 let _ = addr_tx.send(addr);
             },
@@ -37,6 +42,78 @@ fn embedded(industry: &str, x: [f64; 6]) -> f64 {
         total_fee: x[5],
     };
     model.score(&f, industry, model.industry_weight(industry))
+}
+
+#[tokio::test]
+async fn requests_past_the_in_flight_bound_get_503_before_their_body_is_read() {
+    use tokio::io::AsyncWriteExt;
+    let (base, _stop) = start_with(2).await;
+    let addr = base.strip_prefix("http://").unwrap().to_owned();
+    // Two requests whose bodies never come hold both permits.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(
+            b"POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: text/csv\r\ncontent-length: 5000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        stalled.push(conn);
+    }
+    let http = reqwest::Client::new();
+    let in_flight = || async {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("tenantflow_scorer_requests_in_flight "))
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    // Bounded wait for the server to take both requests in.
+    let mut taken = 0;
+    for _ in 0..1000 {
+        taken = in_flight().await;
+        if taken == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(taken, 2);
+    let refused = http
+        .post(format!("{base}/invocations"))
+        .header("content-type", "text/csv")
+        .body("retail,1,1,1,1,1,1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    drop(stalled);
+    // Once they are gone, requests are served again.
+    let mut status = 0;
+    for _ in 0..1000 {
+        if in_flight().await == 0 {
+            status = http
+                .post(format!("{base}/invocations"))
+                .header("content-type", "text/csv")
+                .body("retail,1,1,1,1,1,1")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
