@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
 use tenantflow_core::DeadLetterReason;
@@ -453,6 +453,12 @@ impl RunArgs {
             self.from_scratch,
         )?;
         if start == OutputStart::Resume {
+            if inputs.iter().any(Input::is_stdin) {
+                bail!(
+                    "{} holds the checkpoint of an earlier run, and stdin cannot be resumed (it cannot be positioned): pass --overwrite to start over, or choose another --output",
+                    checkpoints.location.url()
+                );
+            }
             tracing::info!(checkpoints = %checkpoints.location.url(), "Found a checkpoint: resuming (--from-scratch starts over).");
         }
         let staging = Staging {
@@ -537,6 +543,7 @@ impl RunArgs {
 /// Runs the job and prints its summary.
 pub fn run(args: RunArgs) -> Result<()> {
     let (config, quiet, inputs) = args.into_job()?;
+    let has_streams = !config.streams.is_empty();
     let output = config.output.output.url();
     let format = config.output.extension();
     let model = match &config.scoring {
@@ -562,6 +569,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     let result = tenantflow_runtime::run(config, &metrics);
     progress.finish();
     let summary = result.context("the run failed")?;
+    if let Some(n) = summary.resumed_from
+        && summary.metrics.lines_read == 0
+        && !has_streams
+    {
+        tracing::warn!(
+            checkpoint = n,
+            "Nothing left to read: the run this one resumed had read every input to its end. --overwrite (or another --output) runs them again."
+        );
+    }
     if !quiet {
         print_summary(&summary, &inputs, &output, format, &model);
     }

@@ -719,3 +719,60 @@ fn run_file_path(input: &Path, out: &Path, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     String::from_utf8(tenantflow(&args).stdout).unwrap()
 }
+
+#[test]
+fn stdin_is_not_resumed_and_a_finished_file_run_says_nothing_is_left() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let text = format!("{COMPANY_C}\n{}\n", job_at("u", TS));
+    let stdin_run = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+            .args([
+                "run",
+                "-q",
+                "--input",
+                "-",
+                "--output",
+                out.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The second run may refuse before reading: a closed pipe is fine then.
+        let _ = stdin.write_all(text.as_bytes());
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    assert!(stdin_run().status.success());
+    let again = stdin_run();
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("stdin cannot be resumed"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(result_values(&out).len(), 1);
+
+    let file = dir.path().join("f.ndjson");
+    std::fs::write(&file, &text).unwrap();
+    let out2 = dir.path().join("o2");
+    let args = [
+        "run",
+        "-q",
+        "--input",
+        file.to_str().unwrap(),
+        "--output",
+        out2.to_str().unwrap(),
+    ];
+    tenantflow(&args);
+    let second = tenantflow(&args);
+    assert!(
+        stderr(&second).contains("Nothing left to read"),
+        "{}",
+        stderr(&second)
+    );
+    assert_eq!(result_values(&out2).len(), 1);
+}
