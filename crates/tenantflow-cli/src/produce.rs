@@ -52,6 +52,11 @@ pub struct ProduceArgs {
     #[arg(long)]
     aggregate: bool,
 
+    /// Give up, with an error, after this long without a record acknowledged (each
+    /// retry is shown, at most one line per 5 s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flags::duration(std::time::Duration::from_millis(100), std::time::Duration::from_secs(3600)))]
+    give_up_after: std::time::Duration,
+
     /// No progress line and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -98,10 +103,11 @@ pub fn run(args: ProduceArgs) -> Result<()> {
     let started = Instant::now();
     let stream = args.stream.clone();
     let aggregate = args.aggregate;
+    let give_up_after = args.give_up_after;
     let sent_counter = Arc::clone(&counters);
     let result = runtime.block_on(async move {
         let client = tenantflow_kinesis::client::connect().await;
-        let mut writer = RecordWriter::new(client, &stream, aggregate);
+        let mut writer = RecordWriter::new(client, &stream, aggregate).give_up_after(give_up_after);
         while let Some(chunk) = rx.recv().await {
             for (key, data) in chunk {
                 writer.send(&key, data).await?;

@@ -776,3 +776,66 @@ fn stdin_is_not_resumed_and_a_finished_file_run_says_nothing_is_left() {
     );
     assert_eq!(result_values(&out2).len(), 1);
 }
+
+#[test]
+fn sagemaker_without_credentials_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args([
+            "run",
+            "--generate",
+            "10",
+            "--scorer",
+            "sagemaker://churn",
+            "--output",
+        ])
+        .arg(dir.path().join("out"))
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("no AWS credentials"), "{text}");
+    assert!(!dir.path().join("out").join("2026-01-01--00").exists());
+}
+
+#[test]
+fn produce_to_an_unreachable_server_shows_retries_and_gives_up() {
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args([
+            "produce",
+            "-q",
+            "--stream",
+            "bigdatajobs",
+            "--generate",
+            "10",
+        ])
+        .args(["--give-up-after", "1s"])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("retrying"), "{text}");
+    assert!(text.contains("gave up after"), "{text}");
+}

@@ -24,6 +24,7 @@ pub mod record;
 pub mod rng;
 pub mod time;
 pub mod validate;
+pub mod warn_limit;
 
 pub use batch::Batch;
 pub use dead_letter::{DeadLetter, DeadLetterReason};

@@ -47,12 +47,18 @@ pub enum KinesisError {
     #[error("invalid record: {0}")]
     InvalidRecord(String),
     /// Writes kept failing without progress.
-    #[error("stream {stream}: no record acknowledged in {attempts} attempts in a row")]
+    #[error(
+        "writing to stream {stream}: gave up after {attempts} attempts in {seconds} s with no record acknowledged; last error: {last}"
+    )]
     GaveUp {
         /// The stream.
         stream: String,
         /// Attempts made.
         attempts: u32,
+        /// Seconds since the first of them.
+        seconds: u64,
+        /// The last failure, in words.
+        last: String,
     },
     /// A stream name or URL is invalid.
     #[error("invalid Kinesis input `{0}`: {1}")]

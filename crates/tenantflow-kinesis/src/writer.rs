@@ -32,6 +32,8 @@ pub const MAX_RECORD_BYTES: usize = 1 << 20;
 const HIGH_WATER: usize = 4 * MAX_REQUEST_RECORDS;
 /// Attempts in a row that make no progress before the writer gives up.
 const MAX_FUTILE_ATTEMPTS: u32 = 30;
+/// Longest time without an acknowledged record before the writer gives up, by default.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 /// What the writer did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +63,12 @@ pub struct RecordWriter {
     pending: VecDeque<Pending>,
     backoff: Backoff,
     futile: u32,
+    /// When the current run of futile attempts began.
+    futile_since: Option<std::time::Instant>,
+    give_up_after: Duration,
+    /// Retries are warned of at most once per 5 s, by the time since `created`.
+    warnings: tenantflow_core::warn_limit::WarnLimiter,
+    created: std::time::Instant,
     stats: WriterStats,
 }
 
@@ -74,8 +82,18 @@ impl RecordWriter {
             pending: VecDeque::new(),
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5), 0x5eed),
             futile: 0,
+            futile_since: None,
+            give_up_after: GIVE_UP_AFTER,
+            warnings: tenantflow_core::warn_limit::WarnLimiter::new(5_000),
+            created: std::time::Instant::now(),
             stats: WriterStats::default(),
         }
+    }
+
+    /// Gives up after `d` without an acknowledged record (default [`GIVE_UP_AFTER`]).
+    pub fn give_up_after(mut self, d: Duration) -> Self {
+        self.give_up_after = d;
+        self
     }
 
     /// What the writer did so far.
@@ -153,7 +171,7 @@ impl RecordWriter {
                             if e.retry() == Retry::Throttled {
                                 self.stats.throttles += 1;
                             }
-                            self.futile_check()?;
+                            self.futile_check(&e.to_string())?;
                             self.stats.retries += entries.len() as u64;
                             tokio::time::sleep(self.backoff.next_delay()).await;
                         }
@@ -164,11 +182,13 @@ impl RecordWriter {
         };
         let mut acknowledged: Vec<usize> = Vec::new();
         let mut failed = 0usize;
+        let mut last_code = String::new();
         for (request, result) in plan.iter().zip(response.records()) {
             match result.error_code() {
                 None => acknowledged.extend_from_slice(&request.members),
                 Some(code) => {
                     failed += 1;
+                    code.clone_into(&mut last_code);
                     if crate::error::classify(code) == Retry::Throttled {
                         self.stats.throttles += 1;
                     }
@@ -183,9 +203,10 @@ impl RecordWriter {
             }
         }
         if acknowledged.is_empty() {
-            self.futile_check()?;
+            self.futile_check(&format!("every record failed, e.g. {last_code}"))?;
         } else {
             self.futile = 0;
+            self.futile_since = None;
         }
         if failed > 0 {
             self.stats.retries += failed as u64;
@@ -196,13 +217,32 @@ impl RecordWriter {
         Ok(())
     }
 
-    fn futile_check(&mut self) -> Result<(), KinesisError> {
+    /// Counts an attempt that acknowledged nothing: warns (at most every 5 s), and gives
+    /// up after [`MAX_FUTILE_ATTEMPTS`] of them or after its give-up time.
+    fn futile_check(&mut self, error: &str) -> Result<(), KinesisError> {
         self.futile += 1;
-        if self.futile >= MAX_FUTILE_ATTEMPTS {
+        let since = *self
+            .futile_since
+            .get_or_insert_with(std::time::Instant::now);
+        let elapsed = since.elapsed();
+        if self.futile >= MAX_FUTILE_ATTEMPTS || elapsed >= self.give_up_after {
             return Err(KinesisError::GaveUp {
                 stream: self.stream.clone(),
                 attempts: self.futile,
+                seconds: elapsed.as_secs(),
+                last: error.to_owned(),
             });
+        }
+        let now_ms = i64::try_from(self.created.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if let Some(held_back) = self.warnings.allow(now_ms) {
+            tracing::warn!(
+                stream = %self.stream,
+                attempts = self.futile,
+                more_since_last = held_back,
+                %error,
+                "Writing to the stream failed; retrying (gives up after {} s without progress).",
+                self.give_up_after.as_secs()
+            );
         }
         Ok(())
     }

@@ -334,7 +334,8 @@ impl SageMakerScorer {
     /// `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` and `AWS_ENDPOINT_URL`).
     ///
     /// # Errors
-    /// No region in the chain (every request would fail).
+    /// No region, or no credentials, in the chain (every request would fail): said at
+    /// start, not as a dead letter per event.
     pub async fn connect(name: &str, endpoint_url: Option<&str>) -> Result<Self, UrlError> {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
@@ -344,6 +345,24 @@ impl SageMakerScorer {
                 SCORER,
                 &format!("sagemaker://{name}"),
                 "no AWS region: set AWS_REGION, or a region in the AWS profile",
+            ));
+        }
+        use aws_sdk_sagemakerruntime::config::ProvideCredentials;
+        let credentials = match shared.credentials_provider() {
+            Some(provider) => provider
+                .provide_credentials()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Err("no credentials provider".to_owned()),
+        };
+        if let Err(why) = credentials {
+            return Err(UrlError::new(
+                SCORER,
+                &format!("sagemaker://{name}"),
+                &format!(
+                    "no AWS credentials ({why}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role"
+                ),
             ));
         }
         let mut config = aws_sdk_sagemakerruntime::config::Builder::from(&shared);

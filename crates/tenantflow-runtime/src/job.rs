@@ -130,6 +130,9 @@ pub enum RunError {
     /// A stream cannot be read.
     #[error("reading a Kinesis stream")]
     Kinesis(#[source] KinesisError),
+    /// Results cannot be written to the output stream.
+    #[error("writing results to the output stream")]
+    OutputStream(#[source] KinesisError),
     /// The async runtime for streams cannot start.
     #[error("starting the runtime for streams")]
     Runtime(#[source] std::io::Error),
@@ -294,6 +297,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     results: 0,
                     lookups: lookup.as_ref().map(|l| l.for_worker(streams.handle())),
                     scoring: scoring.as_ref().map(|s| s.for_worker(streams.handle())),
+                    refresh_warnings: tenantflow_core::warn_limit::WarnLimiter::new(10_000),
                 };
                 let recycle = recycle_tx.clone();
                 std::thread::Builder::new()
@@ -717,7 +721,7 @@ impl StreamStage {
         let result = match self.sink_task.take() {
             Some(task) => match runtime.block_on(task) {
                 Ok(Ok(stats)) => Ok(Some(stats)),
-                Ok(Err(e)) => Err(RunError::Kinesis(e)),
+                Ok(Err(e)) => Err(RunError::OutputStream(e)),
                 Err(_) => Err(RunError::Panicked("output stream writer".into())),
             },
             None => Ok(None),

@@ -51,6 +51,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) lookups: Option<Lookups>,
     /// Remote scoring, if the job's scorer is not the embedded model.
     pub(crate) scoring: Option<Scorings>,
+    /// Failed refreshes are warned of once per 10 s, not once per tenant.
+    pub(crate) refresh_warnings: tenantflow_core::warn_limit::WarnLimiter,
 }
 
 /// A failed refresh is tried again after at most this long (the stale profile is used
@@ -473,7 +475,9 @@ impl Worker<'_> {
                     // A failed refresh: the profile in state stays, for a while.
                     let retry = lookups.ttl_ms.clamp(1, REFRESH_RETRY_MS);
                     self.table.postpone_refresh(key, now.saturating_add(retry));
-                    tracing::warn!(tenant = key, %error, "Refreshing a tenant failed; its profile is kept.");
+                    if let Some(held_back) = self.refresh_warnings.allow(now) {
+                        tracing::warn!(tenant = key, %error, more_since_last = held_back, "Refreshing a tenant failed; its profile is kept (one such warning per 10 s).");
+                    }
                     Resolution::Profile
                 } else if from_input {
                     // A companies record came while the lookup was out: it is the profile.
