@@ -468,6 +468,35 @@ mod tests {
     }
 
     #[test]
+    fn integers_out_of_range_are_called_integers() {
+        let decoder = Decoder::new(DefaultKind::Infer);
+        let err = decoder
+            .decode_json(br#"{"companyID":"c","userID":"u","nbJobs":100000000000000000000,"creationDate":1}"#)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("integer 100000000000000000000 is out of range"),
+            "{err}"
+        );
+        let err = decoder
+            .decode_json(br#"{"companyID":"c","userID":"u","nbJobs":1.5}"#)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("expected an integer, got 1.5"),
+            "{err}"
+        );
+        let err = decoder
+            .decode_json(br#"{"companyID":"c","userID":"u","nbJobs":"three"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        // Null stays "absent".
+        let err = decoder
+            .decode_json(br#"{"companyID":"c","userID":"u","nbJobs":null}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("missing field `nbJobs`"), "{err}");
+    }
+
+    #[test]
     fn escaped_strings_decode_through_serde() {
         let decoder = Decoder::new(DefaultKind::Infer);
         let record = decoder

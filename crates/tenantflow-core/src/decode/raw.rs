@@ -34,25 +34,31 @@ pub struct RawRecord<'a> {
         alias = "nb_job_submitted",
         alias = "#job_submitted"
     )]
-    #[serde(alias = "jobSubmitted", default)]
+    #[serde(alias = "jobSubmitted", default, deserialize_with = "integer")]
     pub nb_jobs: Option<i64>,
     /// `creationDate`, alias `ts`, `timestamp`: epoch milliseconds.
-    #[serde(rename = "creationDate", alias = "ts", alias = "timestamp", default)]
+    #[serde(
+        rename = "creationDate",
+        alias = "ts",
+        alias = "timestamp",
+        default,
+        deserialize_with = "integer"
+    )]
     pub creation_date: Option<i64>,
     /// `industry`.
     #[serde(borrow, default)]
     pub industry: Option<Cow<'a, str>>,
     /// `revenu` (the original spelling).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     pub revenu: Option<i64>,
     /// `employees`, alias `employee`.
-    #[serde(alias = "employee", default)]
+    #[serde(alias = "employee", default, deserialize_with = "integer")]
     pub employees: Option<i64>,
     /// `job30`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     pub job30: Option<i64>,
     /// `job90`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     pub job90: Option<i64>,
     /// `monthlyFee`.
     #[serde(rename = "monthlyFee", default)]
@@ -63,6 +69,46 @@ pub struct RawRecord<'a> {
     /// `riskOfChurn`, accepted and ignored on input: the job computes it.
     #[serde(rename = "riskOfChurn", default)]
     pub risk_of_churn: Option<bool>,
+}
+
+/// An integer field (or null), whose errors say "integer": serde alone reports a
+/// 20-digit integer as "floating point `1e20`".
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom(format!("integer {v} is out of range")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_finite() && v.fract() == 0.0 {
+                Err(E::custom(format!("integer {v:.0} is out of range")))
+            } else {
+                Err(E::custom(format!("expected an integer, got {v}")))
+            }
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+    deserializer.deserialize_option(Visitor)
 }
 
 impl<'a> RawRecord<'a> {
