@@ -33,7 +33,8 @@ pub struct RunArgs {
     /// Input: an NDJSON or CSV file, a folder of them (read in name order), `.gz` files,
     /// `-` for stdin, or a Kinesis stream
     /// `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto]`.
-    /// Repeatable; files are read in the order given, streams concurrently with them.
+    /// Repeatable; files are read in the order given, streams concurrently with them. In a
+    /// folder, names starting with `.` or `_` are skipped.
     #[arg(
         long,
         value_name = "PATH",
@@ -126,7 +127,7 @@ pub struct RunArgs {
     overwrite: bool,
 
     /// Churn model file of the embedded scorer: a logistic regression (the format of
-    /// bench/model.json) or trees, as `tenantflow train` writes them; a built-in model is
+    /// `../shared/bench/model.json`) or trees, as `tenantflow train` writes them; a built-in model is
     /// used without it.
     #[arg(long, value_name = "PATH", env = "TENANTFLOW_MODEL")]
     model: Option<PathBuf>,
@@ -151,8 +152,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = flags::count::<usize>(1, MAX_WORKERS), env = "TENANTFLOW_WORKERS")]
     workers: Option<usize>,
 
-    /// How far behind its tenant's newest event an event may be and still count
-    /// (whole days, e.g. `90d`); later ones become dead letters `too_late`.
+    /// How far behind its tenant's newest event an event may be and still count (e.g.
+    /// `90d`; rounded up to whole days); later ones become dead letters `too_late`.
     #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_ALLOWED_LATENESS")]
     allowed_lateness: Duration,
 
@@ -198,7 +199,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_TENANT_TTL")]
     tenant_ttl: Duration,
 
-    /// How long a tenant the TenantManager answered 404 for is taken as unknown without
+    /// How long a tenant the TenantManager answered 404 (or 204) for is taken as unknown without
     /// asking again (its events are dead letters `unknown_company` meanwhile; a companies
     /// input record for it ends this at once). `0s`: ask for every event.
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_UNKNOWN_TENANT_TTL")]
@@ -218,8 +219,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration(Duration::from_millis(10), Duration::from_secs(600)), env = "TENANTFLOW_LOOKUP_TIMEOUT")]
     lookup_timeout: Duration,
 
-    /// Attempts of one lookup (connect errors, timeouts, 5xx and 429 are retried with
-    /// exponential back-off and jitter) before its events become dead letters
+    /// Attempts of one lookup (connect errors, resets, timeouts, 5xx and 429 are retried
+    /// with exponential back-off and jitter; other 4xx are not) before its events become
+    /// dead letters
     /// `lookup_failed`.
     #[arg(
         long,
@@ -249,11 +251,13 @@ pub struct RunArgs {
     scorer: ScorerTarget,
 
     /// The SageMaker runtime's URL for `--scorer sagemaker://…` (e.g. a local scorer);
-    /// default: the AWS chain's (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, or the region's).
+    /// default: the AWS chain's (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, else
+    /// `AWS_ENDPOINT_URL`, else the region's).
     #[arg(long, value_name = "URL", env = "TENANTFLOW_SAGEMAKER_ENDPOINT_URL")]
     sagemaker_endpoint_url: Option<String>,
 
-    /// Most rows per request to a remote scorer (`/assessChurn` takes one).
+    /// Most rows per request to a remote scorer (`/assessChurn` takes one); at most
+    /// 50,000, within the 6 MB a SageMaker endpoint accepts.
     #[arg(
         long,
         value_name = "N",
@@ -282,8 +286,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration(Duration::from_millis(10), Duration::from_secs(600)), env = "TENANTFLOW_SCORE_TIMEOUT")]
     score_timeout: Duration,
 
-    /// Attempts of one scoring request (connect errors, timeouts, 5xx and 429 are
-    /// retried with exponential back-off and jitter) before its rows become dead letters
+    /// Attempts of one scoring request (connect errors, resets, timeouts, 5xx and 429 are
+    /// retried with exponential back-off and jitter; other 4xx and unusable answers are
+    /// not) before its rows become dead letters
     /// `scoring_failed`.
     #[arg(
         long,

@@ -11,7 +11,7 @@ use tenantflow_operators::score::Model;
 /// Flags of `tenantflow scorer`.
 #[derive(Debug, Args)]
 pub struct ScorerArgs {
-    /// The model file (`tenantflow train` writes one; `bench/model.json` is one too).
+    /// The model file (`tenantflow train` writes one; `../shared/bench/model.json` is one too).
     #[arg(long, value_name = "MODEL", env = "TENANTFLOW_SCORER_MODEL")]
     model: PathBuf,
 

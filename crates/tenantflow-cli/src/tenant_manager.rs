@@ -19,7 +19,7 @@ pub struct TenantManagerArgs {
     )]
     listen: SocketAddr,
 
-    /// `sqlite://FILE` (created and migrated on start) or `postgres://USER@HOST:PORT/DB`.
+    /// `sqlite://FILE` (created and migrated on start) or `postgres://USER[:PASSWORD]@HOST:PORT/DB`.
     #[arg(
         long,
         value_name = "URL",

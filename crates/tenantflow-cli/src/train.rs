@@ -28,7 +28,7 @@ pub struct TrainArgs {
     out: PathBuf,
 
     /// Which model the file holds (both are trained and measured): `logistic` (the format
-    /// of bench/model.json) or `trees`. `tenantflow run --model` reads either.
+    /// of ../shared/bench/model.json) or `trees`. `tenantflow run --model` reads either.
     #[arg(long, value_name = "KIND", default_value = "logistic")]
     kind: KindArg,
 

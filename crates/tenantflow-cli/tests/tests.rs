@@ -9,6 +9,7 @@ mod hostile;
 mod inputs;
 mod kinesis;
 mod lookup;
+mod readme;
 mod reference;
 mod s3;
 mod scoring;
