@@ -4,6 +4,8 @@
 # Kinesis and S3 integration), and stops the servers.
 #
 # - python3 (../shared/bench/gen_workload.py, check_output.py) and gzip, from Debian.
+#   Tests that read ../shared/ run when it is beside the repository and are ignored (and
+#   reported so by cargo) when it is not.
 # - kinesis-local (kinesis-mock) from npm, with Node.js from Debian if missing, cached in
 #   .cache/test-tools/; started on free loopback ports, bound to 127.0.0.1 only
 #   (scripts/loopback-only.cjs).
@@ -31,8 +33,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 if [ ! -f ../shared/bench/gen_workload.py ]; then
-  echo "error: ../shared/ (the project's shared fixtures) must sit beside the repository" >&2
-  exit 1
+  echo "note: ../shared/ (the project's shared fixtures) is not beside the repository:" \
+    "the tests that read it are reported as ignored" >&2
 fi
 
 tools="$root/.cache/test-tools"

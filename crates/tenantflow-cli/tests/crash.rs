@@ -105,6 +105,7 @@ fn assert_clean(out: &Path) {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn killed_at_random_moments_a_run_resumes_to_exactly_the_uninterrupted_results() {
     let dir = tempfile::tempdir().unwrap();
     let w1 = gen_w1(dir.path(), 1_000_000, 10_000, 5);
@@ -141,6 +142,7 @@ fn killed_at_random_moments_a_run_resumes_to_exactly_the_uninterrupted_results()
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn a_crash_after_the_manifest_and_one_during_recovery_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let w1 = gen_w1(dir.path(), 100_000, 2_000, 9);

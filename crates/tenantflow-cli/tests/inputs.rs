@@ -8,6 +8,7 @@ use crate::common::{check_output_figures, gen_w1, shared, tenantflow};
 use crate::reference::{Figures, RefModel, run_ndjson};
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn stdin_gzip_and_folder_inputs_give_the_same_results_as_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 20_000, 300, 9);
@@ -105,6 +106,7 @@ impl Write for GzFile {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn no_flags_runs_the_generator_into_tenantflow_out_and_protects_it() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {

@@ -78,6 +78,7 @@ fn consume_url(url: &str, out: &Path, idle: &str) -> Child {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn w1_from_a_4_shard_stream_equals_w1_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 100_000, 10_000, 21);
@@ -108,6 +109,7 @@ fn w1_from_a_4_shard_stream_equals_w1_from_disk() {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn plain_records_give_the_same_results_as_aggregated_ones() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 8_000, 2_000, 4);
@@ -147,6 +149,7 @@ fn plain_records_give_the_same_results_as_aggregated_ones() {
 /// children are read only after their parents, so every tenant's records keep their
 /// order.
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn resharding_during_consumption_changes_no_result() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 30_000, 3_000, 8);
@@ -248,6 +251,7 @@ fn resharding_during_consumption_changes_no_result() {
 /// `--output-stream`: every result, as the JSON of the NDJSON files, on the stream; a
 /// tenant's results all in one shard (partition key companyID), in the files' order.
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn results_go_to_the_output_stream_in_order_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 3_000, 200, 12);
@@ -362,6 +366,7 @@ fn local_client() -> aws_sdk_kinesis::Client {
 /// Throttled and partly failed PutRecords, throttled GetRecords and expired iterators
 /// (injected by a proxy on loopback) slow the run down but change no result.
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn throttling_and_expired_iterators_change_no_result() {
     let upstream = endpoint().trim_start_matches("http://").to_owned();
     let (proxy, injected) = crate::fault_proxy::start(upstream);
@@ -429,6 +434,7 @@ fn throttling_and_expired_iterators_change_no_result() {
 
 /// Enhanced fan-out (`?consumer=NAME`): registered, subscribed per shard, same results.
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn enhanced_fan_out_gives_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 6_000, 500, 31);
@@ -457,6 +463,7 @@ fn enhanced_fan_out_gives_the_same_results() {
 /// SIGTERM while reading a stream (no --exit-when-idle): what was read is processed and
 /// written, every file is completed, and the run exits 0.
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn sigterm_stops_a_stream_run_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 3_000, 200, 41);
@@ -613,6 +620,7 @@ fn reading_resumes_after_a_recorded_position() {
 /// requests to the local S3 server.
 #[cfg(feature = "s3-integration-tests")]
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn killed_at_random_moments_a_stream_run_into_s3_resumes_to_exactly_the_results() {
     use crate::crash::kill_repeatedly;
     use crate::s3::{download, s3_url};

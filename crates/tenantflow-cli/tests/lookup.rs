@@ -36,6 +36,7 @@ fn start_tenant_manager(dir: &Path, seed: &Path) -> Server {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input_even_after_crashes()
 {
     let dir = tempfile::tempdir().unwrap();

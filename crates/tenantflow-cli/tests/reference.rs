@@ -190,6 +190,7 @@ pub fn run_ndjson(input: &Path, model: &RefModel) -> Vec<Expected> {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn reference_sums_windows_by_definition() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("in.ndjson");

@@ -74,6 +74,7 @@ pub fn download(url: &str, dest: &Path) {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn killed_at_random_moments_an_s3_run_resumes_to_exactly_the_uninterrupted_results() {
     let dir = tempfile::tempdir().unwrap();
     let w1 = gen_w1(dir.path(), 1_000_000, 10_000, 13);
@@ -145,6 +146,7 @@ with open(dest / "all.ndjson", "w") as out:
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn parquet_results_read_by_pyarrow_give_the_same_five_figures() {
     let dir = tempfile::tempdir().unwrap();
     let w1 = gen_w1(dir.path(), 200_000, 5_000, 17);

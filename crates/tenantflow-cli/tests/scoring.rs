@@ -70,6 +70,7 @@ fn summary_figure(summary: &str, line: &str) -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn every_scorer_gives_the_embedded_models_results_on_w1() {
     let dir = tempfile::tempdir().unwrap();
     let model = shared("bench/model.json");
@@ -245,6 +246,7 @@ fn bad_scoring_flags_are_refused() {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn killed_runs_with_a_remote_scorer_give_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let model = shared("bench/model.json");
@@ -580,11 +582,13 @@ fn fault_run(order: &str) {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn faults_of_the_scorer_lose_nothing_and_keep_each_tenants_order() {
     fault_run("unordered");
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn ordered_scoring_under_faults_loses_nothing() {
     fault_run("ordered");
 }

@@ -4,6 +4,7 @@
 use crate::common::{shared, tenantflow};
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn a_trained_model_is_written_with_its_metrics_and_runs_in_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("churn.json");

@@ -15,6 +15,7 @@ use crate::reference::RefModel;
 const DATA: &str = "data/upstream/rt-analytics/bg-job-processing/data";
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn original_batch_join_data_gives_cumulative_window_counts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");

@@ -127,6 +127,7 @@ fn run_w1(input: &Path, out: &Path, format: &str, workers: &str) {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn w1_ndjson_results_equal_the_reference_for_seeds_sizes_and_worker_counts() {
     let dir = tempfile::tempdir().unwrap();
     let model = RefModel::load(&shared("bench/model.json"));
@@ -149,6 +150,7 @@ fn w1_ndjson_results_equal_the_reference_for_seeds_sizes_and_worker_counts() {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn w1_parquet_and_csv_results_equal_the_reference() {
     let dir = tempfile::tempdir().unwrap();
     let model = RefModel::load(&shared("bench/model.json"));

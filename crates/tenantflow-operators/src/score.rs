@@ -532,7 +532,9 @@ fn check_threshold(name: &str, threshold: f64) -> Result<(), ModelError> {
 mod tests {
     use super::*;
 
-    const W1_MODEL: &str = include_str!("../../../../shared/bench/model.json");
+    /// The built-in model's file: the tests' logistic model (no file outside the
+    /// repository is needed).
+    const MODEL: &str = include_str!("../models/builtin.json");
 
     fn features() -> Features {
         Features {
@@ -547,16 +549,16 @@ mod tests {
 
     #[test]
     fn scores_by_the_formula() {
-        let model = Model::from_json(W1_MODEL, "model.json").unwrap();
+        let model = Model::from_json(MODEL, "model.json").unwrap();
         let f = features();
-        let z = -1.0
-            + -0.3 * (f.revenu - 5e6) / 3e6
-            + -0.2 * (f.employees - 500.0) / 400.0
-            + -0.8 * (f.job30 - 50.0) / 40.0
-            + -0.5 * (f.job90 - 150.0) / 120.0
-            + 0.6 * (f.monthly_fee - 1000.0) / 800.0
-            + -0.4 * (f.total_fee - 20000.0) / 15000.0
-            + 0.2;
+        let z = -0.6
+            + -0.3 * (f.revenu - 1e7) / 5.8e6
+            + -0.2 * (f.employees - 1000.0) / 580.0
+            + -0.8 * (f.job30 - 120.0) / 150.0
+            + -0.5 * (f.job90 - 350.0) / 400.0
+            + 0.9 * (f.monthly_fee - 1260.0) / 720.0
+            + -0.4 * (f.total_fee - 23000.0) / 20000.0
+            + 0.3;
         let score = model.score(&f, "retail", model.industry_weight("retail"));
         assert_eq!(score, 1.0 / (1.0 + (-z).exp()));
         assert_eq!(model.industry_weight("agriculture"), 0.0);
@@ -565,7 +567,7 @@ mod tests {
 
     #[test]
     fn overflowing_exponent_scores_zero() {
-        let model = Model::from_json(W1_MODEL, "model.json").unwrap();
+        let model = Model::from_json(MODEL, "model.json").unwrap();
         let f = Features {
             revenu: 1e300,
             ..features()
@@ -580,7 +582,7 @@ mod tests {
 
     #[test]
     fn invalid_models_say_what_is_wrong() {
-        let bad = W1_MODEL.replace("\"std\": 400.0", "\"std\": 0.0");
+        let bad = MODEL.replace("\"std\": 400.0", "\"std\": 0.0");
         let err = Model::from_json(&bad, "m").unwrap_err();
         assert!(err.to_string().contains("std > 0"), "{err}");
         let err = Model::from_json(r#"{"kind":"forest"}"#, "m").unwrap_err();
@@ -616,15 +618,15 @@ mod tests {
     fn a_contract_is_checked_at_load() {
         let columns = r#""columns":["industry","revenu","employees","job30","job90","monthlyFee","totalFee"]"#;
         let with =
-            |contract: &str| W1_MODEL.replacen('{', &format!("{{\"contract\":{{{contract}}},"), 1);
+            |contract: &str| MODEL.replacen('{', &format!("{{\"contract\":{{{contract}}},"), 1);
         let ok = with(&format!(
-            r#"{columns},"industries":["retail","finance","healthcare","manufacturing","technology","education","media","energy","transportation","government"]"#
+            r#"{columns},"industries":["gov","health","retail","travel","energy","IT","finance","consulting","service"]"#
         ));
         Model::from_json(&ok, "m").unwrap();
         let swapped = with(&columns.replace("\"job30\",\"job90\"", "\"job90\",\"job30\""));
         let err = Model::from_json(&swapped, "m").unwrap_err().to_string();
         assert!(err.contains("expects columns"), "{err}");
-        let stray = with(&format!(r#"{columns},"industries":["IT"]"#));
+        let stray = with(&format!(r#"{columns},"industries":["IT","finance"]"#));
         let err = Model::from_json(&stray, "m").unwrap_err().to_string();
         assert!(err.contains("not among the contract's industries"), "{err}");
     }

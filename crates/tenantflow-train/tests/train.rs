@@ -15,6 +15,7 @@ fn original() -> Vec<tenantflow_train::Example> {
 }
 
 #[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn trees_learn_the_rule_and_the_regression_beats_the_majority() {
     let rows = original();
     assert_eq!(rows.len(), 10_000);
