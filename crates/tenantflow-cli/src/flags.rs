@@ -58,6 +58,19 @@ pub fn non_empty(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// An `http://` or `https://` URL with a host.
+pub fn http_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or_else(|| format!("`{text}` is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!("`{text}` is not a URL with a host"));
+    }
+    Ok(text.to_owned())
+}
+
 /// A size: bytes, or with a unit `KiB`, `MiB`, `GiB` (also `K`, `KB`, …).
 pub fn size(text: &str) -> Result<usize, String> {
     let t = text.trim();
@@ -119,6 +132,15 @@ mod tests {
         assert!(size("lots").is_err());
         assert_eq!(size_in(1, 1 << 30)("1GiB"), Ok(1 << 30));
         assert!(size_in(1, 1 << 30)("2GiB").is_err());
+    }
+
+    #[test]
+    fn http_urls() {
+        assert!(http_url("http://127.0.0.1:8081").is_ok());
+        assert!(http_url("https://runtime.sagemaker.eu-west-1.amazonaws.com/").is_ok());
+        assert!(http_url("notaurl").is_err());
+        assert!(http_url("http://").is_err());
+        assert!(http_url("http://a b").is_err());
     }
 
     #[test]

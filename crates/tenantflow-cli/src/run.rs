@@ -253,7 +253,7 @@ pub struct RunArgs {
     /// The SageMaker runtime's URL for `--scorer sagemaker://…` (e.g. a local scorer);
     /// default: the AWS chain's (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, else
     /// `AWS_ENDPOINT_URL`, else the region's).
-    #[arg(long, value_name = "URL", env = "TENANTFLOW_SAGEMAKER_ENDPOINT_URL")]
+    #[arg(long, value_name = "URL", value_parser = flags::http_url, env = "TENANTFLOW_SAGEMAKER_ENDPOINT_URL")]
     sagemaker_endpoint_url: Option<String>,
 
     /// Most rows per request to a remote scorer (`/assessChurn` takes one); at most

@@ -544,6 +544,10 @@ fn bad_flag_values_exit_2_naming_the_flag_without_a_panic() {
         ),
         (&["run", "--generate=-1"], "--generate"),
         (
+            &["run", "--sagemaker-endpoint-url", "notaurl"],
+            "--sagemaker-endpoint-url",
+        ),
+        (
             &[
                 "produce",
                 "--stream",
