@@ -34,18 +34,11 @@ fn dead_letters(out: &Path) -> Vec<Value> {
     letters
 }
 
+/// Writes `lines` beside `out` and runs the job on them; its summary.
 fn run_file(lines: &[String], out: &Path, extra: &[&str]) -> String {
     let input = out.with_extension("ndjson");
     std::fs::write(&input, lines.join("\n")).unwrap();
-    let mut args = vec![
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    String::from_utf8(tenantflow(&args).stdout).unwrap()
+    run_file_path(&input, out, extra)
 }
 
 fn result_values(out: &Path) -> Vec<Value> {
@@ -712,6 +705,7 @@ fn a_byte_order_mark_is_skipped_and_only_a_first_csv_line_is_a_header() {
     assert!(letters[1]["error"].as_str().unwrap().contains("`+5`"));
 }
 
+/// `tenantflow run --input INPUT --output OUT EXTRA`; its summary.
 fn run_file_path(input: &Path, out: &Path, extra: &[&str]) -> String {
     let mut args = vec![
         "run",
