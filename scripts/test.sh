@@ -117,6 +117,12 @@ import boto3
 boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL_S3').create_bucket(Bucket='$TENANTFLOW_TEST_S3_BUCKET')
 "
 
+echo "test groups: unit, doc and end-to-end tests run; Kinesis (kinesis-local), S3 (moto) and PostgreSQL tests run against their local servers" >&2
+if [ -f ../shared/bench/gen_workload.py ]; then
+  echo "test groups: the tests on the original system's data and the W1 generator (../shared/) run" >&2
+else
+  echo "test groups: the tests on the original system's data and the W1 generator are ignored: ../shared/ is not beside the repository" >&2
+fi
 cargo test --workspace --locked \
   --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests \
   --features tenantflow-tenants/postgres-integration-tests "$@"

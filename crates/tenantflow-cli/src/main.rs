@@ -6,6 +6,7 @@ mod progress;
 mod run;
 mod scorer;
 mod streams;
+mod summary;
 mod tenant_manager;
 mod train;
 

@@ -313,6 +313,11 @@ pub struct RunArgs {
     /// No progress line and no summary.
     #[arg(long, short, env = "TENANTFLOW_QUIET")]
     quiet: bool,
+
+    /// Also write the summary, as JSON, to this file (its figures under the text
+    /// summary's names; written with --quiet too).
+    #[arg(long, value_name = "FILE", value_parser = flags::non_empty, env = "TENANTFLOW_SUMMARY_JSON")]
+    summary_json: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -546,7 +551,8 @@ impl RunArgs {
 }
 
 /// Runs the job and prints its summary.
-pub fn run(args: RunArgs) -> Result<()> {
+pub fn run(mut args: RunArgs) -> Result<()> {
+    let summary_json = args.summary_json.take();
     let (config, quiet, inputs) = args.into_job()?;
     let has_streams = !config.streams.is_empty();
     let output = config.output.output.url();
@@ -582,6 +588,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             checkpoint = n,
             "Nothing left to read: the run this one resumed had read every input to its end. --overwrite (or another --output) runs them again."
         );
+    }
+    if let Some(path) = &summary_json {
+        let json = crate::summary::to_json(&summary, &inputs, &output, &format, &model);
+        let mut text = serde_json::to_string_pretty(&json).context("encoding the summary")?;
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("writing --summary-json {path}"))?;
     }
     if !quiet {
         print_summary(&summary, &inputs, &output, format, &model);
