@@ -68,8 +68,9 @@ pub struct RunArgs {
     )]
     companies: u32,
 
-    /// Where results go (partitioned by event hour; dead letters under `_rejected/`): a folder, `file:///path`, `s3://bucket/prefix` (settings from
-    /// the AWS environment, `AWS_ENDPOINT_URL_S3` for a local server) or `memory://`.
+    /// Where results go (partitioned by event hour; dead letters under `_rejected/`): a
+    /// folder, `file:///path`, `s3://bucket/prefix` (settings from the AWS environment,
+    /// `AWS_ENDPOINT_URL_S3` for a local server) or `memory://`.
     #[arg(
         long,
         value_name = "URL",
