@@ -76,8 +76,10 @@ fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input_
         from_input.to_str().unwrap(),
     ]);
     let looked_up = dir.path().join("looked-up");
-    let out = tenantflow(&[
+    let summary_path = dir.path().join("looked-up.summary.json");
+    tenantflow(&[
         "run",
+        "--quiet",
         "--input",
         job_file.to_str().unwrap(),
         "--output",
@@ -86,10 +88,18 @@ fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input_
         &service.url,
         "--checkpoint-interval",
         "300ms",
+        "--summary-json",
+        summary_path.to_str().unwrap(),
     ]);
-    let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        summary.contains("(800 profiles fetched; 800 requests, 0 retried"),
+    let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    let lookups = &summary["tenant_lookups"];
+    assert_eq!(
+        (
+            &lookups["profiles_fetched"],
+            &lookups["calls"]["requests"],
+            &lookups["calls"]["retried"]
+        ),
+        (&Value::from(800), &Value::from(800), &Value::from(0)),
         "{summary}"
     );
     let want = check_output_figures(&from_input);

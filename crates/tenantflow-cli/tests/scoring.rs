@@ -41,32 +41,23 @@ fn run(args: &[&str]) -> Output {
     succeeded(args, out)
 }
 
-/// `tenantflow run` of `input` into `output`, with `more` flags; its summary.
-fn run_job(input: &Path, output: &Path, more: &[&str]) -> String {
+/// `tenantflow run` of `input` into `output`, with `more` flags: its `--summary-json`,
+/// and the text it printed.
+fn run_job(input: &Path, output: &Path, more: &[&str]) -> (Value, String) {
+    let summary = output.with_extension("summary.json");
     let mut args = vec![
         "run",
         "--input",
         input.to_str().unwrap(),
         "--output",
         output.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
     ];
     args.extend_from_slice(more);
-    String::from_utf8_lossy(&run(&args).stdout).into_owned()
-}
-
-/// The number before `what` on the summary line that starts with `line`.
-fn summary_figure(summary: &str, line: &str) -> u64 {
-    let text = summary
-        .lines()
-        .find(|l| l.trim_start().starts_with(line))
-        .unwrap_or_else(|| panic!("no `{line}` in:\n{summary}"));
-    text[text.find(line).unwrap() + line.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .replace(',', "")
-        .parse()
-        .unwrap()
+    let text = String::from_utf8_lossy(&run(&args).stdout).into_owned();
+    let json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    (json, text)
 }
 
 #[test]
@@ -83,7 +74,7 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
 
     let invocations = format!("{}/invocations", scorer.url);
     let http = dir.path().join("http");
-    let summary = run_job(
+    let (summary, _) = run_job(
         &w1,
         &http,
         &[
@@ -97,13 +88,14 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
             "300ms",
         ],
     );
-    assert!(
-        summary.contains(&format!("(scorer {invocations})")),
+    assert_eq!(
+        summary["model"],
+        format!("scorer {invocations}"),
         "{summary}"
     );
     // Batched: far fewer requests than results.
-    let results = summary_figure(&summary, "results");
-    let requests = summary_figure(&summary, "scoring requests");
+    let results = summary["results"].as_u64().unwrap();
+    let requests = summary["scoring_requests"]["requests"].as_u64().unwrap();
     assert!(
         requests * 10 < results && requests >= results / 50,
         "{requests} requests for {results} results\n{summary}"
@@ -112,7 +104,7 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
 
     // The SageMaker runtime client (SigV4, InvokeEndpoint), pointed at the scorer.
     let sagemaker = dir.path().join("sagemaker");
-    let summary = run_job(
+    let (summary, _) = run_job(
         &w1,
         &sagemaker,
         &[
@@ -124,10 +116,7 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
             "ordered",
         ],
     );
-    assert!(
-        summary.contains("(scorer sagemaker://churn-w1)"),
-        "{summary}"
-    );
+    assert_eq!(summary["model"], "scorer sagemaker://churn-w1", "{summary}");
     assert_same_results(&sagemaker, &embedded, "SageMaker client");
 
     // The original route takes one company per request: a smaller W1.
@@ -135,7 +124,7 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
     let small_embedded = dir.path().join("small-embedded");
     run_job(&small, &small_embedded, &["--quiet", "--model", model_arg]);
     let assess = dir.path().join("assess");
-    let summary = run_job(
+    let (summary, _) = run_job(
         &small,
         &assess,
         &[
@@ -146,8 +135,7 @@ fn every_scorer_gives_the_embedded_models_results_on_w1() {
         ],
     );
     assert_eq!(
-        summary_figure(&summary, "scoring requests"),
-        summary_figure(&summary, "results"),
+        summary["scoring_requests"]["requests"], summary["results"],
         "{summary}"
     );
     assert_same_results(&assess, &small_embedded, "/assessChurn");
@@ -458,19 +446,6 @@ fn forward(upstream: &str, body: &[u8]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// `n` as the summary prints it.
-fn with_commas(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The event index of a result, or of a dead letter's record.
 fn event_of(record: &Value) -> (u64, usize) {
     let tenant = record["companyID"].as_str().unwrap()[2..].parse().unwrap();
@@ -502,7 +477,7 @@ fn fault_run(order: &str) {
     let scorer = start_scorer(&model);
     let (url, stats) = start_proxy(scorer.url.trim_start_matches("http://").to_owned());
     let output = dir.path().join("out");
-    let summary = run_job(
+    let (summary, _) = run_job(
         &input,
         &output,
         &[
@@ -575,8 +550,8 @@ fn fault_run(order: &str) {
             "{order}: no fault of kind {kind}"
         );
     }
-    assert!(
-        summary.contains(&format!("scoring_failed {}", with_commas(failed))),
+    assert_eq!(
+        summary["dead_letters_by_reason"]["scoring_failed"], failed,
         "{order}: {summary}"
     );
 }
@@ -604,7 +579,7 @@ fn an_unreachable_scorer_makes_every_event_a_dead_letter_with_the_reason() {
         .unwrap()
         .port();
     let output = dir.path().join("out");
-    let summary = run_job(
+    let (summary, text) = run_job(
         &input,
         &output,
         &[
@@ -616,11 +591,12 @@ fn an_unreachable_scorer_makes_every_event_a_dead_letter_with_the_reason() {
             "500",
         ],
     );
-    assert!(
-        summary.contains(&format!("scoring_failed {}", with_commas(EVENTS as usize))),
+    assert_eq!(
+        summary["dead_letters_by_reason"]["scoring_failed"], EVENTS,
         "{summary}"
     );
-    assert!(!summary.contains("secret"), "{summary}");
+    assert!(!summary.to_string().contains("secret"), "{summary}");
+    assert!(!text.contains("secret"), "{text}");
     let rejected = result_files(&output.join("_rejected"), ".ndjson");
     let text = std::fs::read_to_string(&rejected[0]).unwrap();
     let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
