@@ -1,11 +1,9 @@
 //! A corpus of bad input: one dead letter per bad record, with a clear reason and its
 //! line number; the good records' results are exactly those of the good records alone.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::common::{sorted_result_lines, tenantflow};
+use crate::common::{run_summary, sorted_result_lines};
 
 const TS: i64 = 1_767_225_601_555;
 
@@ -65,22 +63,6 @@ fn bad_lines() -> Vec<Bad> {
     ]
 }
 
-/// Runs the job; its summary, read from `--summary-json`.
-fn run(input: &Path, out: &Path) -> Value {
-    let summary = out.with_extension("summary.json");
-    tenantflow(&[
-        "run",
-        "--quiet",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
-    serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap()
-}
-
 #[test]
 fn each_bad_record_is_one_dead_letter_and_good_results_are_unchanged() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,8 +90,8 @@ fn each_bad_record_is_one_dead_letter_and_good_results_are_unchanged() {
     let good_path = dir.path().join("good.ndjson");
     std::fs::write(&good_path, good.join(&b'\n')).unwrap();
 
-    let summary = run(&mixed_path, &dir.path().join("mixed"));
-    run(&good_path, &dir.path().join("good"));
+    let summary = run_summary(&mixed_path, &dir.path().join("mixed"), &[]);
+    run_summary(&good_path, &dir.path().join("good"), &[]);
 
     assert_eq!(
         sorted_result_lines(&dir.path().join("mixed")),

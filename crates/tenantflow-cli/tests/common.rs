@@ -32,6 +32,38 @@ pub fn succeeded(args: &[&str], out: Output) -> Output {
     out
 }
 
+/// Where a test keeps the `--summary-json` of the run into `out`: beside it.
+pub fn summary_path(out: &Path) -> PathBuf {
+    out.with_extension("summary.json")
+}
+
+/// The `--summary-json` a run wrote to `path`.
+pub fn read_summary(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `tenantflow run --quiet --input INPUT --output OUT EXTRA`, panicking unless it
+/// succeeds; its `--summary-json`.
+pub fn run_summary(input: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let summary = summary_path(out);
+    let args = [
+        &[
+            "run",
+            "--quiet",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ][..],
+        extra,
+    ]
+    .concat();
+    tenantflow(&args);
+    read_summary(&summary)
+}
+
 /// Writes a W1 file with the shared generator.
 pub fn gen_w1(dir: &Path, events: u64, companies: u64, seed: u64) -> PathBuf {
     let path = dir.join(format!("w1-{events}-{companies}-{seed}.ndjson"));

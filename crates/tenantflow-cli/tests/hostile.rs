@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{sorted_result_lines, tenantflow};
+use crate::common::{read_summary, run_summary, sorted_result_lines, summary_path, tenantflow};
 
 const COMPANY_C: &str = r#"{"type":"company","companyID":"c","industry":"retail","revenu":1,"employees":1,"job30":1,"job90":1,"monthlyFee":1,"totalFee":1}"#;
 
@@ -38,7 +38,7 @@ fn dead_letters(out: &Path) -> Vec<Value> {
 fn run_file(lines: &[String], out: &Path, extra: &[&str]) -> Value {
     let input = out.with_extension("ndjson");
     std::fs::write(&input, lines.join("\n")).unwrap();
-    run_file_path(&input, out, extra)
+    run_summary(&input, out, extra)
 }
 
 fn result_values(out: &Path) -> Vec<Value> {
@@ -125,10 +125,7 @@ fn arrival_time_for_untimed_file_records_only_when_asked() {
     assert!(dead_letters(&out).is_empty());
 
     // A skew of zero refuses an event a minute ahead; the default day takes it.
-    let ahead = job_at(
-        "ahead",
-        tenantflow_core::time::MIN_EVENT_TIME_MS.max(now_ms() + 60_000),
-    );
+    let ahead = job_at("ahead", now_ms() + 60_000);
     let strict = dir.path().join("strict");
     run_file(
         &[COMPANY_C.to_owned(), ahead.clone()],
@@ -142,10 +139,6 @@ fn arrival_time_for_untimed_file_records_only_when_asked() {
     let lenient = dir.path().join("lenient");
     run_file(&[COMPANY_C.to_owned(), ahead], &lenient, &[]);
     assert_eq!(result_values(&lenient).len(), 1);
-}
-
-fn as_str(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
 }
 
 fn now_ms() -> i64 {
@@ -277,28 +270,21 @@ fn starting_over_deletes_only_what_tenantflow_wrote() {
     std::fs::write(v.join("notes.txt"), "x").unwrap();
     std::fs::write(v.join("sub/d.csv"), "y").unwrap();
     let out = dir.path().join("o");
-    let args = |extra: &[&'static str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "run",
-            "-q",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--checkpoints",
-            v.to_str().unwrap(),
-            "--checkpoint-interval",
-            "off",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    tenantflow(&as_str(&args(&[])));
-    tenantflow(&as_str(&args(&["--overwrite"])));
-    tenantflow(&as_str(&args(&["--from-scratch", "--overwrite"])));
+    let base = [
+        "run",
+        "-q",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoints",
+        v.to_str().unwrap(),
+        "--checkpoint-interval",
+        "off",
+    ];
+    tenantflow(&base);
+    tenantflow(&[&base[..], &["--overwrite"]].concat());
+    tenantflow(&[&base[..], &["--from-scratch", "--overwrite"]].concat());
     assert_eq!(std::fs::read_to_string(v.join("notes.txt")).unwrap(), "x");
     assert_eq!(std::fs::read_to_string(v.join("sub/d.csv")).unwrap(), "y");
     assert_eq!(result_values(&out).len(), 1);
@@ -306,23 +292,19 @@ fn starting_over_deletes_only_what_tenantflow_wrote() {
     // Checkpoints in the output's folder: --from-scratch --overwrite replaces results,
     // and keeps the user's files.
     let shared = dir.path().join("shared");
-    let shared_args = |extra: &[&str]| {
-        let mut a = vec![
-            "run",
-            "-q",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            shared.to_str().unwrap(),
-            "--checkpoints",
-            shared.to_str().unwrap(),
-        ];
-        a.extend_from_slice(extra);
-        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
-    };
-    tenantflow(&as_str(&shared_args(&[])));
+    let shared_base = [
+        "run",
+        "-q",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        shared.to_str().unwrap(),
+        "--checkpoints",
+        shared.to_str().unwrap(),
+    ];
+    tenantflow(&shared_base);
     std::fs::write(shared.join("mine.txt"), "m").unwrap();
-    tenantflow(&as_str(&shared_args(&["--from-scratch", "--overwrite"])));
+    tenantflow(&[&shared_base[..], &["--from-scratch", "--overwrite"]].concat());
     assert_eq!(
         std::fs::read_to_string(shared.join("mine.txt")).unwrap(),
         "m"
@@ -388,9 +370,9 @@ fn a_refused_from_scratch_leaves_the_run_resumable() {
         std::fs::read_dir(out.join("_checkpoints")).unwrap().count(),
         checkpoints_before
     );
-    let summary = dir.path().join("summary.json");
+    let summary = summary_path(&out);
     tenantflow(&[&base[..], &["--summary-json", summary.to_str().unwrap()]].concat());
-    let resumed: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let resumed = read_summary(&summary);
     assert!(resumed["checkpoints"]["resumed_from"].is_u64(), "{resumed}");
     assert_eq!(result_values(&out).len(), 1);
 }
@@ -675,7 +657,7 @@ fn a_byte_order_mark_is_skipped_and_only_a_first_csv_line_is_a_header() {
     )
     .unwrap();
     let out = dir.path().join("o1");
-    run_file_path(&ndjson, &out, &[]);
+    run_summary(&ndjson, &out, &[]);
     assert_eq!(result_values(&out).len(), 1);
     assert!(dead_letters(&out).is_empty());
 
@@ -692,7 +674,7 @@ fn a_byte_order_mark_is_skipped_and_only_a_first_csv_line_is_a_header() {
     )
     .unwrap();
     let out = dir.path().join("o2");
-    let summary = run_file_path(&csv, &out, &[]);
+    let summary = run_summary(&csv, &out, &[]);
     assert_eq!(summary["skipped"]["csv_header_lines"], 1, "{summary}");
     assert_eq!(result_values(&out).len(), 1);
     let letters = dead_letters(&out);
@@ -702,24 +684,6 @@ fn a_byte_order_mark_is_skipped_and_only_a_first_csv_line_is_a_header() {
         .collect();
     assert_eq!(lines, [4, 5], "{letters:#?}");
     assert!(letters[1]["error"].as_str().unwrap().contains("`+5`"));
-}
-
-/// `tenantflow run --input INPUT --output OUT EXTRA`; its `--summary-json`.
-fn run_file_path(input: &Path, out: &Path, extra: &[&str]) -> Value {
-    let summary = out.with_extension("summary.json");
-    let mut args = vec![
-        "run",
-        "--quiet",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    tenantflow(&args);
-    serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::common::{
     Server, assert_check_output_matches, assert_same_results, check_output_figures, gen_w1,
-    result_files, splitmix, tenantflow,
+    read_summary, result_files, splitmix, summary_path, tenantflow,
 };
 use crate::crash::{command, kill_repeatedly};
 
@@ -76,7 +76,7 @@ fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input_
         from_input.to_str().unwrap(),
     ]);
     let looked_up = dir.path().join("looked-up");
-    let summary_path = dir.path().join("looked-up.summary.json");
+    let summary_path = summary_path(&looked_up);
     tenantflow(&[
         "run",
         "--quiet",
@@ -91,7 +91,7 @@ fn companies_from_the_tenant_manager_give_the_figures_of_companies_in_the_input_
         "--summary-json",
         summary_path.to_str().unwrap(),
     ]);
-    let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    let summary = read_summary(&summary_path);
     let lookups = &summary["tenant_lookups"];
     assert_eq!(
         (

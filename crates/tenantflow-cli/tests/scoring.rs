@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    Server, assert_same_results, gen_w1, result_files, shared, splitmix, succeeded,
+    Server, assert_same_results, gen_w1, read_summary, result_files, shared, splitmix, succeeded,
+    summary_path,
 };
 use crate::crash::{command, kill_repeatedly};
 
@@ -44,7 +45,7 @@ fn run(args: &[&str]) -> Output {
 /// `tenantflow run` of `input` into `output`, with `more` flags: its `--summary-json`,
 /// and the text it printed.
 fn run_job(input: &Path, output: &Path, more: &[&str]) -> (Value, String) {
-    let summary = output.with_extension("summary.json");
+    let summary = summary_path(output);
     let mut args = vec![
         "run",
         "--input",
@@ -56,8 +57,7 @@ fn run_job(input: &Path, output: &Path, more: &[&str]) -> (Value, String) {
     ];
     args.extend_from_slice(more);
     let text = String::from_utf8_lossy(&run(&args).stdout).into_owned();
-    let json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-    (json, text)
+    (read_summary(&summary), text)
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::common::{result_files, shared, tenantflow};
+use crate::common::{read_summary, result_files, shared, summary_path, tenantflow};
 use crate::reference::RefModel;
 
 const DATA: &str = "data/upstream/rt-analytics/bg-job-processing/data";
@@ -22,7 +22,7 @@ fn original_batch_join_data_gives_cumulative_window_counts() {
     let companies = shared(&format!("{DATA}/companies.csv"));
     let jobs = shared(&format!("{DATA}/jobs.csv"));
     let model_path = shared("bench/model.json");
-    let summary_path = dir.path().join("summary.json");
+    let summary_path = summary_path(&out);
     tenantflow(&[
         "run",
         "--input",
@@ -40,7 +40,7 @@ fn original_batch_join_data_gives_cumulative_window_counts() {
         "--summary-json",
         summary_path.to_str().unwrap(),
     ]);
-    let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    let summary = read_summary(&summary_path);
     assert_eq!(summary["event_time_from_arrival"], 6, "{summary}");
 
     // Rows per tenant, in processing order (one worker's file keeps a tenant's order).

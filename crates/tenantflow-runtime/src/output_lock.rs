@@ -84,6 +84,9 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// The thread that renews the lock cannot start.
+    #[error("starting the thread that renews the lock")]
+    Thread(#[source] std::io::Error),
     /// The store failed.
     #[error("locking {url}")]
     Store {
@@ -318,10 +321,7 @@ impl ObjectLock {
             std::thread::Builder::new()
                 .name("tenantflow-lock".into())
                 .spawn(move || renew(store.as_ref(), &path, owner, tag, config, &stopped, &lost))
-                .map_err(|source| LockError::Io {
-                    path: PathBuf::from(&url),
-                    source,
-                })?
+                .map_err(LockError::Thread)?
         };
         Ok(Self {
             store,

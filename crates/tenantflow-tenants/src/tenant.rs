@@ -164,21 +164,15 @@ fn conflicting_alias(object: &Map<String, Value>, names: &[&'static str]) -> Opt
 }
 
 fn valid_id(value: &Value, errors: &mut Vec<FieldError>) -> String {
-    match value {
-        Value::String(s) if validate::company_id(s).is_ok() => s.clone(),
-        other => {
-            let expected = match other {
-                Value::String(s) => validate::company_id(s).err(),
-                _ => None,
-            };
-            errors.push(wrong(
-                "tenantID",
-                expected.unwrap_or(validate::ID_EXPECTED),
-                Some(other),
-            ));
-            String::new()
-        }
-    }
+    let expected = match value {
+        Value::String(s) => match validate::company_id(s) {
+            Ok(()) => return s.clone(),
+            Err(expected) => expected,
+        },
+        _ => validate::ID_EXPECTED,
+    };
+    errors.push(wrong("tenantID", expected, Some(value)));
+    String::new()
 }
 
 fn missing(field: &'static str, expected: &'static str) -> FieldError {
