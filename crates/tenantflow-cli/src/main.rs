@@ -1,5 +1,6 @@
 //! `tenantflow`: real-time tenant analytics. See `tenantflow --help`.
 
+mod config;
 mod flags;
 mod produce;
 mod progress;
@@ -12,7 +13,7 @@ mod train;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Real-time tenant analytics: job events joined with company profiles, 30/90-day job
 /// counts and churn risk per tenant.
@@ -37,10 +38,22 @@ enum Command {
     Train(train::TrainArgs),
     /// Serve a churn model over HTTP (SageMaker-compatible, and /assessChurn).
     Scorer(scorer::ScorerArgs),
+    /// Print an example configuration file, or check one.
+    Config(config::command::ConfigArgs),
+}
+
+/// The command line, each flag's default in its help taken from its configuration key.
+fn command_line() -> Cli {
+    let command = Cli::command()
+        .mut_subcommand("run", run::with_defaults_in_help)
+        .mut_subcommand("tenant-manager", tenant_manager::with_defaults_in_help)
+        .mut_subcommand("scorer", scorer::with_defaults_in_help);
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = command_line();
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
@@ -49,13 +62,18 @@ fn main() -> ExitCode {
         Command::TenantManager(args) => tenant_manager::run(args),
         Command::Train(args) => train::run(args),
         Command::Scorer(args) => scorer::run(args),
+        Command::Config(args) => config::command::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tenantflow: error: {error:#}");
-            // Flags that do not fit together are a usage error, as clap's own are.
-            if error.downcast_ref::<flags::UsageError>().is_some() {
+            // A refused configuration, or flags that do not fit together, are a usage
+            // error, as clap's own are: status 2. Every other error is 1.
+            if error.downcast_ref::<flags::UsageError>().is_some()
+                || error.downcast_ref::<config::ConfigError>().is_some()
+                || error.downcast_ref::<clap::Error>().is_some()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

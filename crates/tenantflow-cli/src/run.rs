@@ -1,35 +1,47 @@
-//! `tenantflow run`: flags → validated job config → runtime → summary.
+//! `tenantflow run`: the configuration's layers → validated job config → runtime →
+//! summary.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use tenantflow_core::DeadLetterReason;
-use tenantflow_core::decode::DefaultKind;
 use tenantflow_core::time::EventTimeBounds;
 use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
+use tenantflow_remote::call::{BACKOFF_BASE, BACKOFF_MAX, CallConfig};
 use tenantflow_runtime::{
-    CheckpointStore, JobConfig, LockConfig, LookupConfig, Metrics, MissingEventTime, OutputLock,
-    OutputStart, RunSummary, ScorerTarget, ScoringConfig, prepare_output,
+    CheckpointStore, JobConfig, LockConfig, LookupConfig, Metrics, OutputLock, OutputStart,
+    RunSummary, ScorerTarget, ScoringConfig, prepare_output,
 };
-use tenantflow_sinks::encoding::Format;
-use tenantflow_sinks::file::{Compression, FileSinkConfig, Partitioning};
+use tenantflow_sinks::file::FileSinkConfig;
 use tenantflow_sinks::store;
 use tenantflow_sinks::upload::{Location, Staging};
 use tenantflow_sources::generator::GeneratorConfig;
-use tenantflow_sources::{Input, InputFormat, InputSpec};
+use tenantflow_sources::{Input, InputSpec};
 
-use crate::flags::{self, UsageError};
+use crate::config::run::{
+    AttemptTimeout, Attempts, FileAge, FileSize, GeneratedCompanies, GeneratedEvents, InFlight,
+    Linger, LongSpan, OpenFiles, RecordSize, RunConfig, ScoreBatch, Scorer, Workers,
+};
+use crate::config::value::{HttpUrl, Interval, NonEmpty, word};
+use crate::config::{self, ConfigError};
+use crate::flags::UsageError;
 use crate::progress::{Progress, thousands};
 
-/// Flags of `tenantflow run`. Each can also be set by its `TENANTFLOW_*` variable.
+/// Flags of `tenantflow run`. Each can also be set by its `TENANTFLOW_*` variable, and
+/// each but the last five by a key of the `--config` file; a flag's default is its
+/// key's.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// A configuration file (TOML; `tenantflow config example` prints one with every
+    /// key). Variables and flags override its keys.
+    #[arg(long, value_name = "FILE", env = "TENANTFLOW_CONFIG")]
+    config: Option<PathBuf>,
+
     /// Input: an NDJSON or CSV file, a folder of them (read in name order), `.gz` files,
     /// `-` for stdin, or a Kinesis stream
     /// `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto]`.
@@ -43,89 +55,62 @@ pub struct RunArgs {
     )]
     input: Vec<String>,
 
-    /// Generate N events of a W1-like workload instead of reading input. With neither
-    /// --input nor --generate, 1,000,000 events are generated.
+    /// Generate N events of a W1-like workload instead of reading input. With no input
+    /// at all, `sources.generator.events` events are generated.
     #[arg(
         long,
         value_name = "N",
         conflicts_with = "input",
-        value_parser = flags::count::<u64>(0, 10_000_000_000),
         env = "TENANTFLOW_GENERATE"
     )]
-    generate: Option<u64>,
+    generate: Option<GeneratedEvents>,
 
     /// Seed of the generator.
-    #[arg(long, value_name = "S", default_value_t = 42, env = "TENANTFLOW_SEED")]
-    seed: u64,
+    #[arg(long, value_name = "S", env = "TENANTFLOW_SEED")]
+    seed: Option<u64>,
 
     /// Tenants of the generator.
-    #[arg(
-        long,
-        value_name = "C",
-        default_value_t = 10_000,
-        value_parser = flags::count::<u32>(1, 100_000_000),
-        env = "TENANTFLOW_COMPANIES"
-    )]
-    companies: u32,
+    #[arg(long, value_name = "C", env = "TENANTFLOW_COMPANIES")]
+    companies: Option<GeneratedCompanies>,
 
     /// Where results go (partitioned by event hour; dead letters under `_rejected/`): a
     /// folder, `file:///path`, `s3://bucket/prefix` (settings from the AWS environment,
     /// `AWS_ENDPOINT_URL_S3` for a local server) or `memory://`.
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "./tenantflow-out",
-        value_parser = flags::non_empty,
-        env = "TENANTFLOW_OUTPUT"
-    )]
-    output: String,
+    #[arg(long, value_name = "URL", env = "TENANTFLOW_OUTPUT")]
+    output: Option<NonEmpty>,
 
     /// Where checkpoints go (a URL as for --output); default `_checkpoints/` under the
     /// output.
-    #[arg(long, value_name = "URL", value_parser = flags::non_empty, env = "TENANTFLOW_CHECKPOINTS")]
-    checkpoints: Option<String>,
+    #[arg(long, value_name = "URL", env = "TENANTFLOW_CHECKPOINTS")]
+    checkpoints: Option<NonEmpty>,
 
     /// How often a checkpoint is taken (files committed, state saved); `off` for only
     /// at the end of the run.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval, env = "TENANTFLOW_CHECKPOINT_INTERVAL")]
-    checkpoint_interval: Interval,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_CHECKPOINT_INTERVAL")]
+    checkpoint_interval: Option<Interval>,
 
-    /// Ignore (and delete) the checkpoints of an earlier run and read every input from
-    /// its start.
-    #[arg(long, env = "TENANTFLOW_FROM_SCRATCH")]
-    from_scratch: bool,
-
-    /// Compression of NDJSON and CSV files.
-    #[arg(long, value_enum, default_value_t = CompressionArg::None, env = "TENANTFLOW_COMPRESSION")]
-    compression: CompressionArg,
+    /// Compression of NDJSON and CSV files: `none` or `gzip`.
+    #[arg(long, value_name = "WHAT", value_parser = word::<tenantflow_sinks::file::Compression>, env = "TENANTFLOW_COMPRESSION")]
+    compression: Option<tenantflow_sinks::file::Compression>,
 
     /// Partitions a worker keeps a file open in at once; past it the least recently
     /// written file is finished (each open file buffers up to one part: 1 MiB on disk,
     /// 8 MiB on S3).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 32,
-        value_parser = flags::count::<usize>(1, 4096),
-        env = "TENANTFLOW_MAX_OPEN_FILES"
-    )]
-    max_open_files: usize,
+    #[arg(long, value_name = "N", env = "TENANTFLOW_MAX_OPEN_FILES")]
+    max_open_files: Option<OpenFiles>,
 
     /// A result file is finished at the first checkpoint after it is this old.
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = flags::duration(Duration::from_secs(1), flags::days(7)), env = "TENANTFLOW_MAX_FILE_AGE")]
-    max_file_age: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_MAX_FILE_AGE")]
+    max_file_age: Option<FileAge>,
 
-    /// Result format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson, env = "TENANTFLOW_FORMAT")]
-    format: FormatArg,
+    /// Result format: `ndjson`, `csv` or `parquet`.
+    #[arg(long, value_name = "FORMAT", value_parser = word::<tenantflow_sinks::encoding::Format>, env = "TENANTFLOW_FORMAT")]
+    format: Option<tenantflow_sinks::encoding::Format>,
 
-    /// Folder layout of result files.
-    #[arg(long, value_enum, default_value_t = PartitioningArg::Hourly, env = "TENANTFLOW_PARTITIONING")]
-    partitioning: PartitioningArg,
-
-    /// Replace the results of an earlier run in the output folder.
-    #[arg(long, env = "TENANTFLOW_OVERWRITE")]
-    overwrite: bool,
+    /// Folder layout of result files: `hourly` (`yyyy-MM-dd--HH/`, the original layout)
+    /// or `hive` (`dt=YYYY-MM-DD/hour=HH/`).
+    #[arg(long, value_name = "LAYOUT", value_parser = word::<tenantflow_sinks::file::Partitioning>, env = "TENANTFLOW_PARTITIONING")]
+    partitioning: Option<tenantflow_sinks::file::Partitioning>,
 
     /// Churn model file of the embedded scorer: a logistic regression (the format of
     /// `../shared/bench/model.json`) or trees, as `tenantflow train` writes them; a built-in model is
@@ -140,43 +125,44 @@ pub struct RunArgs {
     #[arg(long, env = "TENANTFLOW_MODEL_VERSION_FIELD")]
     model_version_field: bool,
 
-    /// Line format of inputs; `auto` takes CSV for `.csv` (`.csv.gz`) names, else NDJSON.
-    #[arg(long, value_enum, default_value_t = InputFormatArg::Auto, env = "TENANTFLOW_INPUT_FORMAT")]
-    input_format: InputFormatArg,
+    /// Line format of inputs: `auto` (CSV for `.csv` and `.csv.gz` names, else NDJSON),
+    /// `ndjson` or `csv`.
+    #[arg(long, value_name = "FORMAT", value_parser = word::<tenantflow_sources::InputFormat>, env = "TENANTFLOW_INPUT_FORMAT")]
+    input_format: Option<tenantflow_sources::InputFormat>,
 
-    /// Kind of NDJSON records without a `type` tag; `auto`: with `industry` a company,
-    /// else a job event.
-    #[arg(long, value_enum, default_value_t = KindArg::Auto, env = "TENANTFLOW_KIND")]
-    kind: KindArg,
+    /// Kind of NDJSON records without a `type` tag: `auto` (with `industry` a company,
+    /// else a job event), `job` or `company`.
+    #[arg(long, value_name = "KIND", value_parser = word::<tenantflow_core::decode::DefaultKind>, env = "TENANTFLOW_KIND")]
+    kind: Option<tenantflow_core::decode::DefaultKind>,
 
     /// Keyed workers; default: one per core.
-    #[arg(long, value_name = "N", value_parser = flags::count::<usize>(1, MAX_WORKERS), env = "TENANTFLOW_WORKERS")]
-    workers: Option<usize>,
+    #[arg(long, value_name = "N", env = "TENANTFLOW_WORKERS")]
+    workers: Option<Workers>,
 
     /// How far behind its tenant's newest event an event may be and still count (e.g.
     /// `90d`; rounded up to whole days); later ones become dead letters `too_late`.
-    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_ALLOWED_LATENESS")]
-    allowed_lateness: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_ALLOWED_LATENESS")]
+    allowed_lateness: Option<LongSpan>,
 
     /// How far ahead of the wall clock an event time may be (e.g. `1d`, `2h`); later
     /// ones, and any before 2000-01-01, become dead letters `event_time_out_of_range`.
-    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_MAX_EVENT_TIME_SKEW")]
-    max_event_time_skew: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_MAX_EVENT_TIME_SKEW")]
+    max_event_time_skew: Option<LongSpan>,
 
     /// What a job event read from a file without `creationDate` becomes: `reject` (a
     /// dead letter `missing_event_time`) or `arrival` (it takes the time it was read).
     /// Stream records always take their arrival time.
-    #[arg(long, value_enum, value_name = "WHAT", default_value_t = MissingEventTimeArg::Reject, env = "TENANTFLOW_MISSING_EVENT_TIME")]
-    missing_event_time: MissingEventTimeArg,
+    #[arg(long, value_name = "WHAT", value_parser = word::<tenantflow_runtime::MissingEventTime>, env = "TENANTFLOW_MISSING_EVENT_TIME")]
+    missing_event_time: Option<tenantflow_runtime::MissingEventTime>,
 
     /// Longest accepted record (bytes, or with KiB/MiB); longer ones become dead
     /// letters `record_too_large`.
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = flags::size_in(64, 1 << 30), env = "TENANTFLOW_MAX_RECORD_SIZE")]
-    max_record_size: usize,
+    #[arg(long, value_name = "SIZE", env = "TENANTFLOW_MAX_RECORD_SIZE")]
+    max_record_size: Option<RecordSize>,
 
     /// A result file is completed once it reaches this size (bytes, or KiB/MiB/GiB).
-    #[arg(long, value_name = "SIZE", default_value = "128MiB", value_parser = flags::size_in(1 << 10, 1 << 40), env = "TENANTFLOW_MAX_FILE_SIZE")]
-    max_file_size: usize,
+    #[arg(long, value_name = "SIZE", env = "TENANTFLOW_MAX_FILE_SIZE")]
+    max_file_size: Option<FileSize>,
 
     /// Also write every result, as JSON with partition key companyID, to this Kinesis
     /// stream (e.g. `enrichedcompanies`).
@@ -185,131 +171,100 @@ pub struct RunArgs {
 
     /// Stop reading Kinesis streams once every shard has been idle this long (e.g. `5s`);
     /// without it, streams are read until Ctrl-C or SIGTERM.
-    #[arg(long, value_name = "DURATION", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_EXIT_WHEN_IDLE")]
-    exit_when_idle: Option<Duration>,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_EXIT_WHEN_IDLE")]
+    exit_when_idle: Option<LongSpan>,
 
     /// The TenantManager's base URL (e.g. `http://127.0.0.1:8080`): a job event whose
     /// tenant has no profile yet waits for `GET /api/v1/tenants/{id}` (one request per
     /// tenant; the tenant's later records wait behind it, in order). Without it, such
     /// events are dead letters `unknown_company` at once.
     #[arg(long, value_name = "URL", env = "TENANTFLOW_TENANT_MANAGER")]
-    tenant_manager: Option<String>,
+    tenant_manager: Option<HttpUrl>,
 
     /// How long a profile fetched from the TenantManager is used before it is fetched
     /// again (unless a companies input updates it first).
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_TENANT_TTL")]
-    tenant_ttl: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_TENANT_TTL")]
+    tenant_ttl: Option<LongSpan>,
 
     /// How long a tenant the TenantManager answered 404 (or 204) for is taken as unknown without
     /// asking again (its events are dead letters `unknown_company` meanwhile; a companies
     /// input record for it ends this at once). `0s`: ask for every event.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = flags::duration(Duration::ZERO, flags::days(3650)), env = "TENANTFLOW_UNKNOWN_TENANT_TTL")]
-    unknown_tenant_ttl: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_UNKNOWN_TENANT_TTL")]
+    unknown_tenant_ttl: Option<LongSpan>,
 
     /// Most lookups in flight at once, over the whole job.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 64,
-        value_parser = flags::count::<usize>(1, 4096),
-        env = "TENANTFLOW_LOOKUP_MAX_IN_FLIGHT"
-    )]
-    lookup_max_in_flight: usize,
+    #[arg(long, value_name = "N", env = "TENANTFLOW_LOOKUP_MAX_IN_FLIGHT")]
+    lookup_max_in_flight: Option<InFlight>,
 
     /// Time allowed to one lookup attempt.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration(Duration::from_millis(10), Duration::from_secs(600)), env = "TENANTFLOW_LOOKUP_TIMEOUT")]
-    lookup_timeout: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_LOOKUP_TIMEOUT")]
+    lookup_timeout: Option<AttemptTimeout>,
 
     /// Attempts of one lookup (connect errors, resets, timeouts, 5xx and 429 are retried
     /// with exponential back-off and jitter; other 4xx are not) before its events become
     /// dead letters
     /// `lookup_failed`.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 5,
-        value_parser = flags::count::<u32>(1, 100),
-        env = "TENANTFLOW_LOOKUP_ATTEMPTS"
-    )]
-    lookup_attempts: u32,
+    #[arg(long, value_name = "N", env = "TENANTFLOW_LOOKUP_ATTEMPTS")]
+    lookup_attempts: Option<Attempts>,
 
     /// `unordered`: only a tenant's own records wait for its lookup (a tenant's records
     /// always stay in order); `ordered`: every record after a waiting one waits too.
-    #[arg(
-        long,
-        value_name = "ORDER",
-        default_value = "unordered",
-        env = "TENANTFLOW_LOOKUP_ORDER"
-    )]
-    lookup_order: tenantflow_runtime::Emission,
+    #[arg(long, value_name = "ORDER", value_parser = word::<tenantflow_runtime::Emission>, env = "TENANTFLOW_LOOKUP_ORDER")]
+    lookup_order: Option<tenantflow_runtime::Emission>,
 
     /// Where churn scores come from: `embedded` (the `--model` file or the built-in
     /// model, in process), `sagemaker://ENDPOINT_NAME` (SageMaker runtime InvokeEndpoint,
     /// region and credentials from the AWS chain), `http(s)://…/invocations` (SageMaker's
     /// container contract: many rows per request) or `http(s)://…/assessChurn` (the
     /// original API Gateway route: one company per request).
-    #[arg(long, value_name = "SCORER", default_value = "embedded", value_parser = parse_scorer, env = "TENANTFLOW_SCORER")]
-    scorer: ScorerTarget,
+    #[arg(long, value_name = "SCORER", env = "TENANTFLOW_SCORER")]
+    scorer: Option<Scorer>,
 
     /// The SageMaker runtime's URL for `--scorer sagemaker://…` (e.g. a local scorer);
     /// default: the AWS chain's (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, else
     /// `AWS_ENDPOINT_URL`, else the region's).
-    #[arg(long, value_name = "URL", value_parser = flags::http_url, env = "TENANTFLOW_SAGEMAKER_ENDPOINT_URL")]
-    sagemaker_endpoint_url: Option<String>,
+    #[arg(long, value_name = "URL", env = "TENANTFLOW_SAGEMAKER_ENDPOINT_URL")]
+    sagemaker_endpoint_url: Option<HttpUrl>,
 
     /// Most rows per request to a remote scorer (`/assessChurn` takes one); at most
     /// 50,000, within the 6 MB a SageMaker endpoint accepts.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 100,
-        value_parser = flags::count::<usize>(1, MAX_SCORE_BATCH as u64),
-        env = "TENANTFLOW_SCORE_BATCH"
-    )]
-    score_batch: usize,
+    #[arg(long, value_name = "N", env = "TENANTFLOW_SCORE_BATCH")]
+    score_batch: Option<ScoreBatch>,
 
     /// How long a request to a remote scorer waits for more rows before it goes
     /// unfilled.
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = flags::duration(Duration::ZERO, Duration::from_secs(60)), env = "TENANTFLOW_SCORE_LINGER")]
-    score_linger: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_SCORE_LINGER")]
+    score_linger: Option<Linger>,
 
     /// Most requests to a remote scorer in flight at once, over the whole job.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 16,
-        value_parser = flags::count::<usize>(1, 4096),
-        env = "TENANTFLOW_SCORE_MAX_IN_FLIGHT"
-    )]
-    score_max_in_flight: usize,
+    #[arg(long, value_name = "N", env = "TENANTFLOW_SCORE_MAX_IN_FLIGHT")]
+    score_max_in_flight: Option<InFlight>,
 
     /// Time allowed to one attempt of a scoring request.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = flags::duration(Duration::from_millis(10), Duration::from_secs(600)), env = "TENANTFLOW_SCORE_TIMEOUT")]
-    score_timeout: Duration,
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_SCORE_TIMEOUT")]
+    score_timeout: Option<AttemptTimeout>,
 
     /// Attempts of one scoring request (connect errors, resets, timeouts, 5xx and 429 are
     /// retried with exponential back-off and jitter; other 4xx and unusable answers are
     /// not) before its rows become dead letters
     /// `scoring_failed`.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 5,
-        value_parser = flags::count::<u32>(1, 100),
-        env = "TENANTFLOW_SCORE_ATTEMPTS"
-    )]
-    score_attempts: u32,
+    #[arg(long, value_name = "N", env = "TENANTFLOW_SCORE_ATTEMPTS")]
+    score_attempts: Option<Attempts>,
 
     /// `unordered`: a scored batch comes out as soon as no older batch waiting holds one
     /// of its tenants (a tenant's results always stay in order); `ordered`: batches come
     /// out in the order they were sent.
-    #[arg(
-        long,
-        value_name = "ORDER",
-        default_value = "unordered",
-        env = "TENANTFLOW_SCORE_ORDER"
-    )]
-    score_order: tenantflow_runtime::Emission,
+    #[arg(long, value_name = "ORDER", value_parser = word::<tenantflow_runtime::Emission>, env = "TENANTFLOW_SCORE_ORDER")]
+    score_order: Option<tenantflow_runtime::Emission>,
+
+    /// Ignore (and delete) the checkpoints of an earlier run and read every input from
+    /// its start.
+    #[arg(long, env = "TENANTFLOW_FROM_SCRATCH")]
+    from_scratch: bool,
+
+    /// Replace the results of an earlier run in the output folder.
+    #[arg(long, env = "TENANTFLOW_OVERWRITE")]
+    overwrite: bool,
 
     /// No progress line and no summary.
     #[arg(long, short, env = "TENANTFLOW_QUIET")]
@@ -317,244 +272,308 @@ pub struct RunArgs {
 
     /// Also write the summary, as JSON, to this file (its figures under the text
     /// summary's names; written with --quiet too).
-    #[arg(long, value_name = "FILE", value_parser = flags::non_empty, env = "TENANTFLOW_SUMMARY_JSON")]
-    summary_json: Option<String>,
+    #[arg(long, value_name = "FILE", env = "TENANTFLOW_SUMMARY_JSON")]
+    summary_json: Option<NonEmpty>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Ndjson,
-    Csv,
-    Parquet,
+/// Each flag that sets a key of the configuration, with the key: `overlay` sets the
+/// keys of the flags given, and `--help` shows each flag's default as its key's.
+macro_rules! flag_keys {
+    ($( $flag:ident => $first:ident $(. $rest:ident)* ),* $(,)?) => {
+        /// `(flag id, key)` of each flag that sets a key with a value.
+        pub const FLAG_KEYS: &[(&str, &str)] = &[
+            $( (stringify!($flag), concat!(stringify!($first) $(, ".", stringify!($rest))*)) ),*
+        ];
+
+        impl RunArgs {
+            /// Sets the keys of the flags (and variables) given.
+            fn overlay_valued(&mut self, config: &mut RunConfig) {
+                $( if let Some(value) = self.$flag.take() {
+                    config.$first $(.$rest)* = value.into();
+                } )*
+            }
+        }
+    };
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum CompressionArg {
-    None,
-    Gzip,
+flag_keys! {
+    seed => sources.generator.seed,
+    companies => sources.generator.companies,
+    output => output.url,
+    checkpoints => checkpoints.url,
+    checkpoint_interval => checkpoints.interval,
+    compression => output.compression,
+    max_open_files => output.max_open_files,
+    max_file_age => output.max_file_age,
+    format => output.format,
+    partitioning => output.partitioning,
+    model => scoring.model,
+    input_format => sources.input_format,
+    kind => sources.kind,
+    workers => workers,
+    allowed_lateness => event_time.allowed_lateness,
+    max_event_time_skew => event_time.max_skew,
+    missing_event_time => event_time.when_missing,
+    max_record_size => sources.max_record_size,
+    max_file_size => output.max_file_size,
+    output_stream => output.stream,
+    exit_when_idle => sources.exit_when_idle,
+    tenant_manager => lookup.tenant_manager,
+    tenant_ttl => lookup.ttl,
+    unknown_tenant_ttl => lookup.unknown_ttl,
+    lookup_max_in_flight => lookup.max_in_flight,
+    lookup_timeout => lookup.timeout,
+    lookup_attempts => lookup.attempts,
+    lookup_order => lookup.order,
+    scorer => scoring.scorer,
+    sagemaker_endpoint_url => scoring.sagemaker_endpoint_url,
+    score_batch => scoring.batch,
+    score_linger => scoring.linger,
+    score_max_in_flight => scoring.max_in_flight,
+    score_timeout => scoring.timeout,
+    score_attempts => scoring.attempts,
+    score_order => scoring.order,
 }
 
-/// A checkpoint interval, or none.
-#[derive(Debug, Clone, Copy)]
-struct Interval(Option<Duration>);
-
-fn parse_interval(text: &str) -> Result<Interval, String> {
-    if text == "off" {
-        return Ok(Interval(None));
-    }
-    let d = humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}`: {e} (e.g. 10s, 1m, off)"))?;
-    if d < Duration::from_millis(100) {
-        return Err(format!("`{text}` is too short: at least 100ms"));
-    }
-    Ok(Interval(Some(d)))
+/// `run`'s flags with their defaults in `--help`: each its key's default, so that the
+/// default is written once, in the configuration.
+pub fn with_defaults_in_help(command: clap::Command) -> clap::Command {
+    let mut pairs: Vec<(&str, &str)> = FLAG_KEYS.to_vec();
+    pairs.push(("generate", "sources.generator.events"));
+    config::defaults_in_help::<RunConfig>(command, &pairs)
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PartitioningArg {
-    /// `yyyy-MM-dd--HH/`, the original layout.
-    Hourly,
-    /// `dt=YYYY-MM-DD/hour=HH/`.
-    Hive,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum InputFormatArg {
-    Auto,
-    Ndjson,
-    Csv,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum MissingEventTimeArg {
-    /// A dead letter `missing_event_time`.
-    Reject,
-    /// The time the record was read.
-    Arrival,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum KindArg {
-    Auto,
-    Job,
-    Company,
+/// What this invocation does besides configuring the job.
+struct Invocation {
+    overwrite: bool,
+    from_scratch: bool,
+    quiet: bool,
+    summary_json: Option<NonEmpty>,
 }
 
 impl RunArgs {
-    fn into_job(self) -> Result<(JobConfig, bool, String)> {
-        let (stream_args, file_args): (Vec<&String>, Vec<&String>) = self
-            .input
-            .iter()
-            .partition(|arg| KinesisInput::is_kinesis(arg));
-        let streams = stream_args
-            .iter()
-            .map(|arg| KinesisInput::parse(arg))
-            .collect::<Result<Vec<_>, _>>()?;
-        let specs: Vec<InputSpec> = if self.input.is_empty() {
-            vec![InputSpec::Generator(GeneratorConfig {
-                events: self.generate.unwrap_or(GeneratorConfig::default().events),
-                companies: self.companies,
-                seed: self.seed,
-            })]
-        } else {
-            file_args
-                .iter()
-                .map(|arg| InputSpec::from_arg(arg))
-                .collect()
-        };
-        let input_format = match self.input_format {
-            InputFormatArg::Auto => InputFormat::Auto,
-            InputFormatArg::Ndjson => InputFormat::Ndjson,
-            InputFormatArg::Csv => InputFormat::Csv,
-        };
-        let inputs = Input::resolve(&specs, input_format)?;
-        let described = inputs
-            .iter()
-            .map(|i| i.name().to_owned())
-            .chain(streams.iter().map(|s| format!("kinesis://{}", s.stream)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if self.scorer != ScorerTarget::Embedded && self.model.is_some() {
-            return Err(UsageError(format!(
-                "--model is the embedded scorer's; --scorer {} scores remotely",
-                self.scorer.shown()
-            ))
-            .into());
-        }
-        let model = match &self.model {
-            Some(path) => Model::load(path)?,
-            None => Model::builtin(),
-        };
-        let workers = match self.workers {
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        // At most 3650 days by its parser.
-        let lateness_days =
-            u32::try_from(self.allowed_lateness.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX);
-        let output_location = Location::root(
-            store::open(&self.output).with_context(|| format!("--output {}", self.output))?,
-        );
-        let checkpoints = CheckpointStore {
-            location: match &self.checkpoints {
-                Some(url) => Location::root(
-                    store::open(url).with_context(|| format!("--checkpoints {url}"))?,
-                ),
-                None => output_location.child("_checkpoints"),
-            },
-        };
-        check_inputs_outside(&specs, "--checkpoints", &checkpoints.location)?;
-        // One job at a time on an output: taken before anything in it is looked at.
-        let mut locks = vec![OutputLock::acquire(
-            &output_location,
-            LockConfig::default(),
-        )?];
-        let (output_url, checkpoints_url) = (output_location.url(), checkpoints.location.url());
-        if checkpoints_url != output_url && !checkpoints_url.starts_with(&format!("{output_url}/"))
-        {
-            locks.push(OutputLock::acquire(
-                &checkpoints.location,
-                LockConfig::default(),
-            )?);
-        }
-        let start = prepare_output(
-            &output_location,
-            &checkpoints,
-            self.overwrite,
-            self.from_scratch,
-        )?;
-        if start == OutputStart::Resume {
-            if inputs.iter().any(Input::is_stdin) {
-                bail!(
-                    "{} holds the checkpoint of an earlier run, and stdin cannot be resumed (it cannot be positioned): pass --overwrite to start over, or choose another --output",
-                    checkpoints.location.url()
-                );
-            }
-            tracing::info!(checkpoints = %checkpoints.location.url(), "Found a checkpoint: resuming (--from-scratch starts over).");
-        }
-        let staging = Staging {
-            location: checkpoints.location.clone(),
-        };
-        let mut output = FileSinkConfig::new(output_location, staging);
-        output.compression = match self.compression {
-            CompressionArg::None => Compression::None,
-            CompressionArg::Gzip => Compression::Gzip,
-        };
-        output.max_file_age = self.max_file_age;
-        output.max_open_files = self.max_open_files;
-        output.format = match self.format {
-            FormatArg::Ndjson => Format::Ndjson,
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Parquet => Format::Parquet,
-        };
-        output.partitioning = match self.partitioning {
-            PartitioningArg::Hourly => Partitioning::Hourly,
-            PartitioningArg::Hive => Partitioning::Hive,
-        };
-        output.max_file_bytes = self.max_file_size as u64;
-        output.model_version_field = self.model_version_field;
-        let config = JobConfig {
-            inputs,
-            streams,
-            exit_when_idle: self.exit_when_idle,
-            output_stream: self.output_stream,
-            default_kind: match self.kind {
-                KindArg::Auto => DefaultKind::Infer,
-                KindArg::Job => DefaultKind::Job,
-                KindArg::Company => DefaultKind::Company,
-            },
-            output,
-            checkpoints,
-            checkpoint_interval: self.checkpoint_interval.0,
-            model,
-            workers,
-            retention: Retention::new(lateness_days),
-            max_record_bytes: self.max_record_size,
-            event_time: EventTimeBounds {
-                max_future_skew_ms: i64::try_from(self.max_event_time_skew.as_millis())
-                    .unwrap_or(i64::MAX),
-            },
-            file_missing_event_time: match self.missing_event_time {
-                MissingEventTimeArg::Reject => MissingEventTime::DeadLetter,
-                MissingEventTimeArg::Arrival => MissingEventTime::ArrivalTime,
-            },
-            lookup: match self.tenant_manager {
-                Some(url) => {
-                    let mut lookup = LookupConfig::new(url);
-                    lookup.ttl = self.tenant_ttl;
-                    lookup.unknown_ttl = self.unknown_tenant_ttl;
-                    lookup.emission = self.lookup_order;
-                    lookup.call.max_in_flight = self.lookup_max_in_flight;
-                    lookup.call.timeout = self.lookup_timeout;
-                    lookup.call.max_attempts = self.lookup_attempts;
-                    Some(lookup)
-                }
-                None => None,
-            },
-            scoring: match self.scorer {
-                ScorerTarget::Embedded => None,
-                target => {
-                    let mut scoring = ScoringConfig::new(target);
-                    scoring.endpoint_url = self.sagemaker_endpoint_url;
-                    scoring.batch = self.score_batch;
-                    scoring.linger = self.score_linger;
-                    scoring.emission = self.score_order;
-                    scoring.call.max_in_flight = self.score_max_in_flight;
-                    scoring.call.timeout = self.score_timeout;
-                    scoring.call.max_attempts = self.score_attempts;
-                    Some(scoring)
-                }
-            },
-            locks,
-        };
-        Ok((config, self.quiet, described))
+    /// Reads `file` instead of any `--config` given.
+    pub fn set_config(&mut self, file: PathBuf) {
+        self.config = Some(file);
     }
+
+    /// The configuration: the defaults, then the `--config` file, then the variables
+    /// and flags given.
+    pub fn layered(&mut self) -> Result<RunConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => config::read::<RunConfig>(path)?,
+            None => RunConfig::default(),
+        };
+        self.overlay_valued(&mut config);
+        if !self.input.is_empty() {
+            config.sources.inputs = std::mem::take(&mut self.input);
+        }
+        if let Some(events) = self.generate.take() {
+            config.sources.generator.events = events;
+            config.sources.inputs.clear();
+        }
+        if self.model_version_field {
+            config.output.model_version_field = true;
+        }
+        Ok(config)
+    }
+}
+
+/// A job ready to run, and what to say about it.
+struct Plan {
+    job: JobConfig,
+    /// The inputs, as the summary names them.
+    described: String,
+}
+
+/// Builds the job of `config`: opens the inputs, takes the output's lock, prepares the
+/// output (resume or start over).
+fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
+    let sources = &config.sources;
+    let (stream_args, file_args): (Vec<&String>, Vec<&String>) = sources
+        .inputs
+        .iter()
+        .partition(|arg| KinesisInput::is_kinesis(arg));
+    let streams = stream_args
+        .iter()
+        .map(|arg| KinesisInput::parse(arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let specs: Vec<InputSpec> = if sources.inputs.is_empty() {
+        vec![InputSpec::Generator(GeneratorConfig {
+            events: sources.generator.events.get(),
+            companies: sources.generator.companies.as_u32(),
+            seed: sources.generator.seed,
+        })]
+    } else {
+        file_args
+            .iter()
+            .map(|arg| InputSpec::from_arg(arg))
+            .collect()
+    };
+    let inputs = Input::resolve(&specs, sources.input_format)?;
+    let described = inputs
+        .iter()
+        .map(|i| i.name().to_owned())
+        .chain(streams.iter().map(|s| format!("kinesis://{}", s.stream)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let scoring = &config.scoring;
+    if scoring.scorer.0 != ScorerTarget::Embedded && scoring.model.is_some() {
+        return Err(UsageError(format!(
+            "--model (scoring.model) is the embedded scorer's; --scorer {} scores remotely",
+            scoring.scorer.0.shown()
+        ))
+        .into());
+    }
+    let model = match &scoring.model {
+        Some(path) => Model::load(path)?,
+        None => Model::builtin(),
+    };
+    let workers = match config.workers {
+        Some(n) => n.non_zero_usize(),
+        None => std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN),
+    };
+    // At most 3650 days by its type.
+    let lateness_days = u32::try_from(
+        config
+            .event_time
+            .allowed_lateness
+            .get()
+            .as_secs()
+            .div_ceil(86_400),
+    )
+    .unwrap_or(u32::MAX);
+    let output_url = config.output.url.as_str();
+    let output_location =
+        Location::root(store::open(output_url).with_context(|| format!("--output {output_url}"))?);
+    let checkpoints = CheckpointStore {
+        location: match &config.checkpoints.url {
+            Some(url) => Location::root(
+                store::open(url.as_str()).with_context(|| format!("--checkpoints {url}"))?,
+            ),
+            None => output_location.child("_checkpoints"),
+        },
+    };
+    check_inputs_outside(&specs, "--checkpoints", &checkpoints.location)?;
+    // One job at a time on an output: taken before anything in it is looked at.
+    let mut locks = vec![OutputLock::acquire(
+        &output_location,
+        LockConfig::default(),
+    )?];
+    let (output_at, checkpoints_at) = (output_location.url(), checkpoints.location.url());
+    if checkpoints_at != output_at && !checkpoints_at.starts_with(&format!("{output_at}/")) {
+        locks.push(OutputLock::acquire(
+            &checkpoints.location,
+            LockConfig::default(),
+        )?);
+    }
+    let start = prepare_output(
+        &output_location,
+        &checkpoints,
+        invocation.overwrite,
+        invocation.from_scratch,
+    )?;
+    if start == OutputStart::Resume {
+        if inputs.iter().any(Input::is_stdin) {
+            bail!(
+                "{} holds the checkpoint of an earlier run, and stdin cannot be resumed (it cannot be positioned): pass --overwrite to start over, or choose another --output",
+                checkpoints.location.url()
+            );
+        }
+        tracing::info!(checkpoints = %checkpoints.location.url(), "Found a checkpoint: resuming (--from-scratch starts over).");
+    }
+    let staging = Staging {
+        location: checkpoints.location.clone(),
+    };
+    let out = &config.output;
+    let output = FileSinkConfig {
+        output: output_location,
+        staging,
+        format: out.format,
+        compression: out.compression,
+        partitioning: out.partitioning,
+        max_file_bytes: out.max_file_size.bytes(),
+        max_file_age: out.max_file_age.get(),
+        max_open_files: out.max_open_files.non_zero_usize(),
+        model_version_field: out.model_version_field,
+    };
+    let lookup = config
+        .lookup
+        .tenant_manager
+        .clone()
+        .map(|url| LookupConfig {
+            url: url.into_string(),
+            call: CallConfig {
+                max_in_flight: config.lookup.max_in_flight.non_zero_usize(),
+                timeout: config.lookup.timeout.get(),
+                max_attempts: config.lookup.attempts.non_zero_u32(),
+                backoff_base: BACKOFF_BASE,
+                backoff_max: BACKOFF_MAX,
+            },
+            ttl: config.lookup.ttl.get(),
+            unknown_ttl: config.lookup.unknown_ttl.get(),
+            emission: config.lookup.order,
+        });
+    let remote_scoring = match &scoring.scorer.0 {
+        ScorerTarget::Embedded => None,
+        target => Some(ScoringConfig {
+            target: target.clone(),
+            endpoint_url: scoring
+                .sagemaker_endpoint_url
+                .clone()
+                .map(HttpUrl::into_string),
+            call: CallConfig {
+                max_in_flight: scoring.max_in_flight.non_zero_usize(),
+                timeout: scoring.timeout.get(),
+                max_attempts: scoring.attempts.non_zero_u32(),
+                backoff_base: BACKOFF_BASE,
+                backoff_max: BACKOFF_MAX,
+            },
+            batch: scoring.batch.non_zero_usize(),
+            linger: scoring.linger.get(),
+            emission: scoring.order,
+        }),
+    };
+    let job = JobConfig {
+        inputs,
+        streams,
+        exit_when_idle: sources.exit_when_idle.map(LongSpan::get),
+        output_stream: out.stream.clone(),
+        default_kind: sources.kind,
+        output,
+        checkpoints,
+        checkpoint_interval: config.checkpoints.interval.get(),
+        model,
+        workers,
+        retention: Retention::new(lateness_days),
+        max_record_bytes: sources.max_record_size.as_usize(),
+        event_time: EventTimeBounds {
+            max_future_skew_ms: i64::try_from(config.event_time.max_skew.get().as_millis())
+                .unwrap_or(i64::MAX),
+        },
+        file_missing_event_time: config.event_time.when_missing,
+        lookup,
+        scoring: remote_scoring,
+        locks,
+    };
+    Ok(Plan { job, described })
 }
 
 /// Runs the job and prints its summary.
 pub fn run(mut args: RunArgs) -> Result<()> {
-    let summary_json = args.summary_json.take();
-    let (config, quiet, inputs) = args.into_job()?;
+    let config = args.layered()?;
+    let invocation = Invocation {
+        overwrite: args.overwrite,
+        from_scratch: args.from_scratch,
+        quiet: args.quiet,
+        summary_json: args.summary_json.take(),
+    };
+    let Plan {
+        job: config,
+        described: inputs,
+    } = plan(config, &invocation)?;
+    let quiet = invocation.quiet;
+    let summary_json = invocation.summary_json;
     let has_streams = !config.streams.is_empty();
     let output = config.output.output.url();
     let format = config.output.extension();
@@ -594,7 +613,8 @@ pub fn run(mut args: RunArgs) -> Result<()> {
         let json = crate::summary::to_json(&summary, &inputs, &output, &format, &model);
         let mut text = serde_json::to_string_pretty(&json).context("encoding the summary")?;
         text.push('\n');
-        std::fs::write(path, text).with_context(|| format!("writing --summary-json {path}"))?;
+        std::fs::write(path.as_str(), text)
+            .with_context(|| format!("writing --summary-json {path}"))?;
     }
     if !quiet {
         print_summary(&summary, &inputs, &output, format, &model);
@@ -730,14 +750,4 @@ fn absolute(path: &std::path::Path) -> PathBuf {
         (Some(parent), Some(name)) => absolute(parent).join(name),
         _ => lexical,
     }
-}
-
-/// Most rows per scoring request: about 60 bytes a CSV row, within SageMaker's 6 MB.
-const MAX_SCORE_BATCH: usize = 50_000;
-
-/// Most keyed workers: each is a thread with its own open files and queues.
-const MAX_WORKERS: u64 = 256;
-
-fn parse_scorer(text: &str) -> Result<ScorerTarget, String> {
-    ScorerTarget::parse(text).map_err(|e| e.to_string())
 }

@@ -7,26 +7,26 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tenantflow_tenants::{Service, ServiceConfig};
 
-/// Flags of `tenantflow tenant-manager`.
+use crate::config::service::TenantManagerConfig;
+use crate::config::{self, ConfigError};
+use crate::flags::UsageError;
+
+/// Flags of `tenantflow tenant-manager`. Each can also be set by its `TENANTFLOW_*`
+/// variable and by a key of the `--config` file; a flag's default is its key's.
 #[derive(Debug, Args)]
 pub struct TenantManagerArgs {
+    /// A configuration file (TOML; `tenantflow config example tenant-manager` prints one).
+    /// Variables and flags override its keys.
+    #[arg(long, value_name = "FILE", env = "TENANTFLOW_TM_CONFIG")]
+    config: Option<PathBuf>,
+
     /// Address to listen on.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8080",
-        env = "TENANTFLOW_TM_LISTEN"
-    )]
-    listen: SocketAddr,
+    #[arg(long, value_name = "ADDR", env = "TENANTFLOW_TM_LISTEN")]
+    listen: Option<SocketAddr>,
 
     /// `sqlite://FILE` (created and migrated on start) or `postgres://USER[:PASSWORD]@HOST:PORT/DB`.
-    #[arg(
-        long,
-        value_name = "URL",
-        default_value = "sqlite://tenants.db",
-        env = "TENANTFLOW_TM_DATABASE"
-    )]
-    database: String,
+    #[arg(long, value_name = "URL", env = "TENANTFLOW_TM_DATABASE")]
+    database: Option<String>,
 
     /// The key that writes (POST, PUT, DELETE) must carry in `x-api-key`. Without it the
     /// API is read-only. Prefer the environment variable: a flag shows in `ps`.
@@ -50,13 +50,61 @@ pub struct TenantManagerArgs {
     seed: Option<PathBuf>,
 
     /// Seeding replaces tenants that exist already; by default they are kept, so that a
-    /// tenant changed through the API stays changed across restarts.
-    #[arg(long, requires = "seed", env = "TENANTFLOW_TM_SEED_OVERWRITE")]
+    /// tenant changed through the API stays changed across restarts. Needs a seed.
+    #[arg(long, env = "TENANTFLOW_TM_SEED_OVERWRITE")]
     seed_overwrite: bool,
+}
+
+/// `(flag id, key)` of the flags with a default.
+const FLAG_KEYS: &[(&str, &str)] = &[("listen", "listen"), ("database", "database")];
+
+/// The flags with their defaults in `--help`, from the configuration's.
+pub fn with_defaults_in_help(command: clap::Command) -> clap::Command {
+    config::defaults_in_help::<TenantManagerConfig>(command, FLAG_KEYS)
+}
+
+impl TenantManagerArgs {
+    /// The configuration: the defaults, then the `--config` file, then the variables
+    /// and flags given.
+    pub fn layered(
+        self,
+        file: Option<&std::path::Path>,
+    ) -> Result<TenantManagerConfig, ConfigError> {
+        let mut config = match file.or(self.config.as_deref()) {
+            Some(path) => config::read::<TenantManagerConfig>(path)?,
+            None => TenantManagerConfig::default(),
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(database) = self.database {
+            config.database = database;
+        }
+        if self.api_key.is_some() {
+            config.api_key = self.api_key;
+        }
+        if self.companies_stream.is_some() {
+            config.companies_stream = self.companies_stream;
+        }
+        if self.seed.is_some() {
+            config.seed = self.seed;
+        }
+        if self.seed_overwrite {
+            config.seed_overwrite = true;
+        }
+        Ok(config)
+    }
 }
 
 /// Runs the service until Ctrl-C or SIGTERM.
 pub fn run(args: TenantManagerArgs) -> Result<()> {
+    let args = args.layered(None)?;
+    if args.seed_overwrite && args.seed.is_none() {
+        return Err(UsageError(
+            "--seed-overwrite (seed_overwrite) needs a seed: --seed or `seed` in --config".into(),
+        )
+        .into());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod config;
 mod crash;
 mod fault_proxy;
 mod hostile;

@@ -8,6 +8,7 @@
 //! between attempts holds no slot.
 
 use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,28 +26,21 @@ use tower::{Service, ServiceBuilder};
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallConfig {
     /// Most attempts in flight at once, over the whole job.
-    pub max_in_flight: usize,
+    pub max_in_flight: NonZeroUsize,
     /// Time allowed to one attempt.
     pub timeout: Duration,
     /// Attempts before giving up (1: no retry).
-    pub max_attempts: u32,
+    pub max_attempts: NonZeroU32,
     /// The first back-off; each retry doubles it, up to `backoff_max`.
     pub backoff_base: Duration,
     /// The longest back-off.
     pub backoff_max: Duration,
 }
 
-impl Default for CallConfig {
-    fn default() -> Self {
-        Self {
-            max_in_flight: 64,
-            timeout: Duration::from_secs(5),
-            max_attempts: 5,
-            backoff_base: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(5),
-        }
-    }
-}
+/// The first back-off of the remote calls of `tenantflow run`.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// Their longest back-off.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Why a call failed.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -181,7 +175,7 @@ where
     let service = ServiceBuilder::new()
         .layer(RetryLayer::new(Backoff {
             attempts: 0,
-            max_attempts: config.max_attempts.max(1),
+            max_attempts: config.max_attempts.get(),
             base: config.backoff_base,
             max: config.backoff_max,
             stats,
@@ -190,7 +184,7 @@ where
             into_call_error(e, timeout)
         }))
         .layer(GlobalConcurrencyLimitLayer::with_semaphore(Arc::new(
-            Semaphore::new(config.max_in_flight.max(1)),
+            Semaphore::new(config.max_in_flight.get()),
         )))
         .layer(TimeoutLayer::new(timeout))
         .service(counted);
@@ -373,9 +367,9 @@ mod tests {
 
     fn config(max_attempts: u32) -> CallConfig {
         CallConfig {
-            max_in_flight: 2,
+            max_in_flight: NonZeroUsize::new(2).unwrap(),
             timeout: Duration::from_secs(1),
-            max_attempts,
+            max_attempts: NonZeroU32::new(max_attempts).unwrap(),
             backoff_base: Duration::from_millis(10),
             backoff_max: Duration::from_millis(100),
         }

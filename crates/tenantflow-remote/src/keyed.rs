@@ -14,7 +14,8 @@
 use std::collections::{HashMap, VecDeque};
 
 /// The order records come out in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Emission {
     /// As their key's answer comes: other keys' records do not wait. A key's records
     /// keep their order.

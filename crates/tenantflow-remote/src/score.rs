@@ -116,9 +116,9 @@ impl ScorerTarget {
     }
 
     /// Most rows one request can carry: one for `/assessChurn`.
-    pub fn max_batch(&self) -> Option<usize> {
+    pub fn max_batch(&self) -> Option<std::num::NonZeroUsize> {
         match self {
-            Self::AssessChurn(_) => Some(1),
+            Self::AssessChurn(_) => Some(std::num::NonZeroUsize::MIN),
             _ => None,
         }
     }
@@ -498,7 +498,7 @@ mod tests {
             ScorerTarget::Invocations(_)
         ));
         let assess = ScorerTarget::parse("https://x.example/prod/assessChurn").unwrap();
-        assert_eq!(assess.max_batch(), Some(1));
+        assert_eq!(assess.max_batch().map(|n| n.get()), Some(1));
         for bad in [
             "sagemaker://",
             "sagemaker://a_b",

@@ -1,6 +1,7 @@
 //! Wiring: builds the stages of a run, starts them, joins them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
 use tenantflow_sinks::SinkError;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
-use tenantflow_sinks::file::{FileSinkConfig, FileStats, PartitionedFileSink, Partitioning};
+use tenantflow_sinks::file::{FileSinkConfig, FileStats, PartitionedFileSink};
 use tenantflow_sinks::upload::Location;
 use tenantflow_sources::{Input, SourceError};
 
@@ -63,8 +64,8 @@ pub struct JobConfig {
     pub checkpoint_interval: Option<Duration>,
     /// The churn model.
     pub model: Model,
-    /// Keyed workers (at least 1).
-    pub workers: usize,
+    /// Keyed workers.
+    pub workers: NonZeroUsize,
     /// How late an event may be.
     pub retention: Retention,
     /// Longest accepted record in bytes.
@@ -95,12 +96,9 @@ impl JobConfig {
         JobIdentity {
             inputs: self.inputs.iter().map(Input::identity).collect(),
             streams: self.streams.iter().map(|s| s.stream.clone()).collect(),
-            workers: self.workers.max(1),
-            format: self.output.extension(),
-            partitioning: match self.output.partitioning {
-                Partitioning::Hourly => "hourly".into(),
-                Partitioning::Hive => "hive".into(),
-            },
+            workers: self.workers.get(),
+            format: self.output.encoding(),
+            partitioning: self.output.partitioning,
         }
     }
 }
@@ -202,7 +200,7 @@ pub struct RunSummary {
 /// stay hidden.
 pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let workers = config.workers.max(1);
+    let workers = config.workers.get();
     let identity = config.identity();
     let staging = config.output.staging.clone();
     let restored = recover(
@@ -653,7 +651,7 @@ impl StreamStage {
         let (sink, sink_task) = match (&config.output_stream, &client) {
             (Some(stream), Some(client)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(
-                    config.workers.max(1) * SINK_QUEUE_PER_WORKER,
+                    config.workers.get() * SINK_QUEUE_PER_WORKER,
                 );
                 let mut writer = RecordWriter::new(client.clone(), stream, false);
                 let task = runtime.spawn(async move {

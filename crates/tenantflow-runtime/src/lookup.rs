@@ -25,26 +25,13 @@ pub struct LookupConfig {
     pub ttl: Duration,
     /// The order records come out in.
     pub emission: Emission,
-    /// Most records a worker keeps waiting for answers; past it, the worker waits.
-    pub max_queued: usize,
     /// How long a tenant the TenantManager does not know is taken as unknown without
     /// asking again (zero: every event asks).
     pub unknown_ttl: Duration,
 }
 
-impl LookupConfig {
-    /// The defaults for the service at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            call: CallConfig::default(),
-            ttl: Duration::from_secs(3600),
-            emission: Emission::Unordered,
-            max_queued: 100_000,
-            unknown_ttl: Duration::from_secs(60),
-        }
-    }
-}
+/// Most records a worker keeps waiting for lookups; past it, the worker waits.
+const MAX_QUEUED: usize = 100_000;
 
 /// The job's lookup service, shared by the workers: one bound on requests in flight.
 pub(crate) struct LookupService {
@@ -72,8 +59,8 @@ impl LookupService {
             ttl_ms: i64::try_from(self.config.ttl.as_millis()).unwrap_or(i64::MAX),
             unknown: HashMap::default(),
             unknown_ttl_ms: i64::try_from(self.config.unknown_ttl.as_millis()).unwrap_or(i64::MAX),
-            max_in_flight: self.config.call.max_in_flight.max(1),
-            max_queued: self.config.max_queued.max(1),
+            max_in_flight: self.config.call.max_in_flight.get(),
+            max_queued: MAX_QUEUED,
         }
     }
 }

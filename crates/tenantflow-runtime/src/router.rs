@@ -51,13 +51,15 @@ pub(crate) struct SourceContext<'a> {
 }
 
 /// What a job event without `creationDate` becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MissingEventTime {
     /// It takes its arrival time (stream records: Kinesis' arrival timestamp; files:
     /// only when the user asks for it).
+    #[serde(rename = "arrival")]
     ArrivalTime,
     /// It is a dead letter `missing_event_time` (files, by default: a replayed file
     /// read today is not today's events).
+    #[serde(rename = "reject")]
     DeadLetter,
 }
 

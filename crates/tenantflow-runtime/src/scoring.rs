@@ -6,6 +6,7 @@
 //! unless they hold one of its tenants, so a tenant's results keep their order.
 
 use std::collections::{HashSet, VecDeque};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,29 +32,16 @@ pub struct ScoringConfig {
     /// Retries, timeout, requests in flight (over the whole job).
     pub call: CallConfig,
     /// Most rows per request (one for `/assessChurn`, whatever is asked).
-    pub batch: usize,
+    pub batch: NonZeroUsize,
     /// How long a batch that is not full waits for more rows.
     pub linger: Duration,
     /// The order results come out in.
     pub emission: Emission,
-    /// Most rows a worker keeps waiting for scores; past it, the worker waits.
-    pub max_queued: usize,
 }
 
-impl ScoringConfig {
-    /// The defaults for `target`.
-    pub fn new(target: ScorerTarget) -> Self {
-        Self {
-            target,
-            endpoint_url: None,
-            call: CallConfig::default(),
-            batch: 100,
-            linger: Duration::from_millis(10),
-            emission: Emission::Unordered,
-            max_queued: 100_000,
-        }
-    }
-}
+/// Most rows a worker keeps waiting for scores (at least a batch); past it, the worker
+/// waits.
+const MAX_QUEUED: usize = 100_000;
 
 /// The job's scoring service, shared by the workers.
 pub(crate) struct ScoringService {
@@ -81,11 +69,9 @@ impl ScoringService {
             target => stack(HttpScorer::new(target)?, &config.call, Arc::clone(&stats)),
         };
         let mut config = config.clone();
-        config.batch = config
-            .target
-            .max_batch()
-            .map_or(config.batch, |most| config.batch.min(most))
-            .max(1);
+        if let Some(most) = config.target.max_batch() {
+            config.batch = config.batch.min(most);
+        }
         Ok(Self {
             config,
             service,
@@ -104,11 +90,11 @@ impl ScoringService {
             next_seq: 0,
             in_flight: 0,
             queued: 0,
-            batch: self.config.batch,
+            batch: self.config.batch.get(),
             linger: self.config.linger,
             emission: self.config.emission,
-            max_in_flight: self.config.call.max_in_flight.max(1),
-            max_queued: self.config.max_queued.max(self.config.batch),
+            max_in_flight: self.config.call.max_in_flight.get(),
+            max_queued: MAX_QUEUED.max(self.config.batch.get()),
         }
     }
 }
@@ -266,11 +252,20 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let mut config =
-            ScoringConfig::new(ScorerTarget::parse("http://127.0.0.1:9/invocations").unwrap());
-        config.batch = batch;
-        config.emission = emission;
-        config.call.max_in_flight = 2;
+        let config = ScoringConfig {
+            target: ScorerTarget::parse("http://127.0.0.1:9/invocations").unwrap(),
+            endpoint_url: None,
+            call: CallConfig {
+                max_in_flight: NonZeroUsize::new(2).unwrap(),
+                timeout: Duration::from_secs(5),
+                max_attempts: std::num::NonZeroU32::new(5).unwrap(),
+                backoff_base: tenantflow_remote::call::BACKOFF_BASE,
+                backoff_max: tenantflow_remote::call::BACKOFF_MAX,
+            },
+            batch: NonZeroUsize::new(batch).unwrap(),
+            linger: Duration::from_millis(10),
+            emission,
+        };
         let service = ScoringService::new(&config, runtime.handle()).unwrap();
         // Nothing is awaited: the calls are never polled, the tests complete them.
         let scorings = service.for_worker(runtime.handle().clone());

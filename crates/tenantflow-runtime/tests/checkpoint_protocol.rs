@@ -145,7 +145,7 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
     );
     output.compression = compression;
     output.max_file_bytes = 48 << 10;
-    output.max_open_files = 3;
+    output.max_open_files = std::num::NonZeroUsize::new(3).unwrap();
     JobConfig {
         inputs,
         streams: Vec::new(),
@@ -156,7 +156,7 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         checkpoints,
         checkpoint_interval: Some(Duration::from_millis(20)),
         model: Model::builtin(),
-        workers: 2,
+        workers: std::num::NonZeroUsize::new(2).unwrap(),
         retention: Retention::default(),
         max_record_bytes: 1 << 20,
         event_time: EventTimeBounds::default(),

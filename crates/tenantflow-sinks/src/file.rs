@@ -33,7 +33,8 @@ use crate::upload::{FileUpload, Location, PendingFile, Staging, UploadState};
 const GZIP_BUFFER: usize = 256 * 1024;
 
 /// How event hours map to folders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Partitioning {
     /// `yyyy-MM-dd--HH/`, the original system's layout.
     #[default]
@@ -55,7 +56,8 @@ impl Partitioning {
 }
 
 /// Compression of row files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// None.
     #[default]
@@ -64,6 +66,16 @@ pub enum Compression {
     /// across, which every gzip reader reads as one stream.
     Gzip,
 }
+
+/// A file is finished once it holds this many bytes, by default.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 128 << 20;
+/// A file is finished at the first checkpoint after it is this old, by default.
+pub const DEFAULT_MAX_FILE_AGE: Duration = Duration::from_secs(15 * 60);
+/// Partitions a worker keeps open at once, by default.
+pub const DEFAULT_MAX_OPEN_FILES: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(32) {
+    Some(n) => n,
+    None => panic!("zero"),
+};
 
 /// Where and how a worker writes its results.
 #[derive(Debug, Clone)]
@@ -83,14 +95,14 @@ pub struct FileSinkConfig {
     /// A file is finished at the first checkpoint after it is this old.
     pub max_file_age: Duration,
     /// Partitions a worker keeps open at once.
-    pub max_open_files: usize,
+    pub max_open_files: std::num::NonZeroUsize,
     /// Results carry the version of the model that scored them (`modelVersion`).
     pub model_version_field: bool,
 }
 
 impl FileSinkConfig {
-    /// Defaults: NDJSON, hourly folders, 128 MiB files, finished after 15 minutes, 32
-    /// open partitions.
+    /// The sink's defaults (those of `tenantflow run`'s configuration): NDJSON, hourly
+    /// folders, 128 MiB files, finished after 15 minutes, 32 open partitions.
     pub fn new(output: Location, staging: Staging) -> Self {
         Self {
             output,
@@ -98,19 +110,88 @@ impl FileSinkConfig {
             format: Format::Ndjson,
             compression: Compression::None,
             partitioning: Partitioning::Hourly,
-            max_file_bytes: 128 << 20,
-            max_file_age: Duration::from_secs(15 * 60),
-            max_open_files: 32,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_file_age: DEFAULT_MAX_FILE_AGE,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
             model_version_field: false,
         }
     }
 
     /// The extension of result files, compression included.
     pub fn extension(&self) -> String {
-        match (self.format, self.compression) {
-            (Format::Parquet, _) | (_, Compression::None) => self.format.extension().to_owned(),
-            (_, Compression::Gzip) => format!("{}.gz", self.format.extension()),
+        self.encoding().to_string()
+    }
+
+    /// The format and compression of result files.
+    pub fn encoding(&self) -> ResultEncoding {
+        ResultEncoding::new(self.format, self.compression)
+    }
+}
+
+/// The format and compression of result files, as checkpoints record them: written as
+/// the file extension (`ndjson`, `csv.gz`, `parquet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultEncoding {
+    format: Format,
+    compression: Compression,
+}
+
+impl ResultEncoding {
+    /// `format` with `compression`; Parquet compresses its columns itself, so its files
+    /// take none.
+    pub fn new(format: Format, compression: Compression) -> Self {
+        let compression = match format {
+            Format::Parquet => Compression::None,
+            Format::Ndjson | Format::Csv => compression,
+        };
+        Self {
+            format,
+            compression,
         }
+    }
+}
+
+impl std::fmt::Display for ResultEncoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.format.extension())?;
+        match self.compression {
+            Compression::None => Ok(()),
+            Compression::Gzip => f.write_str(".gz"),
+        }
+    }
+}
+
+impl std::str::FromStr for ResultEncoding {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (format, compression) = match text.strip_suffix(".gz") {
+            Some(format) => (format, Compression::Gzip),
+            None => (text, Compression::None),
+        };
+        let format = match format {
+            "ndjson" => Format::Ndjson,
+            "csv" => Format::Csv,
+            "parquet" => Format::Parquet,
+            _ => return Err(format!("`{text}` is not a result file extension")),
+        };
+        if format == Format::Parquet && compression == Compression::Gzip {
+            return Err(format!("`{text}`: Parquet files are not gzipped"));
+        }
+        Ok(Self::new(format, compression))
+    }
+}
+
+impl serde::Serialize for ResultEncoding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResultEncoding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -385,7 +466,7 @@ impl PartitionedFileSink {
         if let Some(i) = self.open.iter().position(|p| p.hour == hour) {
             return Ok(i);
         }
-        if self.open.len() >= self.config.max_open_files.max(1) {
+        if self.open.len() >= self.config.max_open_files.get() {
             let lru = (0..self.open.len())
                 .min_by_key(|&i| self.open[i].last_use)
                 .unwrap_or(0);
@@ -525,7 +606,7 @@ mod tests {
     #[test]
     fn rows_land_in_their_hour_and_files_appear_only_when_committed() {
         let (store, mut config) = config();
-        config.max_open_files = 2;
+        config.max_open_files = std::num::NonZeroUsize::new(2).unwrap();
         let p = profile();
         let fragments = config.format.profile_fragments("c", &p);
         let mut sink = PartitionedFileSink::new(config.clone(), 3);

@@ -46,13 +46,20 @@ pub struct GeneratorConfig {
     pub seed: u64,
 }
 
+/// Events of the embedded default run.
+pub const DEFAULT_EVENTS: u64 = 1_000_000;
+/// Tenants of the embedded default run.
+pub const DEFAULT_COMPANIES: u32 = 10_000;
+/// The seed of the embedded default run.
+pub const DEFAULT_SEED: u64 = 42;
+
 impl Default for GeneratorConfig {
     /// The embedded default: a million events over 10,000 tenants, seed 42.
     fn default() -> Self {
         Self {
-            events: 1_000_000,
-            companies: 10_000,
-            seed: 42,
+            events: DEFAULT_EVENTS,
+            companies: DEFAULT_COMPANIES,
+            seed: DEFAULT_SEED,
         }
     }
 }

@@ -32,7 +32,8 @@ impl InputSpec {
 }
 
 /// How the lines of an input are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InputFormat {
     /// By file name: `.csv` (or `.csv.gz`) is CSV, anything else NDJSON.
     #[default]

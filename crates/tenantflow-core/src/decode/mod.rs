@@ -20,10 +20,12 @@ pub use raw::RawRecord;
 use crate::record::Record;
 
 /// Which kind an untagged record is. A `type` tag always overrides it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DefaultKind {
     /// A record with an `industry` field is a company, any other a job event.
     #[default]
+    #[serde(rename = "auto")]
     Infer,
     /// Untagged records are job events.
     Job,

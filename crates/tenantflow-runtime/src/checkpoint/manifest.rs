@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tenantflow_sinks::StoreError;
 use tenantflow_sinks::dead_letter::DeadLetterState;
-use tenantflow_sinks::file::SinkState;
+use tenantflow_sinks::file::{Partitioning, ResultEncoding, SinkState};
 use tenantflow_sinks::upload::{Location, PendingFile};
 
 /// The manifest format this release writes and reads.
@@ -53,10 +53,10 @@ pub struct JobIdentity {
     pub streams: Vec<String>,
     /// Keyed workers (tenant state and files are per worker).
     pub workers: usize,
-    /// Output format and compression, as the file extension.
-    pub format: String,
+    /// Output format and compression, written as the file extension.
+    pub format: ResultEncoding,
     /// Folder layout.
-    pub partitioning: String,
+    pub partitioning: Partitioning,
 }
 
 /// One worker's part of a checkpoint.

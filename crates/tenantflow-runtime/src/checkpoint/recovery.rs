@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tenantflow_sinks::StoreError;
+use tenantflow_sinks::file::Partitioning;
 use tenantflow_sinks::store::Store;
 use tenantflow_sinks::upload::{Staging, UploadState, commit};
 
@@ -75,11 +76,15 @@ fn check(
             found.streams.join(","),
             expected.streams.join(","),
         ),
-        ("format", found.format.clone(), expected.format.clone()),
+        (
+            "format",
+            found.format.to_string(),
+            expected.format.to_string(),
+        ),
         (
             "partitioning",
-            found.partitioning.clone(),
-            expected.partitioning.clone(),
+            word(found.partitioning),
+            word(expected.partitioning),
         ),
     ];
     match settings
@@ -93,6 +98,14 @@ fn check(
             expected,
         }),
         None => Ok(()),
+    }
+}
+
+/// A layout as the configuration writes it.
+fn word(partitioning: Partitioning) -> String {
+    match partitioning {
+        Partitioning::Hourly => "hourly".into(),
+        Partitioning::Hive => "hive".into(),
     }
 }
 
@@ -240,8 +253,8 @@ mod tests {
             inputs: vec!["in.ndjson".into()],
             streams: Vec::new(),
             workers: 1,
-            format: "ndjson".into(),
-            partitioning: "hourly".into(),
+            format: "ndjson".parse().unwrap(),
+            partitioning: Partitioning::Hourly,
         };
         let kept = output.begin_upload("a/kept.ndjson").unwrap();
         let later = output.begin_upload("a/late.ndjson").unwrap();

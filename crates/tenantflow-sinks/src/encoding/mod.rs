@@ -7,7 +7,8 @@ pub mod parquet;
 use tenantflow_core::{CompanyProfile, ResultRow};
 
 /// The output format of results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// One JSON object per line, all result fields in order.
     #[default]
