@@ -17,6 +17,7 @@
 //! ```
 
 pub mod batch;
+pub mod clock;
 pub mod dead_letter;
 pub mod decode;
 pub mod partition;

@@ -6,7 +6,7 @@ use tenantflow_sources::Input;
 use tenantflow_sources::lines::{Line, LineReader, ReadError};
 
 use crate::checkpoint::manifest::FilesPosition;
-use crate::job::RunError;
+use crate::error::RunError;
 use crate::router::{Origin, Router};
 
 /// Lines between two looks at the stop flag.

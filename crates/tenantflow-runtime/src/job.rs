@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
-
 use tenantflow_core::RecordKind;
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_core::time::EventTimeBounds;
@@ -17,18 +15,19 @@ use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_kinesis::writer::{RecordWriter, WriterStats};
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
-use tenantflow_sinks::SinkError;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::file::{FileSinkConfig, FileStats, PartitionedFileSink};
 use tenantflow_sinks::upload::Location;
-use tenantflow_sources::{Input, SourceError};
+use tenantflow_sources::Input;
 
 use crate::checkpoint::coordinator::{CheckpointStats, Coordinator};
 use crate::checkpoint::gate::Gate;
 use crate::checkpoint::manifest::{
-    CheckpointStore, FilesPosition, JobIdentity, Manifest, ManifestError, StreamPosition,
+    CheckpointStore, FilesPosition, JobIdentity, Manifest, StreamPosition,
 };
 use crate::checkpoint::recovery::{RecoveryError, recover};
+pub use crate::error::RunError;
+use crate::error::{StageEnds, outcome};
 use crate::file_reader::read_inputs;
 use crate::lookup::{LookupConfig, LookupService};
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -101,66 +100,6 @@ impl JobConfig {
             partitioning: self.output.partitioning,
         }
     }
-}
-
-/// Why a run failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// An input cannot be opened.
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// An input failed while being read.
-    #[error("reading input {input}")]
-    Read {
-        /// The input.
-        input: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A sink failed.
-    #[error("writing output")]
-    Sink(#[source] SinkError),
-    /// A worker stopped before the reader was done (its own error says why).
-    #[error("worker {0} stopped early")]
-    WorkerStopped(usize),
-    /// A stream cannot be read.
-    #[error("reading a Kinesis stream")]
-    Kinesis(#[source] KinesisError),
-    /// Results cannot be written to the output stream.
-    #[error("writing results to the output stream")]
-    OutputStream(#[source] KinesisError),
-    /// The async runtime for streams cannot start.
-    #[error("starting the runtime for streams")]
-    Runtime(#[source] std::io::Error),
-    /// The writer to the output stream stopped (its own error says why).
-    #[error("the output stream writer stopped")]
-    OutputStreamStopped,
-    /// The job was asked to stop; not an error of the run.
-    #[error("stopped")]
-    Stopped,
-    /// A stage panicked: a bug.
-    #[error("the {0} thread panicked")]
-    Panicked(String),
-    /// A checkpoint cannot be written.
-    #[error("writing a checkpoint")]
-    Checkpoint(#[source] ManifestError),
-    /// The job cannot resume from its checkpoint.
-    #[error("resuming from the checkpoint")]
-    Recovery(#[from] RecoveryError),
-    /// The TenantManager's or the scorer's URL is unusable.
-    #[error(transparent)]
-    Url(#[from] tenantflow_remote::lookup::UrlError),
-    /// Another job took over the output's lock: this one stopped before its next
-    /// checkpoint.
-    #[error(
-        "another job took over the output's lock (this job could not renew it); stopped before writing another checkpoint"
-    )]
-    LockLost,
-    /// Another stage failed, and this one stopped for it (that stage's error says why).
-    #[error("stopped because another stage failed")]
-    Aborted,
 }
 
 /// What a run did.
@@ -436,22 +375,18 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 }
             }
         }
-        let output_stream = match streams.finish_sink() {
-            Ok(stats) => stats,
-            Err(e) => {
-                // The writer's own error explains a worker's "writer stopped" better.
-                if matches!(worker_error, None | Some(RunError::OutputStreamStopped)) {
-                    worker_error = Some(e);
-                }
-                None
-            }
+        let (output_stream, sink_error) = match streams.finish_sink() {
+            Ok(stats) => (stats, None),
+            Err(e) => (None, Some(e)),
         };
-        // A worker's own error explains a reader's "worker stopped" better.
-        match (first_error, worker_error, checkpoints) {
-            (Some(RunError::WorkerStopped(_) | RunError::Aborted) | None, Some(e), _) => Err(e),
-            (Some(e), _, _) => Err(e),
-            (None, None, None) => Err(RunError::Aborted),
-            (None, None, Some(checkpoints)) => Ok(RunSummary {
+        match outcome(StageEnds {
+            first: first_error,
+            worker: worker_error,
+            output_stream: sink_error,
+            checkpoints,
+        }) {
+            Err(e) => Err(e),
+            Ok(checkpoints) => Ok(RunSummary {
                 metrics: metrics.snapshot(),
                 files,
                 tenants,

@@ -24,6 +24,7 @@
 //! core. Async sources (Kinesis, lookups) feed the same channels.
 
 pub mod checkpoint;
+mod error;
 mod file_reader;
 mod job;
 mod lookup;
@@ -38,7 +39,8 @@ mod worker;
 
 pub use checkpoint::coordinator::CheckpointStats;
 pub use checkpoint::manifest::CheckpointStore;
-pub use job::{JobConfig, RunError, RunSummary, run};
+pub use error::RunError;
+pub use job::{JobConfig, RunSummary, run};
 pub use lookup::LookupConfig;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputError, OutputStart, prepare_output};

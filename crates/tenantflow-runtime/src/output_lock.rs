@@ -29,8 +29,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use tenantflow_core::clock::now_ms;
 use tenantflow_sinks::StoreError;
-use tenantflow_sinks::file::now_ms;
 use tenantflow_sinks::store::Store;
 use tenantflow_sinks::upload::Location;
 

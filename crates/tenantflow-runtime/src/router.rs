@@ -7,17 +7,17 @@ use std::sync::mpsc::Receiver;
 use crossbeam_channel::Sender as WorkerSender;
 
 use tenantflow_core::batch::Position;
+use tenantflow_core::clock::now_ms;
 use tenantflow_core::decode::Decoder;
 use tenantflow_core::partition::worker_for;
 use tenantflow_core::time::EventTimeBounds;
 use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, Record};
 use tenantflow_sinks::dead_letter::DeadLetterSink;
-use tenantflow_sinks::file::now_ms;
 use tenantflow_sources::InputFormat;
 
 use crate::checkpoint::gate::{Gate, SourcePart};
 use crate::checkpoint::manifest::{CheckpointStore, FilesPosition, StreamPosition};
-use crate::job::RunError;
+use crate::error::RunError;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::worker::WorkerMessage;
 
@@ -128,10 +128,7 @@ impl<'a> Router<'a> {
         self.flush_partial()?;
         self.metrics.publish(&mut self.local);
         let tails = self.context.checkpoints.checkpoint_folder(n).child("tails");
-        let (dead_letters, pending) = self
-            .dead_letters
-            .checkpoint(&tails, now_ms())
-            .map_err(RunError::Sink)?;
+        let (dead_letters, pending) = self.dead_letters.checkpoint(&tails, now_ms())?;
         self.last_arrived = n;
         let part = SourcePart {
             stage: self.stage.clone(),
@@ -326,7 +323,7 @@ impl<'a> Router<'a> {
     ) -> Result<(), RunError> {
         self.flush_partial()?;
         self.metrics.publish(&mut self.local);
-        let (dead_letters, pending) = self.dead_letters.close().map_err(RunError::Sink)?;
+        let (dead_letters, pending) = self.dead_letters.close()?;
         let part = SourcePart {
             stage: self.stage.clone(),
             files,

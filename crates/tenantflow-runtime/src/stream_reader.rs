@@ -9,7 +9,7 @@ use tenantflow_sources::InputFormat;
 use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::manifest::StreamPosition;
-use crate::job::RunError;
+use crate::error::RunError;
 use crate::router::{Origin, Router};
 
 /// One stream's thread.

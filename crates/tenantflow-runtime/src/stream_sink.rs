@@ -10,7 +10,7 @@
 
 use tokio::sync::mpsc;
 
-use crate::job::RunError;
+use crate::error::RunError;
 
 /// What workers send the writer task.
 pub(crate) enum Chunk {

@@ -7,6 +7,7 @@ use std::sync::mpsc::{Sender, SyncSender};
 use crossbeam_channel::Receiver;
 
 use tenantflow_core::batch::Position;
+use tenantflow_core::clock::now_ms;
 use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow};
 use tenantflow_operators::score::Model;
 use tenantflow_operators::tenant::{JobOutcome, NEVER, TenantTable};
@@ -16,11 +17,11 @@ use tenantflow_remote::lookup::LookupAnswer;
 use tenantflow_remote::score::{Prediction, ScoreRow, Scored};
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::encoding::{Format, ProfileFragments};
-use tenantflow_sinks::file::{FileStats, PartitionedFileSink, now_ms};
+use tenantflow_sinks::file::{FileStats, PartitionedFileSink};
 
 use crate::checkpoint::coordinator::{WorkerAck, WorkerCheckpoint};
 use crate::checkpoint::manifest::CheckpointStore;
-use crate::job::RunError;
+use crate::error::RunError;
 use crate::lookup::{Lookups, Resolution, Waiting};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::scoring::{Scorings, Unscored};
@@ -172,8 +173,8 @@ impl Worker<'_> {
         if let Some(mut stream) = self.stream_sink.take() {
             stream.sync()?;
         }
-        let (files, mut pending) = self.sink.close().map_err(RunError::Sink)?;
-        let (dead_letters, more) = self.dead_letters.close().map_err(RunError::Sink)?;
+        let (files, mut pending) = self.sink.close()?;
+        let (dead_letters, more) = self.dead_letters.close()?;
         pending.extend(more);
         let part = WorkerCheckpoint {
             state: self.table.snapshot(),
@@ -210,11 +211,8 @@ impl Worker<'_> {
         }
         let tails = self.checkpoints.checkpoint_folder(n).child("tails");
         let now = now_ms();
-        let (files, mut pending) = self.sink.checkpoint(&tails, now).map_err(RunError::Sink)?;
-        let (dead_letters, more) = self
-            .dead_letters
-            .checkpoint(&tails, now)
-            .map_err(RunError::Sink)?;
+        let (files, mut pending) = self.sink.checkpoint(&tails, now)?;
+        let (dead_letters, more) = self.dead_letters.checkpoint(&tails, now)?;
         pending.extend(more);
         let results = std::mem::take(&mut self.results);
         Ok(WorkerCheckpoint {
@@ -650,7 +648,7 @@ fn write_result(
     row: &ResultRow<'_>,
     fragments: &ProfileFragments,
 ) -> Result<(), RunError> {
-    sink.write(row, fragments).map_err(RunError::Sink)?;
+    sink.write(row, fragments)?;
     if let Some(stream) = stream_sink {
         // The stream gets JSON whatever the file format; reuse the tenant's pre-encoded
         // profile when the files are NDJSON too.

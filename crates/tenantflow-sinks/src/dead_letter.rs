@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tenantflow_core::DeadLetter;
 
 use crate::SinkError;
-use crate::file::now_ms;
 use crate::upload::{FileUpload, Location, PendingFile, Staging, UploadState};
+use tenantflow_core::clock::now_ms;
 
 /// A stage's dead-letter file as a checkpoint records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ use std::time::Duration;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use tenantflow_core::ResultRow;
+use tenantflow_core::clock::now_ms;
 use tenantflow_core::time::{civil_from_days, hour_of};
 
 use crate::SinkError;
@@ -529,13 +530,6 @@ impl PartitionedFileSink {
             self.pending.push(file);
         }
     }
-}
-
-/// The wall clock in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

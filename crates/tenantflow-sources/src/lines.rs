@@ -7,7 +7,7 @@
 //! short one.
 
 use std::io::{self, Read};
-use std::time::{SystemTime, UNIX_EPOCH};
+use tenantflow_core::clock::now_ms;
 
 /// Bytes read per call.
 const CHUNK: usize = 1 << 20;
@@ -220,12 +220,6 @@ fn emit<E>(
         line,
     })
     .map_err(ReadError::Handler)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -8,15 +8,16 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tenantflow_core::clock::now_ms;
 use tenantflow_sinks::dead_letter::DeadLetterState;
-use tenantflow_sinks::file::{SinkState, now_ms};
+use tenantflow_sinks::file::SinkState;
 use tenantflow_sinks::upload::{PendingFile, Staging, commit};
 
 use super::gate::{Gate, Gathered, SourcePart};
 use super::manifest::{
     CheckpointStore, FilesPosition, JobIdentity, MANIFEST_VERSION, Manifest, WorkerPart,
 };
-use crate::job::RunError;
+use crate::error::RunError;
 use crate::worker::WorkerMessage;
 
 /// A worker's part of a checkpoint, as it hands it over.
