@@ -420,7 +420,7 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
     let scoring = &config.scoring;
     if scoring.scorer.0 != ScorerTarget::Embedded && scoring.model.is_some() {
         return Err(UsageError(format!(
-            "--model (scoring.model) is the embedded scorer's; --scorer {} scores remotely",
+            "--model is the embedded scorer's (`scoring.model`); --scorer {} (`scoring.scorer`) scores remotely",
             scoring.scorer.0.shown()
         ))
         .into());

@@ -193,7 +193,7 @@ fn configuration_errors_exit_2_and_run_errors_exit_1() {
         (
             "[scoring]\nscorer = \"http://127.0.0.1:9/invocations\"\nmodel = \"m.json\"\n",
             &[],
-            "--model (scoring.model) is the embedded scorer's",
+            "--model is the embedded scorer's (`scoring.model`)",
         ),
         ("", &["--workers", "0"], "--workers"),
     ];

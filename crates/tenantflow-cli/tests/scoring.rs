@@ -5,12 +5,10 @@
 //! `scoring_failed`, once, each tenant's results in order.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,6 +18,7 @@ use crate::common::{
     summary_path,
 };
 use crate::crash::{command, kill_repeatedly};
+use crate::fault_http::{self, Action, Request, Then};
 
 /// `tenantflow scorer` serving `model`.
 fn start_scorer(model: &Path) -> Server {
@@ -313,137 +312,28 @@ fn write_input(path: &Path) {
     std::fs::write(path, text).unwrap();
 }
 
-/// What the proxy did.
-#[derive(Default)]
-struct ProxyStats {
-    in_flight: AtomicUsize,
-    most_in_flight: AtomicUsize,
-    /// Faults injected, by kind: 500, 429, reset, no answer.
-    faults: [AtomicUsize; 4],
-    /// Attempts per request body.
-    attempts: Mutex<HashMap<u64, u64>>,
-}
-
-/// A proxy in front of `upstream` (`host:port`): a body with a `poison` row gets 500
-/// at every attempt; any other body gets `0..=2` faulty attempts (by a hash of the
-/// body: 500, 429, a reset, or no answer for 2 s), then the scorer's answer. Every
-/// request first waits 0 to 14 ms.
-fn start_proxy(upstream: String) -> (String, Arc<ProxyStats>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/invocations", listener.local_addr().unwrap());
-    let stats = Arc::new(ProxyStats::default());
-    let shared = Arc::clone(&stats);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let stats = Arc::clone(&shared);
-            let upstream = upstream.clone();
-            std::thread::spawn(move || proxy_connection(stream, &upstream, &stats));
+/// The faults of the scorer's proxy: a body with a `poison` row gets 500 at every
+/// attempt; any other body gets `0..=2` faulty attempts (by a hash of the body: 500,
+/// 429, a reset, or no answer for 2 s), then the scorer's answer. Every request first
+/// waits 0 to 14 ms.
+fn scorer_faults(request: &Request<'_>) -> Action {
+    let roll = splitmix(request.hash ^ request.attempt);
+    let then = if request.body.windows(6).any(|w| w == b"poison") {
+        Then::Status(500)
+    } else if request.attempt <= splitmix(request.hash) % 3 {
+        match roll % 4 {
+            0 => Then::Status(500),
+            1 => Then::Status(429),
+            2 => Then::Reset,
+            _ => Then::Silence(Duration::from_secs(2)),
         }
-    });
-    (url, stats)
-}
-
-fn proxy_connection(mut stream: TcpStream, upstream: &str, stats: &ProxyStats) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        stats.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        let hash = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        let attempt = {
-            let mut attempts = stats.attempts.lock().unwrap();
-            let n = attempts.entry(hash).or_default();
-            *n += 1;
-            *n
-        };
-        let roll = splitmix(hash ^ attempt);
-        std::thread::sleep(Duration::from_millis(roll % 15));
-        let poison = body.windows(6).any(|w| w == b"poison");
-        let fault = if poison {
-            Some(0)
-        } else if attempt <= splitmix(hash) % 3 {
-            Some((roll % 4) as usize)
-        } else {
-            None
-        };
-        let answer = match fault {
-            None => Some(forward(upstream, &body)),
-            Some(kind) => {
-                stats.faults[kind].fetch_add(1, Ordering::SeqCst);
-                match kind {
-                    0 => Some(
-                        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\nboom"
-                            .as_bytes()
-                            .to_vec(),
-                    ),
-                    1 => Some(
-                        "HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-length: 0\r\n\r\n"
-                            .as_bytes()
-                            .to_vec(),
-                    ),
-                    _ => None,
-                }
-            }
-        };
-        stats.in_flight.fetch_sub(1, Ordering::SeqCst);
-        match (answer, fault) {
-            (Some(bytes), _) => {
-                let _ = stream.write_all(&bytes);
-                let _ = stream.flush();
-            }
-            (None, Some(2)) => {
-                let _ = stream.shutdown(Shutdown::Both);
-                return;
-            }
-            (None, _) => {
-                // No answer within the job's timeout.
-                std::thread::sleep(Duration::from_secs(2));
-                return;
-            }
-        }
+    } else {
+        Then::Forward
+    };
+    Action {
+        delay: Duration::from_millis(roll % 15),
+        then,
     }
-}
-
-/// Sends `body` to the scorer at `upstream` and returns its whole answer, made to keep
-/// the client's connection open.
-fn forward(upstream: &str, body: &[u8]) -> Vec<u8> {
-    let mut scorer = TcpStream::connect(upstream).unwrap();
-    write!(
-        scorer,
-        "POST /invocations HTTP/1.1\r\nhost: {upstream}\r\ncontent-type: text/csv\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    scorer.write_all(body).unwrap();
-    let mut answer = Vec::new();
-    scorer.read_to_end(&mut answer).unwrap();
-    let text = String::from_utf8(answer).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.lines().next().unwrap();
-    format!(
-        "{status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
 }
 
 /// The event index of a result, or of a dead letter's record.
@@ -475,7 +365,11 @@ fn fault_run(order: &str) {
     assert_eq!(want.len(), EVENTS as usize);
 
     let scorer = start_scorer(&model);
-    let (url, stats) = start_proxy(scorer.url.trim_start_matches("http://").to_owned());
+    let proxy = fault_http::start(
+        scorer.url.trim_start_matches("http://").to_owned(),
+        scorer_faults,
+    );
+    let (url, stats) = (format!("{}/invocations", proxy.url), proxy.stats);
     let output = dir.path().join("out");
     let (summary, _) = run_job(
         &input,
@@ -544,11 +438,8 @@ fn fault_run(order: &str) {
     assert!(failed <= poison_events * 10, "{order}: {failed} failed");
     let most = stats.most_in_flight.load(Ordering::SeqCst);
     assert!(most <= MAX_IN_FLIGHT, "{order}: {most} requests in flight");
-    for (kind, n) in stats.faults.iter().enumerate() {
-        assert!(
-            n.load(Ordering::SeqCst) > 0,
-            "{order}: no fault of kind {kind}"
-        );
+    for kind in ["500", "429", "reset", "silence"] {
+        assert!(stats.faults(kind) > 0, "{order}: no fault of kind {kind}");
     }
     assert_eq!(
         summary["dead_letters_by_reason"]["scoring_failed"], failed,
@@ -606,4 +497,127 @@ fn an_unreachable_scorer_makes_every_event_a_dead_letter_with_the_reason() {
         "{error}"
     );
     assert!(!error.contains("secret"), "{error}");
+}
+
+/// The built-in model's file, for a `tenantflow scorer` that scores as the embedded
+/// model does.
+fn builtin_model() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenantflow-operators/models/builtin.json")
+}
+
+/// Files under `dir` (at any depth) whose name starts with `prefix`.
+fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_named(&path, prefix));
+        } else if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// A checkpoint does not wait for a slow scorer: the rows waiting for scores go into
+/// it, and a run that resumes from it scores them then. With every scoring request held
+/// 1.5 s, checkpoints every 200 ms each take far less than one stall; killed at seeded
+/// moments (with rows in flight) and started again, the runs end with exactly the
+/// results of an undisturbed run.
+#[test]
+fn checkpoints_do_not_wait_for_a_slow_scorer() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.ndjson");
+    write_input(&input);
+    let embedded = dir.path().join("embedded");
+    run_job(&input, &embedded, &["--quiet"]);
+    let want = crate::common::sorted_result_lines(&embedded);
+    assert_eq!(want.len(), EVENTS as usize);
+
+    let stall = Duration::from_millis(1500);
+    let scorer = start_scorer(&builtin_model());
+    let proxy = fault_http::start(
+        scorer.url.trim_start_matches("http://").to_owned(),
+        move |_| Action {
+            delay: stall,
+            then: Then::Forward,
+        },
+    );
+    let url = format!("{}/invocations", proxy.url);
+    let slow = |output: &Path| -> Vec<String> {
+        [
+            "run",
+            "--quiet",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--scorer",
+            &url,
+            "--score-batch",
+            "500",
+            "--score-max-in-flight",
+            "4",
+            "--score-timeout",
+            "10s",
+            "--checkpoint-interval",
+            "200ms",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+
+    // Undisturbed: many checkpoints, none as long as a stall.
+    let output = dir.path().join("slow");
+    let summary_file = summary_path(&output);
+    let mut args = slow(&output);
+    args.extend([
+        "--summary-json".into(),
+        summary_file.to_str().unwrap().into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args);
+    let summary = read_summary(&summary_file);
+    assert_eq!(summary["results"], EVENTS, "{summary}");
+    let checkpoints = &summary["checkpoints"];
+    let longest = checkpoints["longest_seconds"].as_f64().unwrap();
+    assert!(
+        longest < stall.as_secs_f64() * 2.0 / 3.0,
+        "a checkpoint waited for the scorer: {checkpoints}"
+    );
+    assert!(
+        checkpoints["taken"].as_u64().unwrap() >= 4,
+        "checkpoints every 200 ms over two stalls: {checkpoints}"
+    );
+    assert_eq!(crate::common::sorted_result_lines(&output), want);
+
+    // Killed while every row waits for its score: the checkpoint holds them.
+    let crashed = dir.path().join("crashed");
+    let job = || {
+        let args = slow(&crashed);
+        let mut cmd = command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        cmd.env_remove("TENANTFLOW_LOG");
+        cmd
+    };
+    assert!(crate::crash::kill_after(job(), Duration::from_millis(1200)));
+    let waiting = files_named(&crashed.join("_checkpoints"), "in-flight-");
+    assert!(
+        !waiting.is_empty(),
+        "a checkpoint taken while rows waited for scores holds them"
+    );
+    // Then at seeded moments, and to the end.
+    kill_repeatedly(4, 2, 2028, (300, 2500), job);
+    assert!(job().status().unwrap().success());
+    assert_eq!(
+        crate::common::sorted_result_lines(&crashed),
+        want,
+        "killed runs with a slow scorer"
+    );
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod config;
 mod crash;
+mod fault_http;
 mod fault_proxy;
 mod hostile;
 mod inputs;

@@ -175,6 +175,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
     use crate::tenant::JobOutcome;
+    use crate::tenant::ProfileOrigin;
     use crate::window::Retention;
     use tenantflow_core::Record;
     use tenantflow_core::decode::{Decoder, DefaultKind};
@@ -254,15 +255,20 @@ mod tests {
         let mut table: TenantTable<()> = TenantTable::new(Retention::default());
         assert_eq!(table.restore(&v1, &model, |_, _| ()), Ok(1));
         assert_eq!(table.get("c1").unwrap().profile, profile);
-        assert_eq!(table.refresh_at_ms("c1"), Some(NEVER));
+        assert_eq!(table.origin("c1"), Some(ProfileOrigin::Input));
 
         table.set_profile("c2", profile, 12_345, &model, |_| ());
         let mut restored: TenantTable<()> = TenantTable::new(Retention::default());
         restored
             .restore(&table.snapshot(), &model, |_, _| ())
             .unwrap();
-        assert_eq!(restored.refresh_at_ms("c2"), Some(12_345));
-        assert_eq!(restored.refresh_at_ms("c1"), Some(NEVER));
+        assert_eq!(
+            restored.origin("c2"),
+            Some(ProfileOrigin::Fetched {
+                refresh_at_ms: 12_345
+            })
+        );
+        assert_eq!(restored.origin("c1"), Some(ProfileOrigin::Input));
     }
 
     #[test]

@@ -27,7 +27,19 @@ pub struct Tenant<X> {
 }
 
 /// [`Tenant::refresh_at_ms`] of a profile that is never fetched again.
-pub const NEVER: i64 = i64::MAX;
+pub(crate) const NEVER: i64 = i64::MAX;
+
+/// Where a tenant's profile came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileOrigin {
+    /// A companies input, which keeps it current itself: never fetched.
+    Input,
+    /// The TenantManager: fetched again at `refresh_at_ms` (epoch milliseconds).
+    Fetched {
+        /// When the profile is to be fetched again.
+        refresh_at_ms: i64,
+    },
+}
 
 /// A job event joined, counted and scored.
 #[derive(Debug)]
@@ -145,10 +157,12 @@ impl<X> TenantTable<X> {
         }
     }
 
-    /// When the tenant's profile is to be fetched again ([`NEVER`] if it came from a
-    /// companies input); `None` without a profile.
-    pub fn refresh_at_ms(&self, company_id: &str) -> Option<i64> {
-        self.tenants.get(company_id).map(|t| t.refresh_at_ms)
+    /// Where the tenant's profile came from; `None` without a profile.
+    pub fn origin(&self, company_id: &str) -> Option<ProfileOrigin> {
+        self.tenants.get(company_id).map(|t| match t.refresh_at_ms {
+            NEVER => ProfileOrigin::Input,
+            refresh_at_ms => ProfileOrigin::Fetched { refresh_at_ms },
+        })
     }
 
     /// Postpones the next fetch of a fetched profile (after a failed refresh).
@@ -197,7 +211,8 @@ impl<X> TenantTable<X> {
 }
 
 /// The model's inputs: the profile with the counts that include the window.
-fn features(p: &CompanyProfile, job30: i64, job90: i64) -> Features {
+/// The scored features of a profile with its counts.
+pub fn features(p: &CompanyProfile, job30: i64, job90: i64) -> Features {
     Features {
         revenu: p.revenu as f64,
         employees: p.employees as f64,

@@ -188,6 +188,15 @@ impl<T, R: Clone> KeyedQueue<T, R> {
         Some((key, item, answer))
     }
 
+    /// Every record waiting: in arrival order in ordered emission, key by key (each
+    /// key's in arrival order) in unordered emission.
+    pub fn items(&self) -> Box<dyn Iterator<Item = &T> + '_> {
+        match self.emission {
+            Emission::Unordered => Box::new(self.keys.values().flat_map(|k| k.items.iter())),
+            Emission::Ordered => Box::new(self.fifo.iter().map(|(_, item)| item)),
+        }
+    }
+
     /// Requests in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight

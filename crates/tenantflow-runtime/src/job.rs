@@ -29,6 +29,7 @@ use crate::checkpoint::recovery::{RecoveryError, recover};
 pub use crate::error::RunError;
 use crate::error::{StageEnds, outcome};
 use crate::file_reader::read_inputs;
+use crate::in_flight::InFlight;
 use crate::lookup::{LookupConfig, LookupService};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::output_lock::OutputLock;
@@ -213,20 +214,23 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     }
     let model = &config.model;
     let sources = &sources;
+    let waiting: Vec<std::sync::atomic::AtomicUsize> =
+        (0..workers).map(|_| Default::default()).collect();
+    let waiting = &waiting;
     let stop: &AtomicBool = &stop_flag;
     std::thread::scope(|scope| {
         let handles: Vec<_> = receivers
             .into_iter()
             .zip(worker_parts)
             .enumerate()
-            .map(|(index, (rx, (table, sink, dead_letters)))| {
+            .map(|(index, (rx, parts))| {
                 let worker = Worker {
                     index,
                     model,
                     sources,
-                    table,
-                    sink,
-                    dead_letters,
+                    table: parts.table,
+                    sink: parts.sink,
+                    dead_letters: parts.dead_letters,
                     stream_sink: streams.sink_sender().map(StreamSink::new),
                     metrics,
                     checkpoints: &config.checkpoints,
@@ -235,6 +239,8 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     lookups: lookup.as_ref().map(|l| l.for_worker(streams.handle())),
                     scoring: scoring.as_ref().map(|s| s.for_worker(streams.handle())),
                     refresh_warnings: tenantflow_core::warn_limit::WarnLimiter::new(10_000),
+                    resumed_in_flight: parts.in_flight,
+                    waiting: &waiting[index],
                 };
                 let recycle = recycle_tx.clone();
                 std::thread::Builder::new()
@@ -259,6 +265,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
             files_start: resume.files,
             streams_start: resume.streams.clone(),
             locks: &config.locks,
+            waiting,
         };
         let coordinator = std::thread::Builder::new()
             .name("tenantflow-checkpoints".into())
@@ -412,11 +419,13 @@ struct Resume<'m> {
     streams: BTreeMap<String, StreamPosition>,
 }
 
-type WorkerParts = (
-    tenantflow_operators::tenant::TenantTable<tenantflow_sinks::encoding::ProfileFragments>,
-    PartitionedFileSink,
-    DeadLetterSink,
-);
+/// What a worker resumes with.
+struct WorkerParts {
+    table: tenantflow_operators::tenant::TenantTable<tenantflow_sinks::encoding::ProfileFragments>,
+    sink: PartitionedFileSink,
+    dead_letters: DeadLetterSink,
+    in_flight: Option<InFlight>,
+}
 
 impl<'m> Resume<'m> {
     fn of(manifest: Option<&'m Manifest>) -> Self {
@@ -454,20 +463,28 @@ impl<'m> Resume<'m> {
         let part = self.manifest.and_then(|m| m.workers.get(w));
         let name = format!("worker-{w:02}");
         let Some(part) = part else {
-            return Ok((
+            return Ok(WorkerParts {
                 table,
-                PartitionedFileSink::new(config.output.clone(), w),
-                DeadLetterSink::new(rejected.clone(), config.output.staging.clone(), &name),
-            ));
+                sink: PartitionedFileSink::new(config.output.clone(), w),
+                dead_letters: DeadLetterSink::new(
+                    rejected.clone(),
+                    config.output.staging.clone(),
+                    &name,
+                ),
+                in_flight: None,
+            });
         };
-        if let Some(path) = &part.state {
-            let bytes = config
+        let read = |path: &String| {
+            config
                 .checkpoints
                 .location
                 .store
                 .get(path)
                 .map_err(|e| RunError::Recovery(e.into()))?
-                .ok_or_else(|| RunError::Recovery(RecoveryError::MissingState(path.clone())))?;
+                .ok_or_else(|| RunError::Recovery(RecoveryError::MissingState(path.clone())))
+        };
+        if let Some(path) = &part.state {
+            let bytes = read(path)?;
             let format = config.output.format;
             table
                 .restore(&bytes, &config.model, |id, profile| {
@@ -489,7 +506,21 @@ impl<'m> Resume<'m> {
             &part.dead_letters,
         )
         .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))?;
-        Ok((table, sink, dead_letters))
+        let in_flight = match &part.in_flight {
+            Some(path) => Some(InFlight::decode(&read(path)?).map_err(|source| {
+                RunError::Recovery(RecoveryError::InFlight {
+                    path: path.clone(),
+                    source,
+                })
+            })?),
+            None => None,
+        };
+        Ok(WorkerParts {
+            table,
+            sink,
+            dead_letters,
+            in_flight,
+        })
     }
 
     /// A source stage's dead letters.

@@ -26,6 +26,7 @@
 pub mod checkpoint;
 mod error;
 mod file_reader;
+mod in_flight;
 mod job;
 mod lookup;
 mod metrics;

@@ -14,6 +14,8 @@ use tenantflow_remote::executor::{Completion, Executor};
 use tenantflow_remote::keyed::{Emission, KeyedQueue};
 use tenantflow_remote::lookup::{LookupAnswer, TenantManagerClient, UrlError};
 
+use crate::in_flight::WaitingRecord;
+
 /// How the job looks up tenants.
 #[derive(Debug, Clone)]
 pub struct LookupConfig {
@@ -61,6 +63,7 @@ impl LookupService {
             unknown_ttl_ms: i64::try_from(self.config.unknown_ttl.as_millis()).unwrap_or(i64::MAX),
             max_in_flight: self.config.call.max_in_flight.get(),
             max_queued: MAX_QUEUED,
+            next_seq: 0,
         }
     }
 }
@@ -69,6 +72,8 @@ impl LookupService {
 pub(crate) struct Waiting {
     pub(crate) record: Record<'static>,
     pub(crate) position: Position,
+    /// Its place in the worker's arrival order.
+    pub(crate) seq: u64,
 }
 
 /// What a lookup came to, as the waiting records of its tenant see it.
@@ -92,6 +97,8 @@ pub(crate) struct Lookups {
     unknown_ttl_ms: i64,
     max_in_flight: usize,
     max_queued: usize,
+    /// The arrival number of the next record queued.
+    next_seq: u64,
 }
 
 /// Most tenants remembered as unknown per worker (ids of garbage input can be many).
@@ -99,6 +106,10 @@ const MAX_UNKNOWN: usize = 100_000;
 
 impl Lookups {
     /// True when the worker must take answers before it takes another record.
+    ///
+    /// Unlike scoring, a lookup past the in-flight bound holds the worker (and a
+    /// barrier behind it) until a slot frees: which records share a tenant's answer,
+    /// and so when a stale profile is fetched again, depends on that order.
     pub(crate) fn is_full(&self) -> bool {
         self.queue.in_flight() >= self.max_in_flight || self.queue.queued() >= self.max_queued
     }
@@ -143,5 +154,29 @@ impl Lookups {
     /// Where answers arrive.
     pub(crate) fn completions(&self) -> Receiver<Completion<LookupAnswer>> {
         self.executor.completions().clone()
+    }
+
+    /// Queues `record` behind its tenant's (or, ordered, every) waiting record.
+    pub(crate) fn push(&mut self, record: &Record<'_>, position: Position) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.queue.push(
+            record.company_id(),
+            Waiting {
+                record: record.to_owned_record(),
+                position,
+                seq,
+            },
+        );
+    }
+
+    /// The records waiting, in arrival order, as a checkpoint keeps them.
+    pub(crate) fn snapshot(&self) -> Vec<WaitingRecord> {
+        let mut waiting: Vec<&Waiting> = self.queue.items().collect();
+        waiting.sort_unstable_by_key(|w| w.seq);
+        waiting
+            .into_iter()
+            .map(|w| WaitingRecord::new(&w.record, w.position))
+            .collect()
     }
 }

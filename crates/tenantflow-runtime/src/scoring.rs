@@ -22,6 +22,8 @@ use tenantflow_remote::score::{
 };
 use tenantflow_sinks::encoding::ProfileFragments;
 
+use crate::in_flight::{At, Profile, ScoringRow};
+
 /// How the job scores remotely.
 #[derive(Debug, Clone)]
 pub struct ScoringConfig {
@@ -115,10 +117,13 @@ pub(crate) struct Unscored {
     pub(crate) position: Position,
 }
 
-/// A batch sent, and its answer once it came.
+/// A batch closed, sent (or waiting for a free request slot), and its answer once it
+/// came.
 struct Pending {
     seq: u64,
     rows: Vec<Unscored>,
+    /// The request, until it is sent.
+    unsent: Option<ScoreBatch>,
     answer: Option<Result<Scored, CallError>>,
 }
 
@@ -132,7 +137,8 @@ pub(crate) struct Scorings {
     open: Vec<Unscored>,
     open_rows: Vec<ScoreRow>,
     open_since: Option<Instant>,
-    /// Batches sent and not yet let out, in the order sent.
+    /// Batches closed and not yet let out, in the order closed; the oldest unsent ones
+    /// go as requests finish.
     pending: VecDeque<Pending>,
     next_seq: u64,
     in_flight: usize,
@@ -146,14 +152,21 @@ pub(crate) struct Scorings {
 }
 
 impl Scorings {
-    /// True when the worker must take answers before it adds a row.
+    /// True when the worker must take answers before it adds a row. Requests past
+    /// the in-flight bound wait in the queue, not the worker: a worker blocked here
+    /// cannot meet a checkpoint's barrier.
     pub(crate) fn is_full(&self) -> bool {
-        self.in_flight >= self.max_in_flight || self.queued >= self.max_queued
+        self.queued >= self.max_queued
     }
 
     /// True if no row waits (open or sent).
     pub(crate) fn is_idle(&self) -> bool {
         self.queued == 0
+    }
+
+    /// Rows waiting for their scores (open or sent).
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
     }
 
     /// Batches sent whose answers have not come.
@@ -189,13 +202,26 @@ impl Scorings {
         let request: ScoreBatch = std::mem::take(&mut self.open_rows).into();
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.executor.submit(seq, request);
-        self.in_flight += 1;
         self.pending.push_back(Pending {
             seq,
             rows,
+            unsent: Some(request),
             answer: None,
         });
+        self.send_unsent();
+    }
+
+    /// Sends the oldest closed batches not sent yet, while request slots are free.
+    fn send_unsent(&mut self) {
+        for pending in &mut self.pending {
+            if self.in_flight >= self.max_in_flight {
+                return;
+            }
+            if let Some(request) = pending.unsent.take() {
+                self.executor.submit(pending.seq, request);
+                self.in_flight += 1;
+            }
+        }
     }
 
     /// Where answers arrive.
@@ -209,6 +235,27 @@ impl Scorings {
             pending.answer = Some(completion.result);
             self.in_flight -= 1;
         }
+        self.send_unsent();
+    }
+
+    /// Every row waiting for its score (sent or open, answered or not), in the order
+    /// the rows were added, as a checkpoint keeps them.
+    pub(crate) fn snapshot(&self) -> Vec<ScoringRow> {
+        self.pending
+            .iter()
+            .flat_map(|p| p.rows.iter())
+            .chain(self.open.iter())
+            .map(|row| ScoringRow {
+                company_id: row.company_id.clone(),
+                profile: Profile::from(&row.profile),
+                job30: row.job30,
+                job90: row.job90,
+                user_id: row.user_id.clone(),
+                nb_jobs: row.nb_jobs,
+                creation_date: row.creation_date,
+                at: At::from(row.position),
+            })
+            .collect()
     }
 
     /// A batch that may be let out, with its answer: in ordered mode the oldest once
@@ -344,12 +391,21 @@ mod tests {
         push(&mut s, "c");
         s.flush();
         assert_eq!(s.in_flight(), 2);
-        assert!(s.is_full(), "two batches in flight, the most allowed");
+        push(&mut s, "d");
+        s.flush();
+        assert_eq!(s.in_flight(), 2, "two batches in flight, the most allowed");
+        assert!(
+            !s.is_full(),
+            "a batch past the bound waits for a request slot; the worker does not"
+        );
         answer(&mut s, 1, 1);
+        assert_eq!(s.in_flight(), 2, "the freed slot went to the waiting batch");
         assert!(s.pop_ready().is_none(), "ordered: the older batch first");
         answer(&mut s, 0, 2);
         assert_eq!(tenants(s.pop_ready()), ["a", "b"]);
         assert_eq!(tenants(s.pop_ready()), ["c"]);
+        answer(&mut s, 2, 1);
+        assert_eq!(tenants(s.pop_ready()), ["d"]);
         assert!(s.is_idle());
     }
 

@@ -2,15 +2,18 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, SyncSender};
 
 use crossbeam_channel::Receiver;
 
 use tenantflow_core::batch::Position;
 use tenantflow_core::clock::now_ms;
-use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow};
+use tenantflow_core::{
+    Batch, CompanyProfile, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow,
+};
 use tenantflow_operators::score::Model;
-use tenantflow_operators::tenant::{JobOutcome, NEVER, TenantTable};
+use tenantflow_operators::tenant::{JobOutcome, ProfileOrigin, TenantTable, features};
 use tenantflow_operators::window::Retention;
 use tenantflow_remote::executor::Completion;
 use tenantflow_remote::lookup::LookupAnswer;
@@ -22,7 +25,8 @@ use tenantflow_sinks::file::{FileStats, PartitionedFileSink};
 use crate::checkpoint::coordinator::{WorkerAck, WorkerCheckpoint};
 use crate::checkpoint::manifest::CheckpointStore;
 use crate::error::RunError;
-use crate::lookup::{Lookups, Resolution, Waiting};
+use crate::in_flight::InFlight;
+use crate::lookup::{Lookups, Resolution};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::scoring::{Scorings, Unscored};
 use crate::stream_sink::StreamSink;
@@ -54,6 +58,12 @@ pub(crate) struct Worker<'a> {
     pub(crate) scoring: Option<Scorings>,
     /// Failed refreshes are warned of once per 10 s, not once per tenant.
     pub(crate) refresh_warnings: tenantflow_core::warn_limit::WarnLimiter,
+    /// The waiting work of the checkpoint this run resumes from: issued again before
+    /// anything new is read.
+    pub(crate) resumed_in_flight: Option<InFlight>,
+    /// Records waiting for remote answers, published for the coordinator (which goes
+    /// on taking checkpoints after the sources end while any wait).
+    pub(crate) waiting: &'a AtomicUsize,
 }
 
 /// A failed refresh is tried again after at most this long (the stale profile is used
@@ -98,7 +108,13 @@ impl Worker<'_> {
         let score_answers = self.scoring.as_ref().map(Scorings::completions);
         let no_lookup_answer = crossbeam_channel::never();
         let no_score_answer = crossbeam_channel::never();
+        if let Some(in_flight) = self.resumed_in_flight.take() {
+            self.reissue(in_flight, &mut local)?;
+            self.metrics.publish(&mut local);
+        }
         loop {
+            self.waiting
+                .store(self.waiting_records(), Ordering::Release);
             let lookups_waiting = self.lookups.as_ref().is_some_and(|l| !l.queue.is_empty());
             let scores_in_flight = self.scoring.as_ref().is_some_and(|s| s.in_flight() > 0);
             let linger = self.scoring.as_ref().and_then(Scorings::deadline);
@@ -142,11 +158,14 @@ impl Worker<'_> {
                 break;
             };
             let mut batch = match message {
-                WorkerMessage::Batch(batch) => batch,
+                WorkerMessage::Batch(batch) => {
+                    // Busy until this batch is processed.
+                    self.waiting.store(usize::MAX, Ordering::Release);
+                    batch
+                }
                 WorkerMessage::Barrier(n) => {
-                    // Nothing may wait across a checkpoint: its records are before it.
-                    self.drain_lookups(&mut local)?;
-                    self.drain_scoring(&mut local)?;
+                    // What waits for a remote answer goes into the checkpoint: the
+                    // barrier does not wait for it.
                     self.metrics.publish(&mut local);
                     let part = self.checkpoint(n)?;
                     let _ = self.acks.send(WorkerAck {
@@ -186,6 +205,7 @@ impl Worker<'_> {
             dead_letters,
             pending,
             results: std::mem::take(&mut self.results),
+            in_flight: InFlight::default(),
         };
         let _ = self.acks.send(WorkerAck {
             worker: self.index,
@@ -222,7 +242,101 @@ impl Worker<'_> {
             dead_letters,
             pending,
             results,
+            in_flight: self.in_flight(),
         })
+    }
+
+    /// Records waiting for remote answers.
+    fn waiting_records(&self) -> usize {
+        self.lookups.as_ref().map_or(0, |l| l.queue.queued())
+            + self.scoring.as_ref().map_or(0, Scorings::queued)
+    }
+
+    /// What waits for a remote answer, as a checkpoint keeps it.
+    fn in_flight(&self) -> InFlight {
+        InFlight {
+            scoring: self
+                .scoring
+                .as_ref()
+                .map(Scorings::snapshot)
+                .unwrap_or_default(),
+            lookups: self
+                .lookups
+                .as_ref()
+                .map(Lookups::snapshot)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Issues again what waited for a remote answer at the checkpoint this run resumed
+    /// from: rows to score first (their events are in the restored state), then the
+    /// records that waited for lookups (which are not), each in its order.
+    fn reissue(
+        &mut self,
+        in_flight: InFlight,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let format = self.sink.format();
+        for row in in_flight.scoring {
+            let profile = CompanyProfile::from(row.profile);
+            let features = features(&profile, row.job30, row.job90);
+            let fragments = format.profile_fragments(&row.company_id, &profile);
+            let unscored = Unscored {
+                company_id: row.company_id,
+                fragments,
+                job30: row.job30,
+                job90: row.job90,
+                user_id: row.user_id,
+                nb_jobs: row.nb_jobs,
+                creation_date: row.creation_date,
+                position: row.at.into(),
+                profile,
+            };
+            if self.scoring.is_some() {
+                self.score_remotely(unscored, features, local)?;
+            } else {
+                // Resumed with the embedded model where a remote scorer was.
+                let industry_weight = self.model.industry_weight(&unscored.profile.industry);
+                let score =
+                    self.model
+                        .score(&features, &unscored.profile.industry, industry_weight);
+                let prediction = Prediction {
+                    score,
+                    risk: self.model.is_risk(score),
+                };
+                let version = self
+                    .sink
+                    .model_version_field()
+                    .then(|| self.model.version());
+                self.write_scored(&unscored, prediction, version, local)?;
+            }
+        }
+        for waiting in in_flight.lookups {
+            let (record, position) = waiting.into_record();
+            self.process(&record, position, local)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a row to the remote scorer's open batch, waiting for answers while the
+    /// scoring is full.
+    fn score_remotely(
+        &mut self,
+        unscored: Unscored,
+        features: tenantflow_operators::score::Features,
+        local: &mut MetricsSnapshot,
+    ) -> Result<(), RunError> {
+        let row = ScoreRow {
+            industry: unscored.profile.industry.clone(),
+            features,
+        };
+        while self.scoring.as_ref().is_some_and(Scorings::is_full) {
+            self.take_one_score(local)?;
+        }
+        if let Some(scoring) = &mut self.scoring {
+            scoring.push(unscored, row);
+        }
+        Ok(())
     }
 
     fn process(
@@ -254,12 +368,12 @@ impl Worker<'_> {
         let key = record.company_id();
         let must_wait = lookups.queue.must_wait(key);
         let (needs_profile, now) = match record {
-            Record::Job(_) => match self.table.refresh_at_ms(key) {
+            Record::Job(_) => match self.table.origin(key) {
                 None => (true, now_ms()),
-                Some(NEVER) => (false, 0),
-                Some(at) => {
+                Some(ProfileOrigin::Input) => (false, 0),
+                Some(ProfileOrigin::Fetched { refresh_at_ms }) => {
                     let now = now_ms();
-                    (at <= now, now)
+                    (refresh_at_ms <= now, now)
                 }
             },
             Record::Company(_) => (false, 0),
@@ -274,13 +388,7 @@ impl Worker<'_> {
         } else if !must_wait {
             return self.apply(record, position, None, local);
         }
-        lookups.queue.push(
-            key,
-            Waiting {
-                record: record.to_owned_record(),
-                position,
-            },
-        );
+        lookups.push(record, position);
         Ok(())
     }
 
@@ -437,9 +545,9 @@ impl Worker<'_> {
         let key = &*answer.key;
         let now = now_ms();
         // A profile from a companies input is newer than any answer: it wins.
-        let in_state = self.table.refresh_at_ms(key);
-        let from_input = in_state == Some(NEVER);
-        let fetched = in_state.is_some() && !from_input;
+        let origin = self.table.origin(key);
+        let from_input = origin == Some(ProfileOrigin::Input);
+        let fetched = matches!(origin, Some(ProfileOrigin::Fetched { .. }));
         let resolution = match answer.result {
             Ok(LookupAnswer::Found(profile)) => {
                 if !from_input {
@@ -524,10 +632,7 @@ impl Worker<'_> {
         {
             JobOutcome::Joined(joined) if self.scoring.is_some() => {
                 let profile = &joined.tenant.profile;
-                let row = ScoreRow {
-                    industry: profile.industry.clone(),
-                    features: joined.features(),
-                };
+                let features = joined.features();
                 let unscored = Unscored {
                     company_id: job.company_id.as_ref().into(),
                     profile: profile.clone(),
@@ -539,13 +644,7 @@ impl Worker<'_> {
                     creation_date,
                     position,
                 };
-                while self.scoring.as_ref().is_some_and(Scorings::is_full) {
-                    self.take_one_score(local)?;
-                }
-                if let Some(scoring) = &mut self.scoring {
-                    scoring.push(unscored, row);
-                }
-                Ok(())
+                self.score_remotely(unscored, features, local)
             }
             JobOutcome::Joined(joined) => {
                 let row = ResultRow {

@@ -4,6 +4,7 @@
 //! it takes the final checkpoint, after the workers have finished their files.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use super::manifest::{
     CheckpointStore, FilesPosition, JobIdentity, MANIFEST_VERSION, Manifest, WorkerPart,
 };
 use crate::error::RunError;
+use crate::in_flight::InFlight;
 use crate::worker::WorkerMessage;
 
 /// A worker's part of a checkpoint, as it hands it over.
@@ -29,6 +31,8 @@ pub(crate) struct WorkerCheckpoint {
     pub(crate) dead_letters: DeadLetterState,
     pub(crate) pending: Vec<PendingFile>,
     pub(crate) results: u64,
+    /// What waited for a remote answer at the barrier.
+    pub(crate) in_flight: InFlight,
 }
 
 /// A worker's answer to a barrier (or to the end of its input): its part, or the
@@ -69,7 +73,12 @@ pub(crate) struct Coordinator<'a> {
     pub(crate) streams_start: BTreeMap<String, super::manifest::StreamPosition>,
     /// The locks of the output and the checkpoints: no checkpoint once one is lost.
     pub(crate) locks: &'a [crate::output_lock::OutputLock],
+    /// Each worker's records waiting for remote answers, as it last published them.
+    pub(crate) waiting: &'a [AtomicUsize],
 }
+
+/// How often the coordinator looks whether the workers are done, once the sources are.
+const IDLE_POLL: Duration = Duration::from_millis(10);
 
 impl Coordinator<'_> {
     pub(crate) fn run(mut self) -> Result<CheckpointStats, RunError> {
@@ -81,26 +90,25 @@ impl Coordinator<'_> {
                 Ok(true) => break,
                 Ok(false) => {}
             }
-            let started = Instant::now();
-            let n = self.next;
-            let parts = match self.gate.gather(n) {
-                Gathered::Aligned(parts) => parts,
-                Gathered::Failed => return Err(self.abort()),
-            };
-            for (w, tx) in self.workers.iter().enumerate() {
-                if tx.send(WorkerMessage::Barrier(n)).is_err() {
-                    self.gate.abort();
-                    return Err(RunError::WorkerStopped(w));
+            self.take(&mut stats)?;
+        }
+        // Every source has ended, but workers may still wait for remote answers:
+        // checkpoints go on at the interval while they do, so that a slow service
+        // holds no checkpoint up.
+        if let Some(interval) = self.interval {
+            let mut due = Instant::now() + interval;
+            while !self.workers_idle() {
+                let now = Instant::now();
+                if now >= due {
+                    self.take(&mut stats)?;
+                    due = Instant::now() + interval;
+                } else {
+                    std::thread::sleep((due - now).min(IDLE_POLL));
                 }
             }
-            self.gate.release(n);
-            let acks = self.collect()?;
-            self.complete(n, parts, acks, false, &mut stats)?;
-            stats.longest = stats.longest.max(started.elapsed());
-            self.next += 1;
         }
-        // Every source has ended: the workers finish their files when their channels
-        // close, and answer with their final parts.
+        // The workers finish their files when their channels close, and answer with
+        // their final parts.
         let started = Instant::now();
         self.workers.clear();
         let acks = self.collect()?;
@@ -108,6 +116,36 @@ impl Coordinator<'_> {
         self.complete(self.next, parts, acks, true, &mut stats)?;
         stats.longest = stats.longest.max(started.elapsed());
         Ok(stats)
+    }
+
+    /// Takes checkpoint `self.next`: the sources stop at the gate (those that have
+    /// ended give their final parts), the barrier goes to every worker, the parts are
+    /// written and the files committed.
+    fn take(&mut self, stats: &mut CheckpointStats) -> Result<(), RunError> {
+        let started = Instant::now();
+        let n = self.next;
+        let parts = match self.gate.gather(n) {
+            Gathered::Aligned(parts) => parts,
+            Gathered::Failed => return Err(self.abort()),
+        };
+        for (w, tx) in self.workers.iter().enumerate() {
+            if tx.send(WorkerMessage::Barrier(n)).is_err() {
+                self.gate.abort();
+                return Err(RunError::WorkerStopped(w));
+            }
+        }
+        self.gate.release(n);
+        let acks = self.collect()?;
+        self.complete(n, parts, acks, false, stats)?;
+        stats.longest = stats.longest.max(started.elapsed());
+        self.next += 1;
+        Ok(())
+    }
+
+    /// True when no worker has records queued or waiting for a remote answer.
+    fn workers_idle(&self) -> bool {
+        self.workers.iter().all(crossbeam_channel::Sender::is_empty)
+            && self.waiting.iter().all(|w| w.load(Ordering::Acquire) == 0)
     }
 
     fn abort(&self) -> RunError {
@@ -178,12 +216,24 @@ impl Coordinator<'_> {
             } else {
                 None
             };
+            let in_flight = if worker.in_flight.is_empty() {
+                None
+            } else {
+                let path = folder.path(&format!("in-flight-w{w:02}.json"));
+                self.store
+                    .location
+                    .store
+                    .put(&path, Bytes::from(worker.in_flight.encode()))
+                    .map_err(|e| RunError::Checkpoint(e.into()))?;
+                Some(path)
+            };
             self.base_results += worker.results;
             manifest.workers.push(WorkerPart {
                 state,
                 tenants: worker.tenants,
                 files: worker.files,
                 dead_letters: worker.dead_letters,
+                in_flight,
             });
             pending.extend(worker.pending);
         }

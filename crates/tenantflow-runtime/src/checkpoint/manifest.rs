@@ -70,6 +70,10 @@ pub struct WorkerPart {
     pub files: SinkState,
     /// Its open dead-letter file.
     pub dead_letters: DeadLetterState,
+    /// What waited for a remote answer (lookups, scores) at the barrier, relative to
+    /// the checkpoint store: issued again on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<String>,
 }
 
 /// Checkpoint N.

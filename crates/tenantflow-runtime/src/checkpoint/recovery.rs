@@ -51,6 +51,15 @@ pub enum RecoveryError {
     /// A worker's tenant state object is missing.
     #[error("tenant state {0} named by the checkpoint is missing")]
     MissingState(String),
+    /// A worker's waiting work (lookups, scores) cannot be read.
+    #[error("loading the waiting work {path} of a checkpoint")]
+    InFlight {
+        /// The object.
+        path: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
     /// An open file cannot be restored.
     #[error("restoring the open files of a checkpoint")]
     Sink(#[source] tenantflow_sinks::SinkError),
