@@ -4,8 +4,10 @@
 # the five figures of ../shared/bench/check_output.py.
 #
 #   bench/w1.sh [--events N] [--companies C] [--seed S] [--format ndjson|csv|parquet]
-#               [--workers N] [--checkpoint-interval D] [--out DIR]
+#               [--workers N] [--checkpoint-interval D] [--out DIR] [--binary PATH]
 #
+# --binary runs that tenantflow instead of building this tree's (to compare two builds:
+# alternate them back to back, e.g. an old commit's binary built in a worktree).
 # Also prints the number and sizes of the result files. Without --checkpoint-interval
 # the run takes only its final checkpoint (`off`).
 #
@@ -17,6 +19,7 @@ root="$(cd "$here/.." && pwd)"
 shared="$(cd "$root/../shared" && pwd)"
 
 events=1000000 companies=10000 seed=42 format=ndjson workers="" interval=off out="$here/out"
+binary=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) events="$2"; shift 2 ;;
@@ -26,7 +29,8 @@ while [ $# -gt 0 ]; do
     --workers) workers="$2"; shift 2 ;;
     --checkpoint-interval) interval="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --binary) binary="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -40,8 +44,11 @@ if [ ! -s "$input" ]; then
   mv "$input.tmp" "$input"
 fi
 
-echo "building release ..." >&2
-(cd "$root" && cargo build --release --quiet -p tenantflow-cli)
+if [ -z "$binary" ]; then
+  echo "building release ..." >&2
+  (cd "$root" && cargo build --release --quiet -p tenantflow-cli)
+  binary="$root/target/release/tenantflow"
+fi
 
 # A fresh folder per run, older ones deleted only after the measurement: ext4 skips
 # inodes freed in the last half minute or so when it allocates new ones, and a run
@@ -51,7 +58,7 @@ args=(run --input "$input" --output "$results" --format "$format"
       --model "$shared/bench/model.json" --checkpoint-interval "$interval" --quiet)
 [ -n "$workers" ] && args+=(--workers "$workers")
 timing="$out/time.txt"
-/usr/bin/time -v "$root/target/release/tenantflow" "${args[@]}" 2> "$timing"
+/usr/bin/time -v "$binary" "${args[@]}" 2> "$timing"
 
 records=$(wc -l < "$input")
 wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$timing")
@@ -59,7 +66,7 @@ user=$(awk -F': ' '/User time/ {print $2}' "$timing")
 sys=$(awk -F': ' '/System time/ {print $2}' "$timing")
 rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$timing")
 
-echo "W1: $events events, $companies companies, seed $seed, format $format, checkpoints $interval, $(nproc) cores"
+echo "W1: $events events, $companies companies, seed $seed, format $format, checkpoints $interval, $(nproc) cores, $binary"
 awk -v r="$records" -v w="$wall" -v u="$user" -v s="$sys" -v k="$rss_kb" 'BEGIN {
   printf "input records     %d\n", r
   printf "wall time         %.2f s\n", w

@@ -21,6 +21,16 @@ pub fn tenantflow(args: &[&str]) -> Output {
     succeeded(args, out)
 }
 
+/// Static credentials and region for the AWS clients of a run against local servers
+/// (nothing leaves loopback): no profile, no instance metadata.
+pub fn local_aws(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+}
+
 /// `out` of `tenantflow ARGS`; panics with its output unless it succeeded.
 pub fn succeeded(args: &[&str], out: Output) -> Output {
     assert!(

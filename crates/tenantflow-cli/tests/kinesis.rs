@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 
 use crate::common::{
-    assert_same_results, gen_w1, shared, sorted_result_lines, succeeded, tenantflow,
+    assert_same_results, gen_w1, local_aws, read_summary, shared, sorted_result_lines, succeeded,
+    summary_path, tenantflow,
 };
 
 fn endpoint() -> String {
@@ -20,12 +21,8 @@ fn endpoint() -> String {
 /// `tenantflow` with the AWS settings of the local server.
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
-    cmd.args(args)
+    local_aws(cmd.args(args))
         .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL_KINESIS");
     cmd
 }
@@ -36,6 +33,65 @@ fn kinesis(args: &[&str]) -> Output {
 
 fn stream_name(test: &str) -> String {
     format!("{test}-{}", std::process::id())
+}
+
+/// A stream of the local server for one test, deleted when dropped: when the test ends,
+/// and when it panics.
+struct TestStream {
+    name: String,
+    deleted: bool,
+}
+
+impl TestStream {
+    /// Creates the stream `TEST-PID` with `shards` shards.
+    fn create(test: &str, shards: u32) -> Self {
+        let name = stream_name(test);
+        kinesis(&[
+            "streams",
+            "create",
+            "--name",
+            &name,
+            "--shards",
+            &shards.to_string(),
+        ]);
+        Self {
+            name,
+            deleted: false,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// Deletes the stream with `tenantflow streams delete`, which must succeed.
+    fn delete(mut self) {
+        kinesis(&["streams", "delete", "--name", &self.name]);
+        self.deleted = true;
+    }
+}
+
+impl std::ops::Deref for TestStream {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for TestStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        if !self.deleted {
+            // A panicking test: best effort, the server goes at the end of the run.
+            let _ = command(&["streams", "delete", "--name", &self.name]).output();
+        }
+    }
 }
 
 fn model() -> String {
@@ -82,8 +138,7 @@ fn consume_url(url: &str, out: &Path, idle: &str) -> Child {
 fn w1_from_a_4_shard_stream_equals_w1_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 100_000, 10_000, 21);
-    let stream = stream_name("w1-agg");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "4"]);
+    let stream = TestStream::create("w1-agg", 4);
     let published = kinesis(&[
         "produce",
         "--stream",
@@ -105,7 +160,7 @@ fn w1_from_a_4_shard_stream_equals_w1_from_disk() {
     let from_disk = dir.path().join("disk");
     run_file(&input, &from_disk);
     assert_same_results(&from_stream, &from_disk, "aggregated W1 from Kinesis");
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 #[test]
@@ -116,12 +171,14 @@ fn plain_records_give_the_same_results_as_aggregated_ones() {
     let from_disk = dir.path().join("disk");
     run_file(&input, &from_disk);
     for aggregate in [false, true] {
-        let stream = stream_name(if aggregate {
-            "plain-vs-agg-a"
-        } else {
-            "plain-vs-agg-p"
-        });
-        kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+        let stream = TestStream::create(
+            if aggregate {
+                "plain-vs-agg-a"
+            } else {
+                "plain-vs-agg-p"
+            },
+            2,
+        );
         let mut args = vec![
             "produce",
             "--stream",
@@ -141,7 +198,7 @@ fn plain_records_give_the_same_results_as_aggregated_ones() {
             &from_disk,
             if aggregate { "aggregated" } else { "plain" },
         );
-        kinesis(&["streams", "delete", "--name", &stream]);
+        stream.delete();
     }
 }
 
@@ -165,8 +222,7 @@ fn resharding_during_consumption_changes_no_result() {
         })
         .collect();
 
-    let stream = stream_name("reshard");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "4"]);
+    let stream = TestStream::create("reshard", 4);
     kinesis(&[
         "produce",
         "--stream",
@@ -196,7 +252,7 @@ fn resharding_during_consumption_changes_no_result() {
         runtime.block_on(async {
             client
                 .update_shard_count()
-                .stream_name(&stream)
+                .stream_name(stream.as_str())
                 .target_shard_count(target)
                 .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
                 .send()
@@ -245,7 +301,7 @@ fn resharding_during_consumption_changes_no_result() {
         &from_disk,
         "W1 across a split and a merge, by fan-out",
     );
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 /// `--output-stream`: every result, as the JSON of the NDJSON files, on the stream; a
@@ -255,10 +311,10 @@ fn resharding_during_consumption_changes_no_result() {
 fn results_go_to_the_output_stream_in_order_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 3_000, 200, 12);
-    let stream = stream_name("enriched");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    let stream = TestStream::create("enriched", 2);
     let out = dir.path().join("out");
-    let run = kinesis(&[
+    let summary_file = summary_path(&out);
+    kinesis(&[
         "run",
         "--input",
         input.to_str().unwrap(),
@@ -268,9 +324,14 @@ fn results_go_to_the_output_stream_in_order_per_tenant() {
         &model(),
         "--output-stream",
         &stream,
+        "--summary-json",
+        summary_file.to_str().unwrap(),
     ]);
-    let summary = String::from_utf8_lossy(&run.stdout);
-    assert!(summary.contains("to stream"), "{summary}");
+    let summary = read_summary(&summary_file);
+    assert_eq!(
+        summary["to_stream"]["records"], summary["results"],
+        "{summary}"
+    );
 
     let batches = read_stream(&stream);
     let mut per_tenant: std::collections::HashMap<String, (String, Vec<String>)> =
@@ -322,7 +383,7 @@ fn results_go_to_the_output_stream_in_order_per_tenant() {
             "{company}: results out of order on the stream"
         );
     }
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 /// Every record of `stream`, read from its start until it has been idle for 2 s.
@@ -372,8 +433,7 @@ fn throttling_and_expired_iterators_change_no_result() {
     let (proxy, injected) = crate::fault_proxy::start(upstream);
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 4_000, 300, 17);
-    let stream = stream_name("faults");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    let stream = TestStream::create("faults", 2);
     let produced = command(&[
         "produce",
         "--stream",
@@ -429,7 +489,7 @@ fn throttling_and_expired_iterators_change_no_result() {
             "no {what} were injected"
         );
     }
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 /// Enhanced fan-out (`?consumer=NAME`): registered, subscribed per shard, same results.
@@ -438,8 +498,7 @@ fn throttling_and_expired_iterators_change_no_result() {
 fn enhanced_fan_out_gives_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 6_000, 500, 31);
-    let stream = stream_name("fan-out");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "3"]);
+    let stream = TestStream::create("fan-out", 3);
     kinesis(&[
         "produce",
         "--stream",
@@ -457,7 +516,7 @@ fn enhanced_fan_out_gives_the_same_results() {
     let from_disk = dir.path().join("disk");
     run_file(&input, &from_disk);
     assert_same_results(&out, &from_disk, "W1 by enhanced fan-out");
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 /// SIGTERM while reading a stream (no --exit-when-idle): what was read is processed and
@@ -467,8 +526,7 @@ fn enhanced_fan_out_gives_the_same_results() {
 fn sigterm_stops_a_stream_run_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 3_000, 200, 41);
-    let stream = stream_name("sigterm");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    let stream = TestStream::create("sigterm", 2);
     kinesis(&[
         "produce",
         "--stream",
@@ -479,6 +537,7 @@ fn sigterm_stops_a_stream_run_cleanly() {
         "--quiet",
     ]);
     let out = dir.path().join("stream");
+    let summary_file = summary_path(&out);
     let run = command(&[
         "run",
         "--input",
@@ -487,6 +546,8 @@ fn sigterm_stops_a_stream_run_cleanly() {
         out.to_str().unwrap(),
         "--model",
         &model(),
+        "--summary-json",
+        summary_file.to_str().unwrap(),
     ])
     .stdout(std::process::Stdio::piped())
     .spawn()
@@ -525,8 +586,8 @@ fn sigterm_stops_a_stream_run_cleanly() {
         "exit status {:?}",
         finished.status
     );
-    let summary = String::from_utf8_lossy(&finished.stdout);
-    assert!(summary.contains("stopped by a signal"), "{summary}");
+    let summary = read_summary(&summary_file);
+    assert_eq!(summary["stopped_by_signal"], true, "{summary}");
     assert!(!writing(&out), "in-progress files left behind");
 
     let from_disk = dir.path().join("disk");
@@ -538,7 +599,7 @@ fn sigterm_stops_a_stream_run_cleanly() {
     for line in &written {
         assert!(all.contains(line), "a result not in the full run: {line}");
     }
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 /// Positions are typed and resumable: reading again after a recorded (shard, sequence
@@ -557,8 +618,7 @@ fn reading_resumes_after_a_recorded_position() {
         })
         .collect();
     std::fs::write(&input, lines.join("\n")).unwrap();
-    let stream = stream_name("resume");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "1"]);
+    let stream = TestStream::create("resume", 1);
     kinesis(&[
         "produce",
         "--stream",
@@ -609,7 +669,7 @@ fn reading_resumes_after_a_recorded_position() {
     )]));
     assert_eq!(texts(&read(after)), texts(&all[40..]));
     assert!(read(StartPosition::Latest).is_empty());
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 /// From a stream into S3, killed at seeded random moments and started again with the
@@ -627,8 +687,7 @@ fn killed_at_random_moments_a_stream_run_into_s3_resumes_to_exactly_the_results(
 
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 30_000, 3_000, 29);
-    let stream = stream_name("crash");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "4"]);
+    let stream = TestStream::create("crash", 4);
     kinesis(&[
         "produce",
         "--stream",
@@ -661,7 +720,7 @@ fn killed_at_random_moments_a_stream_run_into_s3_resumes_to_exactly_the_results(
     let want = dir.path().join("want");
     run_file(&input, &want);
     assert_same_results(&got, &want, "from Kinesis into S3, after crashes");
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
@@ -690,8 +749,7 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>, key: &str) -> 
 #[test]
 fn the_outbox_publishes_every_change_in_order_per_tenant() {
     let dir = tempfile::tempdir().unwrap();
-    let stream = stream_name("companies");
-    kinesis(&["streams", "create", "--name", &stream, "--shards", "2"]);
+    let stream = TestStream::create("companies", 2);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -772,5 +830,5 @@ fn the_outbox_publishes_every_change_in_order_per_tenant() {
         assert_eq!(changes, &want, "{id}: changes out of order or missing");
     }
 
-    kinesis(&["streams", "delete", "--name", &stream]);
+    stream.delete();
 }

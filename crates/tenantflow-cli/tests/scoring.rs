@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    Server, assert_same_results, gen_w1, read_summary, result_files, shared, splitmix, succeeded,
-    summary_path,
+    Server, assert_same_results, gen_w1, local_aws, read_summary, result_files, shared, splitmix,
+    succeeded, summary_path,
 };
 use crate::crash::{command, kill_repeatedly};
 use crate::fault_http::{self, Action, Request, Then};
@@ -31,13 +31,7 @@ fn start_scorer(model: &Path) -> Server {
 /// Runs `tenantflow run --quiet? ARGS` with static AWS credentials and region (for the
 /// SageMaker client; nothing leaves loopback), panicking unless it succeeds.
 fn run(args: &[&str]) -> Output {
-    let out = command(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let out = local_aws(&mut command(args)).output().unwrap();
     succeeded(args, out)
 }
 

@@ -32,8 +32,10 @@ fn sort(mut results: Vec<Expected>) -> Vec<Expected> {
     results
 }
 
-/// Asserts equal result sets, printing the first difference rather than everything.
-fn assert_same_results(got: Vec<Expected>, want: Vec<Expected>, case: &str) {
+/// Asserts equal sets of typed results (the job's against the reference's), printing
+/// the first difference rather than everything. (`common::assert_same_results`
+/// compares two output folders.)
+fn assert_same_expected(got: Vec<Expected>, want: Vec<Expected>, case: &str) {
     let (got, want) = (sort(got), sort(want));
     if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
         panic!(
@@ -142,7 +144,7 @@ fn w1_ndjson_results_equal_the_reference_for_seeds_sizes_and_worker_counts() {
         let out = dir.path().join(format!("out-{seed}"));
         run_w1(&input, &out, "ndjson", workers);
         let case = format!("events {events}, companies {companies}, seed {seed}");
-        assert_same_results(read_ndjson(&out), want.clone(), &case);
+        assert_same_expected(read_ndjson(&out), want.clone(), &case);
         let figures = Figures::of(&want);
         assert_check_output_matches(&out, &figures);
         check_output_figures(&out).assert_matches(&figures, &case);
@@ -162,7 +164,7 @@ fn w1_parquet_and_csv_results_equal_the_reference() {
     run_w1(&input, &parquet, "parquet", "2");
     let got = read_parquet(&parquet);
     Figures::of(&got).assert_matches(&figures, "parquet");
-    assert_same_results(got, want.clone(), "parquet");
+    assert_same_expected(got, want.clone(), "parquet");
 
     let csv = dir.path().join("csv");
     run_w1(&input, &csv, "csv", "2");

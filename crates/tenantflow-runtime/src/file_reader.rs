@@ -8,6 +8,7 @@ use tenantflow_sources::lines::{Line, LineReader, ReadError};
 use crate::checkpoint::manifest::FilesPosition;
 use crate::error::RunError;
 use crate::router::{Origin, Router};
+use crate::sources::Sources;
 
 /// Lines between two looks at the stop flag.
 const STOP_CHECK_LINES: u64 = 4096;
@@ -65,7 +66,7 @@ pub(crate) fn read_inputs(
                 return Err(RunError::Stopped);
             }
             let origin = Origin {
-                source: u32::try_from(index).unwrap_or(u32::MAX),
+                source: Sources::file_input(index),
                 name: input.name(),
                 line: Some(event.number),
                 shard: None,

@@ -35,6 +35,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::output_lock::OutputLock;
 use crate::router::{MissingEventTime, Router, SourceContext};
 use crate::scoring::{ScoringConfig, ScoringService};
+use crate::sources::Sources;
 use crate::stream_reader::StreamRoute;
 use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER, StreamSink};
 use crate::worker::Worker;
@@ -151,17 +152,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     )?;
     let resume = Resume::of(restored.as_ref());
     let rejected = config.rejected();
-    let sources: Vec<String> = config
-        .inputs
-        .iter()
-        .map(|i| i.name().to_owned())
-        .chain(
-            config
-                .streams
-                .iter()
-                .map(|s| format!("kinesis://{}", s.stream)),
-        )
-        .collect();
+    let source_ids = Sources::of(&config);
     let (recycle_tx, recycle_rx) = mpsc::sync_channel(workers * (QUEUE_BATCHES + 2));
     let mut senders = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
@@ -189,8 +180,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     } else {
         config.checkpoint_interval
     };
-    // One source thread for the file inputs (even with none), one per stream.
-    let gate = Gate::new(1 + config.streams.len());
+    let gate = Gate::new(source_ids.threads());
     let context = SourceContext {
         metrics,
         stop: &stop_flag,
@@ -213,7 +203,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
         );
     }
     let model = &config.model;
-    let sources = &sources;
+    let sources = source_ids.names();
     let waiting: Vec<std::sync::atomic::AtomicUsize> =
         (0..workers).map(|_| Default::default()).collect();
     let waiting = &waiting;
@@ -277,7 +267,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
             .enumerate()
             .map(|(i, rx)| {
                 let input = &config.streams[i];
-                let source = u32::try_from(config.inputs.len() + i).unwrap_or(u32::MAX);
+                let source = source_ids.stream_input(i);
                 let name = &sources[source as usize];
                 let decoder = Decoder::new(match input.kind {
                     Some(RecordKind::Job) => DefaultKind::Job,
@@ -290,7 +280,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     None,
                     resume.dead_letters(&rejected, &staging, &stage)?,
                     context,
-                    1 + i,
+                    source_ids.stream_slot(i),
                     &stage,
                     MissingEventTime::ArrivalTime,
                 );
@@ -322,7 +312,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     Some(recycle_rx),
                     dead_letters,
                     context,
-                    0,
+                    Sources::READER,
                     "reader",
                     config.file_missing_event_time,
                 );
@@ -336,7 +326,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                 .err()
             }
             Err(e) => {
-                gate.leave(0, None);
+                gate.leave(Sources::READER, None);
                 drop(senders);
                 Some(e)
             }

@@ -34,6 +34,7 @@ mod output;
 pub mod output_lock;
 mod router;
 mod scoring;
+mod sources;
 mod stream_reader;
 mod stream_sink;
 mod worker;
