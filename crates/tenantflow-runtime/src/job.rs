@@ -33,12 +33,13 @@ use crate::in_flight::InFlight;
 use crate::lookup::{LookupConfig, LookupService};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::output_lock::OutputLock;
+use crate::output_port::FileOutput;
 use crate::router::{MissingEventTime, Router, SourceContext};
 use crate::scoring::{ScoringConfig, ScoringService};
 use crate::sources::Sources;
 use crate::stream_reader::StreamRoute;
 use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER, StreamSink};
-use crate::worker::Worker;
+use crate::worker::{Worker, new_table};
 
 /// Batches queued per worker: enough to keep a worker busy while the reader refills,
 /// few enough to bound memory (4 × 4096 records).
@@ -219,9 +220,11 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     model,
                     sources,
                     table: parts.table,
-                    sink: parts.sink,
-                    dead_letters: parts.dead_letters,
-                    stream_sink: streams.sink_sender().map(StreamSink::new),
+                    output: FileOutput {
+                        sink: parts.sink,
+                        dead_letters: parts.dead_letters,
+                        stream: streams.sink_sender().map(StreamSink::new),
+                    },
                     metrics,
                     checkpoints: &config.checkpoints,
                     acks: ack_tx.clone(),
@@ -449,7 +452,7 @@ impl<'m> Resume<'m> {
         w: usize,
         rejected: &Location,
     ) -> Result<WorkerParts, RunError> {
-        let mut table = Worker::new_table(config.retention);
+        let mut table = new_table(config.retention);
         let part = self.manifest.and_then(|m| m.workers.get(w));
         let name = format!("worker-{w:02}");
         let Some(part) = part else {

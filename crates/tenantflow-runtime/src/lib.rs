@@ -32,6 +32,7 @@ mod lookup;
 mod metrics;
 mod output;
 pub mod output_lock;
+mod output_port;
 mod router;
 mod scoring;
 mod sources;

@@ -81,6 +81,19 @@ impl ScoringService {
         })
     }
 
+    /// The service of `config` with `service` in place of the scorer's client (tests).
+    #[cfg(test)]
+    pub(crate) fn with_service(
+        config: ScoringConfig,
+        service: CallService<ScoreBatch, Scored>,
+    ) -> Self {
+        Self {
+            config,
+            service,
+            stats: Arc::default(),
+        }
+    }
+
     pub(crate) fn for_worker(&self, runtime: tokio::runtime::Handle) -> Scorings {
         Scorings {
             target_name: self.config.target.shown().into(),

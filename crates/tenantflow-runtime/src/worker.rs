@@ -18,9 +18,8 @@ use tenantflow_operators::window::Retention;
 use tenantflow_remote::executor::Completion;
 use tenantflow_remote::lookup::LookupAnswer;
 use tenantflow_remote::score::{Prediction, ScoreRow, Scored};
-use tenantflow_sinks::dead_letter::DeadLetterSink;
-use tenantflow_sinks::encoding::{Format, ProfileFragments};
-use tenantflow_sinks::file::{FileStats, PartitionedFileSink};
+use tenantflow_sinks::encoding::ProfileFragments;
+use tenantflow_sinks::file::FileStats;
 
 use crate::checkpoint::coordinator::{WorkerAck, WorkerCheckpoint};
 use crate::checkpoint::manifest::CheckpointStore;
@@ -28,8 +27,8 @@ use crate::error::RunError;
 use crate::in_flight::InFlight;
 use crate::lookup::{Lookups, Resolution};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::output_port::OutputPort;
 use crate::scoring::{Scorings, Unscored};
-use crate::stream_sink::StreamSink;
 
 /// What goes down a worker's channel.
 pub(crate) enum WorkerMessage {
@@ -39,14 +38,16 @@ pub(crate) enum WorkerMessage {
     Barrier(u64),
 }
 
-pub(crate) struct Worker<'a> {
+/// A keyed worker: its select loop (batches and barriers, remote answers, the scoring
+/// linger) over its tenant state, its async stages (lookups, remote scoring) and its
+/// output port.
+pub(crate) struct Worker<'a, O: OutputPort> {
     pub(crate) index: usize,
     pub(crate) model: &'a Model,
     pub(crate) sources: &'a [String],
     pub(crate) table: TenantTable<ProfileFragments>,
-    pub(crate) sink: PartitionedFileSink,
-    pub(crate) dead_letters: DeadLetterSink,
-    pub(crate) stream_sink: Option<StreamSink>,
+    /// Where results and dead letters go.
+    pub(crate) output: O,
     pub(crate) metrics: &'a Metrics,
     pub(crate) checkpoints: &'a CheckpointStore,
     pub(crate) acks: Sender<WorkerAck>,
@@ -76,11 +77,12 @@ pub(crate) struct WorkerReport {
     pub(crate) tenants: usize,
 }
 
-impl Worker<'_> {
-    pub(crate) fn new_table(retention: Retention) -> TenantTable<ProfileFragments> {
-        TenantTable::new(retention)
-    }
+/// A worker's fresh tenant table.
+pub(crate) fn new_table(retention: Retention) -> TenantTable<ProfileFragments> {
+    TenantTable::new(retention)
+}
 
+impl<O: OutputPort> Worker<'_, O> {
     /// Processes batches and barriers until every source has closed the channel, then
     /// finishes its files and hands its final part to the coordinator. On an error the
     /// coordinator hears of it, and the error is returned.
@@ -178,9 +180,7 @@ impl Worker<'_> {
             for (record, position) in batch.iter() {
                 self.process(&record, position, &mut local)?;
             }
-            if let Some(sink) = &mut self.stream_sink {
-                sink.flush()?;
-            }
+            self.output.flush()?;
             self.metrics.publish(&mut local);
             batch.clear();
             // The reader may have stopped, or have enough spare batches: then drop it.
@@ -189,21 +189,13 @@ impl Worker<'_> {
         self.drain_lookups(&mut local)?;
         self.drain_scoring(&mut local)?;
         self.metrics.publish(&mut local);
-        if let Some(mut stream) = self.stream_sink.take() {
-            stream.sync()?;
-        }
-        let (files, mut pending) = self.sink.close()?;
-        let (dead_letters, more) = self.dead_letters.close()?;
-        pending.extend(more);
+        let (files, port) = self.output.close()?;
         let part = WorkerCheckpoint {
             state: self.table.snapshot(),
             tenants: self.table.len() as u64,
-            files: tenantflow_sinks::file::SinkState {
-                seq: self.sink.seq(),
-                open: Vec::new(),
-            },
-            dead_letters,
-            pending,
+            files: port.files,
+            dead_letters: port.dead_letters,
+            pending: port.pending,
             results: std::mem::take(&mut self.results),
             in_flight: InFlight::default(),
         };
@@ -226,21 +218,15 @@ impl Worker<'_> {
     /// Checkpoint `n` at this worker: the output stream flushed, files made durable,
     /// tenant state snapshotted.
     fn checkpoint(&mut self, n: u64) -> Result<WorkerCheckpoint, RunError> {
-        if let Some(stream) = &mut self.stream_sink {
-            stream.sync()?;
-        }
         let tails = self.checkpoints.checkpoint_folder(n).child("tails");
-        let now = now_ms();
-        let (files, mut pending) = self.sink.checkpoint(&tails, now)?;
-        let (dead_letters, more) = self.dead_letters.checkpoint(&tails, now)?;
-        pending.extend(more);
+        let port = self.output.checkpoint(&tails)?;
         let results = std::mem::take(&mut self.results);
         Ok(WorkerCheckpoint {
             state: self.table.snapshot(),
             tenants: self.table.len() as u64,
-            files,
-            dead_letters,
-            pending,
+            files: port.files,
+            dead_letters: port.dead_letters,
+            pending: port.pending,
             results,
             in_flight: self.in_flight(),
         })
@@ -276,7 +262,7 @@ impl Worker<'_> {
         in_flight: InFlight,
         local: &mut MetricsSnapshot,
     ) -> Result<(), RunError> {
-        let format = self.sink.format();
+        let format = self.output.format();
         for row in in_flight.scoring {
             let profile = CompanyProfile::from(row.profile);
             let features = features(&profile, row.job30, row.job90);
@@ -305,7 +291,7 @@ impl Worker<'_> {
                     risk: self.model.is_risk(score),
                 };
                 let version = self
-                    .sink
+                    .output
                     .model_version_field()
                     .then(|| self.model.version());
                 self.write_scored(&unscored, prediction, version, local)?;
@@ -464,7 +450,7 @@ impl Worker<'_> {
                         .or_else(|| self.scoring.as_ref().map(|s| Arc::clone(&s.target_name)));
                     let version = version
                         .as_deref()
-                        .filter(|_| self.sink.model_version_field());
+                        .filter(|_| self.output.model_version_field());
                     for (row, prediction) in rows.iter().zip(&scored.predictions) {
                         self.write_scored(row, *prediction, version, local)?;
                     }
@@ -490,10 +476,7 @@ impl Worker<'_> {
                 }
             }
         }
-        if let Some(stream) = &mut self.stream_sink {
-            stream.flush()?;
-        }
-        Ok(())
+        self.output.flush()
     }
 
     /// Writes a result whose score came from the remote scorer.
@@ -516,12 +499,7 @@ impl Worker<'_> {
             creation_date: row.creation_date,
             model_version,
         };
-        write_result(
-            &mut self.sink,
-            self.stream_sink.as_mut(),
-            &result,
-            &row.fragments,
-        )?;
+        self.output.result(&result, &row.fragments)?;
         self.count_result(prediction.risk, local);
         Ok(())
     }
@@ -551,7 +529,7 @@ impl Worker<'_> {
         let resolution = match answer.result {
             Ok(LookupAnswer::Found(profile)) => {
                 if !from_input {
-                    let format = self.sink.format();
+                    let format = self.output.format();
                     let refresh_at = now.saturating_add(lookups.ttl_ms);
                     self.table
                         .set_profile(key, profile, refresh_at, self.model, |profile| {
@@ -616,7 +594,7 @@ impl Worker<'_> {
                 if let Some(lookups) = &mut self.lookups {
                     lookups.forget_unknown(&company.company_id);
                 }
-                let format = self.sink.format();
+                let format = self.output.format();
                 let id = &company.company_id;
                 self.table.upsert(company, self.model, |profile| {
                     format.profile_fragments(id, profile)
@@ -658,16 +636,11 @@ impl Worker<'_> {
                     nb_jobs: job.nb_jobs,
                     creation_date,
                     model_version: self
-                        .sink
+                        .output
                         .model_version_field()
                         .then(|| self.model.version()),
                 };
-                write_result(
-                    &mut self.sink,
-                    self.stream_sink.as_mut(),
-                    &row,
-                    &joined.tenant.ext,
-                )?;
+                self.output.result(&row, &joined.tenant.ext)?;
                 let risk = joined.risk_of_churn;
                 self.count_result(risk, local);
                 Ok(())
@@ -724,42 +697,453 @@ impl Worker<'_> {
             .sources
             .get(position.source as usize)
             .map_or("?", String::as_str);
-        self.dead_letters
-            .write(&DeadLetter {
-                reason,
-                error,
-                source,
-                line: (position.line > 0).then_some(position.line),
-                shard: None,
-                sequence: None,
-                record: &record,
-                record_lossy: false,
-                record_truncated_from: None,
-            })
-            .map_err(RunError::Sink)
+        self.output.dead_letter(&DeadLetter {
+            reason,
+            error,
+            source,
+            line: (position.line > 0).then_some(position.line),
+            shard: None,
+            sequence: None,
+            record: &record,
+            record_lossy: false,
+            record_truncated_from: None,
+        })
     }
 }
 
-/// Writes a result to the files and, if the job has one, the output stream.
-fn write_result(
-    sink: &mut PartitionedFileSink,
-    stream_sink: Option<&mut StreamSink>,
-    row: &ResultRow<'_>,
-    fragments: &ProfileFragments,
-) -> Result<(), RunError> {
-    sink.write(row, fragments)?;
-    if let Some(stream) = stream_sink {
-        // The stream gets JSON whatever the file format; reuse the tenant's pre-encoded
-        // profile when the files are NDJSON too.
-        let mut json = Vec::with_capacity(256);
-        if sink.format() == Format::Ndjson {
-            Format::Ndjson.encode_row(&mut json, row, fragments);
-        } else {
-            let fragments = Format::Ndjson.profile_fragments(row.company_id, row.profile);
-            Format::Ndjson.encode_row(&mut json, row, &fragments);
-        }
-        json.pop(); // the newline: one JSON document per Kinesis record
-        stream.push(row.company_id, json);
+#[cfg(test)]
+mod tests {
+    //! The worker with a fake output port and fake remote services: what it writes, and
+    //! what its checkpoints hold while answers are outstanding.
+    #![allow(clippy::unwrap_used)]
+
+    use std::num::{NonZeroU32, NonZeroUsize};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tenantflow_core::record::{Company, ProfileFields};
+    use tenantflow_remote::call::{BACKOFF_BASE, BACKOFF_MAX, CallConfig, CallError};
+    use tenantflow_remote::keyed::Emission;
+    use tenantflow_remote::score::{ScoreBatch, ScorerTarget};
+    use tenantflow_sinks::dead_letter::DeadLetterState;
+    use tenantflow_sinks::store::MemoryStore;
+    use tenantflow_sinks::upload::Location;
+    use tokio::sync::Semaphore;
+    use tower::util::BoxCloneSyncService;
+
+    use super::*;
+    use crate::lookup::{LookupConfig, LookupService};
+    use crate::output_port::PortCheckpoint;
+    use crate::scoring::{ScoringConfig, ScoringService};
+
+    /// What the fake port was given: results as `tenant user job30 job90 risk`, dead
+    /// letters as `reason tenant`.
+    #[derive(Default)]
+    struct Written {
+        results: Vec<String>,
+        dead_letters: Vec<String>,
     }
-    Ok(())
+
+    struct FakeOutput(Arc<Mutex<Written>>);
+
+    impl OutputPort for FakeOutput {
+        fn format(&self) -> tenantflow_sinks::encoding::Format {
+            tenantflow_sinks::encoding::Format::Ndjson
+        }
+
+        fn model_version_field(&self) -> bool {
+            false
+        }
+
+        fn result(&mut self, row: &ResultRow<'_>, _: &ProfileFragments) -> Result<(), RunError> {
+            self.0.lock().unwrap().results.push(format!(
+                "{} {} {} {} {}",
+                row.company_id, row.user_id, row.job30, row.job90, row.risk_of_churn
+            ));
+            Ok(())
+        }
+
+        fn dead_letter(&mut self, letter: &DeadLetter<'_>) -> Result<(), RunError> {
+            let record: serde_json::Value = serde_json::from_str(letter.record).unwrap();
+            self.0.lock().unwrap().dead_letters.push(format!(
+                "{} {}",
+                letter.reason,
+                record["companyID"].as_str().unwrap()
+            ));
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<(), RunError> {
+            Ok(())
+        }
+
+        fn checkpoint(&mut self, _: &Location) -> Result<PortCheckpoint, RunError> {
+            Ok(PortCheckpoint::default())
+        }
+
+        fn close(&mut self) -> Result<(FileStats, PortCheckpoint), RunError> {
+            Ok((
+                FileStats::default(),
+                PortCheckpoint {
+                    dead_letters: DeadLetterState::default(),
+                    ..PortCheckpoint::default()
+                },
+            ))
+        }
+    }
+
+    const DAY: i64 = 86_400_000;
+    const T0: i64 = 1_767_225_600_000;
+
+    fn company(id: &str) -> Record<'static> {
+        Record::Company(Company {
+            company_id: Cow::Owned(id.into()),
+            profile: ProfileFields {
+                industry: Cow::Borrowed("retail"),
+                revenu: 1_000,
+                employees: 10,
+                job30: 2,
+                job90: 5,
+                monthly_fee: 100.0,
+                total_fee: 900.0,
+            },
+        })
+    }
+
+    fn job(id: &str, user: &str, day: i64) -> Record<'static> {
+        Record::Job(JobEvent {
+            company_id: Cow::Owned(id.into()),
+            user_id: Cow::Owned(user.into()),
+            nb_jobs: 1,
+            creation_date: Some(T0 + day * DAY),
+        })
+    }
+
+    fn batch(records: &[Record<'static>]) -> WorkerMessage {
+        let mut batch = Batch::default();
+        for (i, record) in records.iter().enumerate() {
+            let time = match record {
+                Record::Job(job) => job.creation_date.unwrap_or(T0),
+                Record::Company(_) => T0,
+            };
+            let position = Position {
+                source: 0,
+                line: i as u64 + 1,
+            };
+            batch.push(record, time, position);
+        }
+        WorkerMessage::Batch(batch)
+    }
+
+    fn call_config() -> CallConfig {
+        CallConfig {
+            max_in_flight: NonZeroUsize::new(4).unwrap(),
+            timeout: Duration::from_secs(30),
+            max_attempts: NonZeroU32::new(1).unwrap(),
+            backoff_base: BACKOFF_BASE,
+            backoff_max: BACKOFF_MAX,
+        }
+    }
+
+    /// A scorer that answers each batch once the test gives it a permit: a churn risk
+    /// for every row.
+    fn held_scorer(runtime: &tokio::runtime::Runtime, gate: Arc<Semaphore>) -> Scorings {
+        let service = tower::service_fn(move |batch: ScoreBatch| {
+            let gate = Arc::clone(&gate);
+            async move {
+                gate.acquire().await.unwrap().forget();
+                Ok::<_, CallError>(Scored {
+                    predictions: vec![
+                        Prediction {
+                            score: 0.75,
+                            risk: true
+                        };
+                        batch.len()
+                    ],
+                    model_version: None,
+                })
+            }
+        });
+        let config = ScoringConfig {
+            target: ScorerTarget::parse("http://127.0.0.1:9/invocations").unwrap(),
+            endpoint_url: None,
+            call: call_config(),
+            batch: NonZeroUsize::new(2).unwrap(),
+            linger: Duration::from_millis(1),
+            emission: Emission::Unordered,
+        };
+        ScoringService::with_service(config, BoxCloneSyncService::new(service))
+            .for_worker(runtime.handle().clone())
+    }
+
+    /// A TenantManager that knows every tenant (the profile of `company`) and answers
+    /// once the test gives it a permit.
+    fn held_tenant_manager(runtime: &tokio::runtime::Runtime, gate: Arc<Semaphore>) -> Lookups {
+        let service = tower::service_fn(move |id: Box<str>| {
+            let gate = Arc::clone(&gate);
+            async move {
+                gate.acquire().await.unwrap().forget();
+                let Record::Company(c) = company(&id) else {
+                    unreachable!()
+                };
+                Ok::<_, CallError>(LookupAnswer::Found(c.profile.to_profile()))
+            }
+        });
+        let service = LookupService {
+            config: LookupConfig {
+                url: "http://127.0.0.1:9".into(),
+                call: call_config(),
+                ttl: Duration::from_secs(3600),
+                emission: Emission::Unordered,
+                unknown_ttl: Duration::from_secs(60),
+            },
+            service: BoxCloneSyncService::new(service),
+            stats: Arc::default(),
+        };
+        service.for_worker(runtime.handle().clone())
+    }
+
+    /// A worker over a fake port, with the given state and stages.
+    struct Run<'a> {
+        model: &'a Model,
+        table: TenantTable<ProfileFragments>,
+        lookups: Option<Lookups>,
+        scoring: Option<Scorings>,
+        resumed: Option<InFlight>,
+    }
+
+    impl Run<'_> {
+        /// Sends `messages`, calls `between`, closes the channel; returns the acks
+        /// left after `between` and what the worker wrote.
+        fn go(
+            self,
+            messages: Vec<WorkerMessage>,
+            between: impl FnOnce(&std::sync::mpsc::Receiver<WorkerAck>, &Mutex<Written>),
+        ) -> (Vec<WorkerAck>, Arc<Mutex<Written>>) {
+            let written = Arc::new(Mutex::new(Written::default()));
+            let metrics = Metrics::default();
+            let checkpoints = CheckpointStore {
+                location: Location::root(Arc::new(MemoryStore::new())),
+            };
+            let (acks_tx, acks) = std::sync::mpsc::channel();
+            let waiting = AtomicUsize::new(0);
+            let sources = ["in.ndjson".to_owned()];
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let (recycle, _recycled) = std::sync::mpsc::sync_channel(16);
+            let worker = Worker {
+                index: 0,
+                model: self.model,
+                sources: &sources,
+                table: self.table,
+                output: FakeOutput(Arc::clone(&written)),
+                metrics: &metrics,
+                checkpoints: &checkpoints,
+                acks: acks_tx,
+                results: 0,
+                lookups: self.lookups,
+                scoring: self.scoring,
+                refresh_warnings: tenantflow_core::warn_limit::WarnLimiter::new(10_000),
+                resumed_in_flight: self.resumed,
+                waiting: &waiting,
+            };
+            let mut got = Vec::new();
+            std::thread::scope(|scope| {
+                let handle = scope.spawn(move || worker.run(rx, recycle));
+                for message in messages {
+                    tx.send(message).unwrap();
+                }
+                between(&acks, &written);
+                drop(tx);
+                assert!(handle.join().unwrap().is_ok());
+            });
+            got.extend(acks.try_iter());
+            (got, written)
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn results_come_out_in_order_with_the_embedded_model() {
+        let model = Model::builtin();
+        let run = Run {
+            model: &model,
+            table: new_table(Retention::default()),
+            lookups: None,
+            scoring: None,
+            resumed: None,
+        };
+        let messages = vec![batch(&[
+            company("c1"),
+            job("c1", "u1", 0),
+            job("c2", "u2", 0),
+            job("c1", "u3", 1),
+        ])];
+        let (acks, written) = run.go(messages, |_, _| {});
+        let written = written.lock().unwrap();
+        assert_eq!(written.results.len(), 2);
+        assert!(
+            written.results[0].starts_with("c1 u1 3 6 "),
+            "{:?}",
+            written.results
+        );
+        assert!(
+            written.results[1].starts_with("c1 u3 4 7 "),
+            "{:?}",
+            written.results
+        );
+        assert_eq!(written.dead_letters, ["unknown_company c2"]);
+        // The final part only: no barrier came.
+        assert_eq!(acks.len(), 1);
+        let part = acks[0].part.as_ref().unwrap();
+        assert_eq!(part.tenants, 1);
+        assert!(part.in_flight.is_empty());
+    }
+
+    #[test]
+    fn a_barrier_does_not_wait_for_scores_and_a_resumed_worker_writes_them() {
+        let model = Model::builtin();
+        let runtime = runtime();
+        let gate = Arc::new(Semaphore::new(0));
+        let records = [
+            company("c1"),
+            company("c2"),
+            job("c1", "u1", 0),
+            job("c2", "u2", 0),
+            job("c1", "u3", 1),
+        ];
+        // Undisturbed: the scorer answers at once.
+        let open = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+        let (_, undisturbed) = Run {
+            model: &model,
+            table: new_table(Retention::default()),
+            lookups: None,
+            scoring: Some(held_scorer(&runtime, open)),
+            resumed: None,
+        }
+        .go(vec![batch(&records)], |_, _| {});
+        let want = undisturbed.lock().unwrap().results.clone();
+        assert_eq!(want.len(), 3);
+        assert!(want.iter().all(|r| r.ends_with("true")), "{want:?}");
+
+        // Held: the barrier's part comes while every row waits for its score.
+        let mut checkpoint = None;
+        let (acks, written) = Run {
+            model: &model,
+            table: new_table(Retention::default()),
+            lookups: None,
+            scoring: Some(held_scorer(&runtime, Arc::clone(&gate))),
+            resumed: None,
+        }
+        .go(
+            vec![batch(&records), WorkerMessage::Barrier(1)],
+            |acks, written| {
+                let ack = acks.recv().unwrap();
+                assert!(
+                    written.lock().unwrap().results.is_empty(),
+                    "no score has come"
+                );
+                checkpoint = ack.part;
+                gate.add_permits(100);
+            },
+        );
+        assert_eq!(acks.len(), 1, "then the final part");
+        assert_eq!(written.lock().unwrap().results, want);
+        let checkpoint = checkpoint.unwrap();
+        let waiting: Vec<_> = checkpoint
+            .in_flight
+            .scoring
+            .iter()
+            .map(|r| (&*r.company_id, &*r.user_id, r.job30))
+            .collect();
+        assert_eq!(waiting, [("c1", "u1", 3), ("c2", "u2", 3), ("c1", "u3", 4)]);
+
+        // Resumed from that checkpoint (its state already counts the three events):
+        // the rows are scored and written first, exactly as undisturbed.
+        let mut table = new_table(Retention::default());
+        table
+            .restore(&checkpoint.state, &model, |id, p| {
+                tenantflow_sinks::encoding::Format::Ndjson.profile_fragments(id, p)
+            })
+            .unwrap();
+        let open = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+        let (_, resumed) = Run {
+            model: &model,
+            table,
+            lookups: None,
+            scoring: Some(held_scorer(&runtime, open)),
+            resumed: Some(checkpoint.in_flight.clone()),
+        }
+        .go(Vec::new(), |_, _| {});
+        assert_eq!(resumed.lock().unwrap().results, want);
+        // Resumed with the embedded model instead: the same rows, scored in process.
+        let (_, embedded) = Run {
+            model: &model,
+            table: new_table(Retention::default()),
+            lookups: None,
+            scoring: None,
+            resumed: Some(checkpoint.in_flight),
+        }
+        .go(Vec::new(), |_, _| {});
+        let embedded = embedded.lock().unwrap().results.clone();
+        let tenants: Vec<_> = embedded.iter().map(|r| &r[..6]).collect();
+        assert_eq!(tenants, ["c1 u1 ", "c2 u2 ", "c1 u3 "]);
+    }
+
+    #[test]
+    fn a_barrier_does_not_wait_for_lookups_and_a_resumed_worker_looks_up_again() {
+        let model = Model::builtin();
+        let runtime = runtime();
+        let gate = Arc::new(Semaphore::new(0));
+        let records = [job("c7", "u1", 0), company("c8"), job("c7", "u2", 1)];
+        let mut checkpoint = None;
+        let (_, written) = Run {
+            model: &model,
+            table: new_table(Retention::default()),
+            lookups: Some(held_tenant_manager(&runtime, Arc::clone(&gate))),
+            scoring: None,
+            resumed: None,
+        }
+        .go(
+            vec![batch(&records), WorkerMessage::Barrier(1)],
+            |acks, written| {
+                let ack = acks.recv().unwrap();
+                assert!(
+                    written.lock().unwrap().results.is_empty(),
+                    "c7 waits for its profile"
+                );
+                checkpoint = ack.part;
+                gate.add_permits(100);
+            },
+        );
+        let want = written.lock().unwrap().results.clone();
+        assert_eq!(want.len(), 2, "{want:?}");
+        assert!(want[0].starts_with("c7 u1 3 6 "), "{want:?}");
+        let checkpoint = checkpoint.unwrap();
+        // c8's company record did not wait; c7's job events did, not yet applied.
+        assert_eq!(checkpoint.tenants, 1);
+        assert_eq!(checkpoint.in_flight.lookups.len(), 2);
+        let mut table = new_table(Retention::default());
+        table
+            .restore(&checkpoint.state, &model, |id, p| {
+                tenantflow_sinks::encoding::Format::Ndjson.profile_fragments(id, p)
+            })
+            .unwrap();
+        let open = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+        let (_, resumed) = Run {
+            model: &model,
+            table,
+            lookups: Some(held_tenant_manager(&runtime, open)),
+            scoring: None,
+            resumed: Some(checkpoint.in_flight),
+        }
+        .go(Vec::new(), |_, _| {});
+        assert_eq!(resumed.lock().unwrap().results, want);
+    }
 }
