@@ -1,6 +1,5 @@
 //! Wiring: builds the stages of a run, starts them, joins them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -9,37 +8,33 @@ use std::time::{Duration, Instant};
 use tenantflow_core::RecordKind;
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_core::time::EventTimeBounds;
-use tenantflow_kinesis::KinesisError;
-use tenantflow_kinesis::consumer::{ConsumerConfig, ConsumerStats, RecordBatch, StartPosition};
 use tenantflow_kinesis::url::KinesisInput;
-use tenantflow_kinesis::writer::{RecordWriter, WriterStats};
+use tenantflow_kinesis::writer::WriterStats;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
-use tenantflow_sinks::dead_letter::DeadLetterSink;
-use tenantflow_sinks::file::{FileSinkConfig, FileStats, PartitionedFileSink};
+use tenantflow_sinks::file::{FileSinkConfig, FileStats};
 use tenantflow_sinks::upload::Location;
 use tenantflow_sources::Input;
 
 use crate::checkpoint::coordinator::{CheckpointStats, Coordinator};
 use crate::checkpoint::gate::Gate;
-use crate::checkpoint::manifest::{
-    CheckpointStore, FilesPosition, JobIdentity, Manifest, StreamPosition,
-};
-use crate::checkpoint::recovery::{RecoveryError, recover};
+use crate::checkpoint::manifest::{CheckpointStore, JobIdentity};
+use crate::checkpoint::recovery::recover;
 pub use crate::error::RunError;
 use crate::error::{StageEnds, outcome};
 use crate::file_reader::read_inputs;
-use crate::in_flight::InFlight;
 use crate::lookup::{LookupConfig, LookupService};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::output_lock::OutputLock;
 use crate::output_port::FileOutput;
+use crate::resume::Resume;
 use crate::router::{MissingEventTime, Router, SourceContext};
 use crate::scoring::{ScoringConfig, ScoringService};
 use crate::sources::Sources;
 use crate::stream_reader::StreamRoute;
-use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER, StreamSink};
-use crate::worker::{Worker, new_table};
+use crate::stream_sink::StreamSink;
+use crate::stream_stage::StreamStage;
+use crate::worker::Worker;
 
 /// Batches queued per worker: enough to keep a worker busy while the reader refills,
 /// few enough to bound memory (4 × 4096 records).
@@ -401,312 +396,4 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
             }),
         }
     })
-}
-
-/// Where a run starts: from a checkpoint's manifest, or from the beginning.
-struct Resume<'m> {
-    manifest: Option<&'m Manifest>,
-    next_checkpoint: u64,
-    results: u64,
-    files: FilesPosition,
-    streams: BTreeMap<String, StreamPosition>,
-}
-
-/// What a worker resumes with.
-struct WorkerParts {
-    table: tenantflow_operators::tenant::TenantTable<tenantflow_sinks::encoding::ProfileFragments>,
-    sink: PartitionedFileSink,
-    dead_letters: DeadLetterSink,
-    in_flight: Option<InFlight>,
-}
-
-impl<'m> Resume<'m> {
-    fn of(manifest: Option<&'m Manifest>) -> Self {
-        match manifest {
-            Some(m) => Self {
-                manifest,
-                next_checkpoint: m.checkpoint + 1,
-                results: m.results,
-                files: m.files,
-                streams: m.streams.clone(),
-            },
-            None => Self {
-                manifest: None,
-                next_checkpoint: 1,
-                results: 0,
-                files: FilesPosition {
-                    input: 0,
-                    offset: 0,
-                    line: 1,
-                    fingerprint: None,
-                },
-                streams: BTreeMap::new(),
-            },
-        }
-    }
-
-    /// Worker `w`'s state, files and dead letters.
-    fn worker(
-        &self,
-        config: &JobConfig,
-        w: usize,
-        rejected: &Location,
-    ) -> Result<WorkerParts, RunError> {
-        let mut table = new_table(config.retention);
-        let part = self.manifest.and_then(|m| m.workers.get(w));
-        let name = format!("worker-{w:02}");
-        let Some(part) = part else {
-            return Ok(WorkerParts {
-                table,
-                sink: PartitionedFileSink::new(config.output.clone(), w),
-                dead_letters: DeadLetterSink::new(
-                    rejected.clone(),
-                    config.output.staging.clone(),
-                    &name,
-                ),
-                in_flight: None,
-            });
-        };
-        let read = |path: &String| {
-            config
-                .checkpoints
-                .location
-                .store
-                .get(path)
-                .map_err(|e| RunError::Recovery(e.into()))?
-                .ok_or_else(|| RunError::Recovery(RecoveryError::MissingState(path.clone())))
-        };
-        if let Some(path) = &part.state {
-            let bytes = read(path)?;
-            let format = config.output.format;
-            table
-                .restore(&bytes, &config.model, |id, profile| {
-                    format.profile_fragments(id, profile)
-                })
-                .map_err(|source| {
-                    RunError::Recovery(RecoveryError::State {
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
-        }
-        let sink = PartitionedFileSink::restore(config.output.clone(), w, &part.files)
-            .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))?;
-        let dead_letters = DeadLetterSink::restore(
-            rejected.clone(),
-            config.output.staging.clone(),
-            &name,
-            &part.dead_letters,
-        )
-        .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))?;
-        let in_flight = match &part.in_flight {
-            Some(path) => Some(InFlight::decode(&read(path)?).map_err(|source| {
-                RunError::Recovery(RecoveryError::InFlight {
-                    path: path.clone(),
-                    source,
-                })
-            })?),
-            None => None,
-        };
-        Ok(WorkerParts {
-            table,
-            sink,
-            dead_letters,
-            in_flight,
-        })
-    }
-
-    /// A source stage's dead letters.
-    fn dead_letters(
-        &self,
-        rejected: &Location,
-        staging: &tenantflow_sinks::upload::Staging,
-        stage: &str,
-    ) -> Result<DeadLetterSink, RunError> {
-        let state = self
-            .manifest
-            .and_then(|m| m.sources.get(stage))
-            .cloned()
-            .unwrap_or_default();
-        DeadLetterSink::restore(rejected.clone(), staging.clone(), stage, &state)
-            .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))
-    }
-
-    /// Where a stream starts: after its recorded positions, or (never read in a
-    /// checkpointed run) where its URL says.
-    fn stream_start(&self, input: &KinesisInput) -> (StartPosition, HashSet<String>) {
-        match self.streams.get(&input.stream) {
-            // Nothing read yet: start as the URL says (`latest` stays latest).
-            Some(position) if !position.positions.is_empty() || !position.finished.is_empty() => (
-                StartPosition::After(
-                    position
-                        .positions
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<HashMap<_, _>>(),
-                ),
-                position.finished.iter().cloned().collect(),
-            ),
-            _ => (input.start.clone(), HashSet::new()),
-        }
-    }
-}
-
-/// The Kinesis consumers, on a small Tokio runtime of their own, and the signal watch.
-struct StreamStage {
-    runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
-    receivers: Vec<tokio::sync::mpsc::Receiver<RecordBatch>>,
-    consumers: Vec<tokio::task::JoinHandle<Result<ConsumerStats, KinesisError>>>,
-    sink: Option<tokio::sync::mpsc::Sender<Chunk>>,
-    sink_task: Option<tokio::task::JoinHandle<Result<WriterStats, KinesisError>>>,
-}
-
-/// Batches queued per stream between its consumer and its routing thread.
-const STREAM_QUEUE: usize = 16;
-
-impl StreamStage {
-    fn start(
-        config: &JobConfig,
-        resume: &Resume<'_>,
-        stop: Arc<AtomicBool>,
-    ) -> Result<Self, RunError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tenantflow-kinesis")
-            .enable_all()
-            .build()
-            .map_err(RunError::Runtime)?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let client = if config.streams.is_empty() && config.output_stream.is_none() {
-            None
-        } else {
-            Some(runtime.block_on(tenantflow_kinesis::client::connect()))
-        };
-        let mut receivers = Vec::new();
-        let mut consumers = Vec::new();
-        for (input, client) in config.streams.iter().zip(client.iter().cycle()) {
-            let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
-            let mut consumer = ConsumerConfig::new(&input.stream);
-            (consumer.start, consumer.finished) = resume.stream_start(input);
-            consumer.exit_when_idle = config.exit_when_idle;
-            consumer.fan_out = input.consumer.clone();
-            consumers.push(runtime.spawn(tenantflow_kinesis::consumer::consume(
-                client.clone(),
-                consumer,
-                tx,
-                stop_rx.clone(),
-            )));
-            receivers.push(rx);
-        }
-        // Ctrl-C or SIGTERM: consumers stop polling, everything read so far is
-        // processed and flushed, and the run ends normally.
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            tracing::warn!("Stopping: finishing the records in flight.");
-            stop.store(true, Ordering::Relaxed);
-            let _ = stop_tx.send(true);
-        });
-        let (sink, sink_task) = match (&config.output_stream, &client) {
-            (Some(stream), Some(client)) => {
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(
-                    config.workers.get() * SINK_QUEUE_PER_WORKER,
-                );
-                let mut writer = RecordWriter::new(client.clone(), stream, false);
-                let task = runtime.spawn(async move {
-                    while let Some(chunk) = rx.recv().await {
-                        match chunk {
-                            Chunk::Results(results) => {
-                                for (key, json) in results {
-                                    writer.send(&key, json).await?;
-                                }
-                            }
-                            Chunk::Sync(done) => {
-                                writer.flush().await?;
-                                let _ = done.send(());
-                            }
-                        }
-                    }
-                    writer.flush().await?;
-                    Ok(writer.stats())
-                });
-                (Some(tx), Some(task))
-            }
-            _ => (None, None),
-        };
-        Ok(Self {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
-            receivers,
-            consumers,
-            sink,
-            sink_task,
-        })
-    }
-
-    /// A handle on the runtime, for threads that wait on its channels.
-    fn handle(&self) -> tokio::runtime::Handle {
-        self.handle.clone()
-    }
-
-    /// A sender to the output stream's writer, for a worker.
-    fn sink_sender(&self) -> Option<tokio::sync::mpsc::Sender<Chunk>> {
-        self.sink.clone()
-    }
-
-    /// Waits for the stream consumers to end.
-    fn finish_consumers(&mut self) -> Result<(), RunError> {
-        let Some(runtime) = &self.runtime else {
-            return Ok(());
-        };
-        for consumer in std::mem::take(&mut self.consumers) {
-            match runtime.block_on(consumer) {
-                Ok(Ok(stats)) => tracing::info!(?stats, "Stream consumer done."),
-                Ok(Err(e)) => return Err(RunError::Kinesis(e)),
-                Err(_) => return Err(RunError::Panicked("kinesis consumer".into())),
-            }
-        }
-        Ok(())
-    }
-
-    /// After the workers are done: waits for the output stream's writer to flush.
-    fn finish_sink(mut self) -> Result<Option<WriterStats>, RunError> {
-        self.sink = None;
-        let Some(runtime) = self.runtime.take() else {
-            return Ok(None);
-        };
-        let result = match self.sink_task.take() {
-            Some(task) => match runtime.block_on(task) {
-                Ok(Ok(stats)) => Ok(Some(stats)),
-                Ok(Err(e)) => Err(RunError::OutputStream(e)),
-                Err(_) => Err(RunError::Panicked("output stream writer".into())),
-            },
-            None => Ok(None),
-        };
-        runtime.shutdown_timeout(Duration::from_secs(1));
-        result
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -33,11 +33,14 @@ mod metrics;
 mod output;
 pub mod output_lock;
 mod output_port;
+mod resume;
 mod router;
 mod scoring;
+mod shutdown;
 mod sources;
 mod stream_reader;
 mod stream_sink;
+mod stream_stage;
 mod worker;
 
 pub use checkpoint::coordinator::CheckpointStats;

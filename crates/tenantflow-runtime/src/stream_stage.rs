@@ -1,0 +1,147 @@
+//! The stream runtime: a small Tokio runtime of its own, with the Kinesis consumers, the
+//! writer of the output stream, and the signal watch.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use tenantflow_kinesis::KinesisError;
+use tenantflow_kinesis::consumer::{ConsumerConfig, ConsumerStats, RecordBatch};
+use tenantflow_kinesis::writer::{RecordWriter, WriterStats};
+
+use crate::error::RunError;
+use crate::job::JobConfig;
+use crate::resume::Resume;
+use crate::shutdown;
+use crate::stream_sink::{Chunk, SINK_QUEUE_PER_WORKER};
+
+/// The Kinesis consumers, on a small Tokio runtime of their own, and the signal watch.
+pub(crate) struct StreamStage {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    pub(crate) receivers: Vec<tokio::sync::mpsc::Receiver<RecordBatch>>,
+    consumers: Vec<tokio::task::JoinHandle<Result<ConsumerStats, KinesisError>>>,
+    sink: Option<tokio::sync::mpsc::Sender<Chunk>>,
+    sink_task: Option<tokio::task::JoinHandle<Result<WriterStats, KinesisError>>>,
+}
+
+/// Batches queued per stream between its consumer and its routing thread.
+const STREAM_QUEUE: usize = 16;
+
+impl StreamStage {
+    pub(crate) fn start(
+        config: &JobConfig,
+        resume: &Resume<'_>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self, RunError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tenantflow-kinesis")
+            .enable_all()
+            .build()
+            .map_err(RunError::Runtime)?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let client = if config.streams.is_empty() && config.output_stream.is_none() {
+            None
+        } else {
+            Some(runtime.block_on(tenantflow_kinesis::client::connect()))
+        };
+        let mut receivers = Vec::new();
+        let mut consumers = Vec::new();
+        for (input, client) in config.streams.iter().zip(client.iter().cycle()) {
+            let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
+            let mut consumer = ConsumerConfig::new(&input.stream);
+            (consumer.start, consumer.finished) = resume.stream_start(input);
+            consumer.exit_when_idle = config.exit_when_idle;
+            consumer.fan_out = input.consumer.clone();
+            consumers.push(runtime.spawn(tenantflow_kinesis::consumer::consume(
+                client.clone(),
+                consumer,
+                tx,
+                stop_rx.clone(),
+            )));
+            receivers.push(rx);
+        }
+        // Ctrl-C or SIGTERM: consumers stop polling, everything read so far is
+        // processed and flushed, and the run ends normally.
+        runtime.spawn(shutdown::on_signal(stop, stop_tx));
+        let (sink, sink_task) = match (&config.output_stream, &client) {
+            (Some(stream), Some(client)) => {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(
+                    config.workers.get() * SINK_QUEUE_PER_WORKER,
+                );
+                let mut writer = RecordWriter::new(client.clone(), stream, false);
+                let task = runtime.spawn(async move {
+                    while let Some(chunk) = rx.recv().await {
+                        match chunk {
+                            Chunk::Results(results) => {
+                                for (key, json) in results {
+                                    writer.send(&key, json).await?;
+                                }
+                            }
+                            Chunk::Sync(done) => {
+                                writer.flush().await?;
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                    writer.flush().await?;
+                    Ok(writer.stats())
+                });
+                (Some(tx), Some(task))
+            }
+            _ => (None, None),
+        };
+        Ok(Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            receivers,
+            consumers,
+            sink,
+            sink_task,
+        })
+    }
+
+    /// A handle on the runtime, for threads that wait on its channels.
+    pub(crate) fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
+    }
+
+    /// A sender to the output stream's writer, for a worker.
+    pub(crate) fn sink_sender(&self) -> Option<tokio::sync::mpsc::Sender<Chunk>> {
+        self.sink.clone()
+    }
+
+    /// Waits for the stream consumers to end.
+    pub(crate) fn finish_consumers(&mut self) -> Result<(), RunError> {
+        let Some(runtime) = &self.runtime else {
+            return Ok(());
+        };
+        for consumer in std::mem::take(&mut self.consumers) {
+            match runtime.block_on(consumer) {
+                Ok(Ok(stats)) => tracing::info!(?stats, "Stream consumer done."),
+                Ok(Err(e)) => return Err(RunError::Kinesis(e)),
+                Err(_) => return Err(RunError::Panicked("kinesis consumer".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// After the workers are done: waits for the output stream's writer to flush.
+    pub(crate) fn finish_sink(mut self) -> Result<Option<WriterStats>, RunError> {
+        self.sink = None;
+        let Some(runtime) = self.runtime.take() else {
+            return Ok(None);
+        };
+        let result = match self.sink_task.take() {
+            Some(task) => match runtime.block_on(task) {
+                Ok(Ok(stats)) => Ok(Some(stats)),
+                Ok(Err(e)) => Err(RunError::OutputStream(e)),
+                Err(_) => Err(RunError::Panicked("output stream writer".into())),
+            },
+            None => Ok(None),
+        };
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        result
+    }
+}
