@@ -346,3 +346,126 @@ impl Drop for Router<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The router's batching: by tenant, full batches at once, the rest at a barrier
+    //! or the end; what it refuses goes to its dead letters, not to a worker.
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use tenantflow_core::decode::DefaultKind;
+    use tenantflow_core::partition::worker_for;
+    use tenantflow_sinks::store::MemoryStore;
+    use tenantflow_sinks::upload::{Location, Staging};
+
+    use super::*;
+
+    const T0: i64 = 1_767_225_600_000;
+
+    fn job(tenant: &str, user: usize) -> String {
+        format!(
+            r#"{{"type":"job","companyID":"{tenant}","userID":"u{user}","nbJobs":1,"creationDate":{T0}}}"#
+        )
+    }
+
+    /// The records of the batches that reached each worker: `tenant@line`, in order.
+    fn received(rx: &crossbeam_channel::Receiver<WorkerMessage>) -> (usize, Vec<String>) {
+        let mut batches = 0;
+        let mut records = Vec::new();
+        for message in rx.try_iter() {
+            if let WorkerMessage::Batch(batch) = message {
+                batches += 1;
+                for (record, position) in batch.iter() {
+                    records.push(format!("{}@{}", record.company_id(), position.line));
+                }
+            }
+        }
+        (batches, records)
+    }
+
+    #[test]
+    fn records_go_to_their_tenants_worker_full_batches_at_once_the_rest_at_the_end() {
+        let memory = Arc::new(MemoryStore::new());
+        let root = Location::root(memory);
+        let checkpoints = CheckpointStore {
+            location: root.child("_checkpoints"),
+        };
+        let metrics = Metrics::default();
+        let stop = AtomicBool::new(false);
+        let gate = Gate::new(1);
+        let context = SourceContext {
+            metrics: &metrics,
+            stop: &stop,
+            gate: &gate,
+            checkpoints: &checkpoints,
+            event_time: EventTimeBounds {
+                max_future_skew_ms: 86_400_000,
+            },
+        };
+        let (tx0, rx0) = crossbeam_channel::unbounded();
+        let (tx1, rx1) = crossbeam_channel::unbounded();
+        let dead_letters = DeadLetterSink::new(
+            root.child("_rejected"),
+            Staging {
+                location: checkpoints.location.clone(),
+            },
+            "reader",
+        );
+        let mut router = Router::new(
+            vec![tx0, tx1],
+            None,
+            dead_letters,
+            context,
+            0,
+            "reader",
+            MissingEventTime::DeadLetter,
+        );
+        // Two tenants on different workers.
+        let (a, b) = (
+            "t-a",
+            (0..100)
+                .map(|i| format!("t-{i}"))
+                .find(|t| worker_for(t, 2) != worker_for("t-a", 2))
+                .unwrap(),
+        );
+        let decoder = Decoder::new(DefaultKind::Infer);
+        let mut line = 0;
+        let mut feed = |router: &mut Router<'_>, text: &str| {
+            line += 1;
+            let origin = Origin {
+                source: 0,
+                name: "in.ndjson",
+                line: Some(line),
+                shard: None,
+            };
+            router
+                .record(text.as_bytes(), InputFormat::Ndjson, decoder, T0, &origin)
+                .unwrap();
+        };
+        for i in 0..BATCH_RECORDS {
+            feed(&mut router, &job(a, i));
+        }
+        feed(&mut router, &job(&b, 0));
+        feed(&mut router, "not json");
+        feed(&mut router, "   ");
+        feed(&mut router, &job(a, 1));
+        let (wa, wb) = (worker_for(a, 2), worker_for(&b, 2));
+        let rxs = [&rx0, &rx1];
+        // A full batch goes at once; the others wait.
+        let (batches, records) = received(rxs[wa]);
+        assert_eq!((batches, records.len()), (1, BATCH_RECORDS));
+        assert_eq!(records[0], format!("{a}@1"));
+        assert_eq!(received(rxs[wb]).0, 0, "a partial batch waits");
+        router.finish(None, None).unwrap();
+        assert_eq!(received(rxs[wa]).1, [format!("{a}@{}", BATCH_RECORDS + 4)]);
+        assert_eq!(received(rxs[wb]).1, [format!("{b}@{}", BATCH_RECORDS + 1)]);
+        let m = metrics.snapshot();
+        assert_eq!(m.lines_read, BATCH_RECORDS as u64 + 4);
+        assert_eq!(m.empty_lines, 1);
+        assert_eq!(m.dead_letters_total(), 1, "the malformed line");
+        // It left the gate with its part.
+        assert_eq!(gate.wait_all_left(std::time::Duration::ZERO), Ok(true));
+    }
+}

@@ -317,3 +317,182 @@ pub(crate) fn fault_point(point: &str, n: u64) {
         std::process::abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The coordinator's collecting of worker parts and its writing of a checkpoint,
+    //! against a memory store.
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use tenantflow_sinks::store::{MemoryStore, Store};
+    use tenantflow_sinks::upload::Location;
+
+    use super::*;
+    use crate::in_flight::{At, InFlight, WaitingRecord};
+
+    fn coordinator<'a>(
+        gate: &'a Gate,
+        workers: usize,
+        acks: Receiver<WorkerAck>,
+    ) -> (Coordinator<'a>, Arc<MemoryStore>) {
+        let memory = Arc::new(MemoryStore::new());
+        let root = Location::root(memory.clone() as Arc<dyn Store>);
+        let store = CheckpointStore {
+            location: root.child("_checkpoints"),
+        };
+        let coordinator = Coordinator {
+            staging: Staging {
+                location: store.location.clone(),
+            },
+            store,
+            output: memory.clone(),
+            gate,
+            workers: Vec::new(),
+            acks,
+            interval: None,
+            next: 1,
+            identity: JobIdentity {
+                inputs: vec!["in.ndjson".into()],
+                streams: Vec::new(),
+                workers,
+                format: "ndjson".parse().unwrap(),
+                partitioning: tenantflow_sinks::file::Partitioning::Hourly,
+            },
+            base_results: 100,
+            files_start: FilesPosition {
+                input: 0,
+                offset: 0,
+                line: 1,
+                fingerprint: None,
+            },
+            streams_start: BTreeMap::new(),
+            locks: &[],
+            waiting: &[],
+        };
+        (coordinator, memory)
+    }
+
+    fn part(tenants: u64, results: u64) -> WorkerCheckpoint {
+        WorkerCheckpoint {
+            state: vec![7; 4],
+            tenants,
+            files: SinkState::default(),
+            dead_letters: DeadLetterState::default(),
+            pending: Vec::new(),
+            results,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    #[test]
+    fn collect_puts_parts_in_worker_order_and_a_failed_worker_stops_the_checkpoint() {
+        let gate = Gate::new(1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (coordinator, _) = coordinator(&gate, 2, rx);
+        tx.send(WorkerAck {
+            worker: 1,
+            part: Some(part(0, 5)),
+        })
+        .unwrap();
+        tx.send(WorkerAck {
+            worker: 0,
+            part: Some(part(3, 7)),
+        })
+        .unwrap();
+        let parts = coordinator.collect().unwrap();
+        assert_eq!(parts.iter().map(|p| p.results).collect::<Vec<_>>(), [7, 5]);
+        tx.send(WorkerAck {
+            worker: 0,
+            part: Some(part(1, 1)),
+        })
+        .unwrap();
+        tx.send(WorkerAck {
+            worker: 1,
+            part: None,
+        })
+        .unwrap();
+        assert!(matches!(
+            coordinator.collect(),
+            Err(RunError::WorkerStopped(1))
+        ));
+        // The sources waiting at the gate are released for good.
+        assert!(!gate.arrive(0, 1, SourcePart::default()));
+        drop(tx);
+        assert!(matches!(coordinator.collect(), Err(RunError::Aborted)));
+    }
+
+    #[test]
+    fn complete_writes_what_each_part_holds() {
+        let gate = Gate::new(1);
+        let (_tx, rx) = std::sync::mpsc::channel();
+        let (mut coordinator, memory) = coordinator(&gate, 2, rx);
+        let source = SourcePart {
+            stage: "reader".into(),
+            files: Some(FilesPosition {
+                input: 0,
+                offset: 420,
+                line: 11,
+                fingerprint: None,
+            }),
+            ..SourcePart::default()
+        };
+        let mut waiting = part(2, 4);
+        waiting.in_flight.lookups.push(WaitingRecord::Job {
+            company_id: "c1".into(),
+            user_id: "u1".into(),
+            nb_jobs: 1,
+            creation_date: None,
+            at: At {
+                source: 0,
+                line: 10,
+            },
+        });
+        let want = waiting.in_flight.clone();
+        let mut stats = CheckpointStats::default();
+        coordinator
+            .complete(
+                3,
+                vec![source],
+                vec![part(0, 6), waiting],
+                false,
+                &mut stats,
+            )
+            .unwrap();
+        assert_eq!((stats.checkpoints, stats.last), (1, 3));
+        let manifest = coordinator.store.latest().unwrap().unwrap();
+        assert_eq!(manifest.checkpoint, 3);
+        assert!(!manifest.final_checkpoint);
+        assert_eq!(
+            manifest.results,
+            100 + 6 + 4,
+            "earlier runs' results included"
+        );
+        assert_eq!((manifest.files.offset, manifest.files.line), (420, 11));
+        assert!(manifest.sources.contains_key("reader"));
+        // No tenants, no state object; waiting work only where a worker has some.
+        assert_eq!(manifest.workers[0].state, None);
+        assert_eq!(manifest.workers[0].in_flight, None);
+        let state = manifest.workers[1].state.clone().unwrap();
+        assert!(state.ends_with("state-w01.bin"), "{state}");
+        let store = Arc::clone(&coordinator.store.location.store);
+        assert_eq!(store.get(&state).unwrap().unwrap().as_ref(), [7; 4]);
+        let in_flight = manifest.workers[1].in_flight.clone().unwrap();
+        let back = InFlight::decode(&store.get(&in_flight).unwrap().unwrap()).unwrap();
+        assert_eq!(back, want);
+        // The next checkpoint replaces it, and the older one is deleted.
+        coordinator
+            .complete(
+                4,
+                Vec::new(),
+                vec![part(0, 0), part(0, 0)],
+                true,
+                &mut stats,
+            )
+            .unwrap();
+        assert_eq!(coordinator.store.manifests().unwrap(), [4]);
+        assert!(store.get(&in_flight).unwrap().is_none());
+        drop(memory);
+    }
+}
