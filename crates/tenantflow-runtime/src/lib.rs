@@ -38,6 +38,7 @@ mod router;
 mod scoring;
 mod shutdown;
 mod sources;
+mod stage;
 mod stream_reader;
 mod stream_sink;
 mod stream_stage;

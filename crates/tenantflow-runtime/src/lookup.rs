@@ -14,7 +14,8 @@ use tenantflow_remote::executor::{Completion, Executor};
 use tenantflow_remote::keyed::{Emission, KeyedQueue};
 use tenantflow_remote::lookup::{LookupAnswer, TenantManagerClient, UrlError};
 
-use crate::in_flight::WaitingRecord;
+use crate::in_flight::{InFlight, WaitingRecord};
+use crate::stage::AsyncStage;
 
 /// How the job looks up tenants.
 #[derive(Debug, Clone)]
@@ -169,14 +170,34 @@ impl Lookups {
             },
         );
     }
+}
 
-    /// The records waiting, in arrival order, as a checkpoint keeps them.
-    pub(crate) fn snapshot(&self) -> Vec<WaitingRecord> {
+impl AsyncStage for Lookups {
+    type Answer = Completion<LookupAnswer>;
+
+    fn answers(&self) -> Receiver<Completion<LookupAnswer>> {
+        self.completions()
+    }
+
+    fn expects_answers(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        Lookups::is_full(self)
+    }
+
+    fn waiting(&self) -> usize {
+        self.queue.queued()
+    }
+
+    /// The records waiting (not yet applied to state), in arrival order.
+    fn snapshot(&self, into: &mut InFlight) {
         let mut waiting: Vec<&Waiting> = self.queue.items().collect();
         waiting.sort_unstable_by_key(|w| w.seq);
-        waiting
+        into.lookups = waiting
             .into_iter()
             .map(|w| WaitingRecord::new(&w.record, w.position))
-            .collect()
+            .collect();
     }
 }

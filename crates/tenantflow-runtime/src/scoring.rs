@@ -22,7 +22,8 @@ use tenantflow_remote::score::{
 };
 use tenantflow_sinks::encoding::ProfileFragments;
 
-use crate::in_flight::{At, Profile, ScoringRow};
+use crate::in_flight::{At, InFlight, Profile, ScoringRow};
+use crate::stage::AsyncStage;
 
 /// How the job scores remotely.
 #[derive(Debug, Clone)]
@@ -177,11 +178,6 @@ impl Scorings {
         self.queued == 0
     }
 
-    /// Rows waiting for their scores (open or sent).
-    pub(crate) fn queued(&self) -> usize {
-        self.queued
-    }
-
     /// Batches sent whose answers have not come.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight
@@ -253,7 +249,7 @@ impl Scorings {
 
     /// Every row waiting for its score (sent or open, answered or not), in the order
     /// the rows were added, as a checkpoint keeps them.
-    pub(crate) fn snapshot(&self) -> Vec<ScoringRow> {
+    fn waiting_rows(&self) -> Vec<ScoringRow> {
         self.pending
             .iter()
             .flat_map(|p| p.rows.iter())
@@ -298,6 +294,40 @@ impl Scorings {
         self.queued -= pending.rows.len();
         let answer = pending.answer?;
         Some((pending.rows, answer))
+    }
+}
+
+impl AsyncStage for Scorings {
+    type Answer = Completion<Scored, u64>;
+
+    fn answers(&self) -> Receiver<Completion<Scored, u64>> {
+        self.completions()
+    }
+
+    fn expects_answers(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    fn is_full(&self) -> bool {
+        Scorings::is_full(self)
+    }
+
+    fn waiting(&self) -> usize {
+        self.queued
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Scorings::deadline(self)
+    }
+
+    /// The open batch has lingered long enough: it goes.
+    fn at_deadline(&mut self) {
+        self.flush();
+    }
+
+    /// The rows waiting (already counted in state), in the order they were added.
+    fn snapshot(&self, into: &mut InFlight) {
+        into.scoring = self.waiting_rows();
     }
 }
 

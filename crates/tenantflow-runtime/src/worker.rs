@@ -29,6 +29,7 @@ use crate::lookup::{Lookups, Resolution};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::output_port::OutputPort;
 use crate::scoring::{Scorings, Unscored};
+use crate::stage::AsyncStage;
 
 /// What goes down a worker's channel.
 pub(crate) enum WorkerMessage {
@@ -106,8 +107,8 @@ impl<O: OutputPort> Worker<'_, O> {
         recycle: SyncSender<Batch>,
     ) -> Result<WorkerReport, RunError> {
         let mut local = MetricsSnapshot::default();
-        let lookup_answers = self.lookups.as_ref().map(Lookups::completions);
-        let score_answers = self.scoring.as_ref().map(Scorings::completions);
+        let lookup_answers = self.lookups.as_ref().map(AsyncStage::answers);
+        let score_answers = self.scoring.as_ref().map(AsyncStage::answers);
         let no_lookup_answer = crossbeam_channel::never();
         let no_score_answer = crossbeam_channel::never();
         if let Some(in_flight) = self.resumed_in_flight.take() {
@@ -117,9 +118,15 @@ impl<O: OutputPort> Worker<'_, O> {
         loop {
             self.waiting
                 .store(self.waiting_records(), Ordering::Release);
-            let lookups_waiting = self.lookups.as_ref().is_some_and(|l| !l.queue.is_empty());
-            let scores_in_flight = self.scoring.as_ref().is_some_and(|s| s.in_flight() > 0);
-            let linger = self.scoring.as_ref().and_then(Scorings::deadline);
+            let lookups_waiting = self
+                .lookups
+                .as_ref()
+                .is_some_and(AsyncStage::expects_answers);
+            let scores_in_flight = self
+                .scoring
+                .as_ref()
+                .is_some_and(AsyncStage::expects_answers);
+            let linger = self.scoring.as_ref().and_then(AsyncStage::deadline);
             let message = if lookups_waiting || scores_in_flight || linger.is_some() {
                 let lookup_answers = match &lookup_answers {
                     Some(rx) if lookups_waiting => rx,
@@ -148,7 +155,7 @@ impl<O: OutputPort> Worker<'_, O> {
                     }
                     recv(linger) -> _ => {
                         if let Some(scoring) = &mut self.scoring {
-                            scoring.flush();
+                            scoring.at_deadline();
                         }
                         continue;
                     }
@@ -234,24 +241,20 @@ impl<O: OutputPort> Worker<'_, O> {
 
     /// Records waiting for remote answers.
     fn waiting_records(&self) -> usize {
-        self.lookups.as_ref().map_or(0, |l| l.queue.queued())
-            + self.scoring.as_ref().map_or(0, Scorings::queued)
+        self.lookups.as_ref().map_or(0, AsyncStage::waiting)
+            + self.scoring.as_ref().map_or(0, AsyncStage::waiting)
     }
 
     /// What waits for a remote answer, as a checkpoint keeps it.
     fn in_flight(&self) -> InFlight {
-        InFlight {
-            scoring: self
-                .scoring
-                .as_ref()
-                .map(Scorings::snapshot)
-                .unwrap_or_default(),
-            lookups: self
-                .lookups
-                .as_ref()
-                .map(Lookups::snapshot)
-                .unwrap_or_default(),
+        let mut in_flight = InFlight::default();
+        if let Some(lookups) = &self.lookups {
+            lookups.snapshot(&mut in_flight);
         }
+        if let Some(scoring) = &self.scoring {
+            scoring.snapshot(&mut in_flight);
+        }
+        in_flight
     }
 
     /// Issues again what waited for a remote answer at the checkpoint this run resumed
@@ -316,7 +319,7 @@ impl<O: OutputPort> Worker<'_, O> {
             industry: unscored.profile.industry.clone(),
             features,
         };
-        while self.scoring.as_ref().is_some_and(Scorings::is_full) {
+        while self.scoring.as_ref().is_some_and(AsyncStage::is_full) {
             self.take_one_score(local)?;
         }
         if let Some(scoring) = &mut self.scoring {
@@ -345,7 +348,7 @@ impl<O: OutputPort> Worker<'_, O> {
         position: Position,
         local: &mut MetricsSnapshot,
     ) -> Result<(), RunError> {
-        while self.lookups.as_ref().is_some_and(Lookups::is_full) {
+        while self.lookups.as_ref().is_some_and(AsyncStage::is_full) {
             self.take_one_answer(local)?;
         }
         let Some(lookups) = &mut self.lookups else {
