@@ -1,5 +1,6 @@
 //! `tenantflow produce`: publish records to a stream, partition key companyID.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -171,10 +172,10 @@ fn read_records(
             .read_all(|event| {
                 let Line::Record(bytes) = event.line else {
                     skipped += 1;
-                    return Ok(());
+                    return Ok(ControlFlow::Continue(()));
                 };
                 if bytes.iter().all(u8::is_ascii_whitespace) {
-                    return Ok(());
+                    return Ok(ControlFlow::Continue(()));
                 }
                 let key = match format {
                     InputFormat::Csv => decoder
@@ -196,7 +197,7 @@ fn read_records(
                         );
                     }
                     skipped += 1;
-                    return Ok(());
+                    return Ok(ControlFlow::Continue(()));
                 };
                 chunk.push((key, bytes.to_vec()));
                 counters.queued.fetch_add(1, Ordering::Relaxed);
@@ -204,10 +205,10 @@ fn read_records(
                     tx.blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
                         .map_err(|_| "the writer stopped")?;
                 }
-                Ok::<(), &'static str>(())
+                Ok::<_, &'static str>(ControlFlow::Continue(()))
             });
         match result {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(ReadError::Io(e)) => {
                 return Err(e).with_context(|| format!("reading {}", input.name()));
             }

@@ -44,9 +44,6 @@ pub enum RunError {
     /// The writer to the output stream stopped (its own error says why).
     #[error("the output stream writer stopped")]
     OutputStreamStopped,
-    /// The job was asked to stop; not an error of the run.
-    #[error("stopped")]
-    Stopped,
     /// A stage panicked: a bug.
     #[error("the {0} thread panicked")]
     Panicked(String),

@@ -1,9 +1,11 @@
 //! The file stage: inputs with lines (files, folders, stdin, the generator), in order,
 //! from where the last checkpoint left them.
 
+use std::ops::ControlFlow;
+
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_sources::Input;
-use tenantflow_sources::lines::{Line, LineReader, ReadError};
+use tenantflow_sources::lines::{Line, LineReader, ReadEnd, ReadError};
 
 use crate::checkpoint::manifest::FilesPosition;
 use crate::error::RunError;
@@ -63,7 +65,7 @@ pub(crate) fn read_inputs(
             }
             if event.number % STOP_CHECK_LINES == 0 && router.stopping() {
                 next = here;
-                return Err(RunError::Stopped);
+                return Ok(ControlFlow::Break(()));
             }
             let origin = Origin {
                 source: Sources::file_input(index),
@@ -73,15 +75,16 @@ pub(crate) fn read_inputs(
             };
             match event.line {
                 Line::Record(bytes) => {
-                    router.record(bytes, format, decoder, event.arrival_ms, &origin)
+                    router.record(bytes, format, decoder, event.arrival_ms, &origin)?;
                 }
                 Line::TooLarge { prefix, len } => {
-                    router.too_large(prefix, len, max_record_bytes, &origin)
+                    router.too_large(prefix, len, max_record_bytes, &origin)?;
                 }
             }
+            Ok(ControlFlow::Continue(()))
         });
         match result {
-            Ok(()) => {
+            Ok(ReadEnd::EndOfInput) => {
                 next = FilesPosition {
                     input: index + 1,
                     offset: 0,
@@ -89,7 +92,7 @@ pub(crate) fn read_inputs(
                     fingerprint: None,
                 };
             }
-            Err(ReadError::Handler(RunError::Stopped)) => {
+            Ok(ReadEnd::Stopped) => {
                 tracing::info!(
                     input = input.name(),
                     line = next.line,

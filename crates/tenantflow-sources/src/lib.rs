@@ -3,14 +3,16 @@
 //! lines without loading it whole and enforces the record size limit.
 //!
 //! ```
-//! use tenantflow_sources::lines::{Line, LineReader};
+//! use std::ops::ControlFlow;
+//! use tenantflow_sources::lines::{Line, LineReader, ReadEnd};
 //!
 //! let mut reader = LineReader::new(&b"a\n\nbc\r\n"[..], 1024);
 //! let mut seen = Vec::new();
-//! reader.read_all(|event| {
+//! let end = reader.read_all(|event| {
 //!     if let Line::Record(bytes) = event.line { seen.push((event.number, bytes.to_vec())); }
-//!     Ok::<(), ()>(())
+//!     Ok::<_, ()>(ControlFlow::Continue(()))
 //! }).unwrap();
+//! assert_eq!(end, ReadEnd::EndOfInput);
 //! assert_eq!(seen, vec![(1, b"a".to_vec()), (2, b"".to_vec()), (3, b"bc".to_vec())]);
 //! ```
 

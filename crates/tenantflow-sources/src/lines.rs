@@ -7,6 +7,8 @@
 //! short one.
 
 use std::io::{self, Read};
+use std::ops::ControlFlow;
+
 use tenantflow_core::clock::now_ms;
 
 /// Bytes read per call.
@@ -40,6 +42,15 @@ pub struct LineEvent<'a> {
     pub arrival_ms: i64,
     /// The line.
     pub line: Line<'a>,
+}
+
+/// How reading ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The stream ended: every line was given.
+    EndOfInput,
+    /// The line handler said to stop.
+    Stopped,
 }
 
 /// Why reading stopped.
@@ -82,14 +93,15 @@ impl<R: Read> LineReader<R> {
         self
     }
 
-    /// Calls `on_line` for every line, in order, until the stream ends.
+    /// Calls `on_line` for every line, in order, until the stream ends or `on_line`
+    /// says to stop ([`ControlFlow::Break`]).
     ///
     /// # Errors
     /// A read error of the stream, or the first error of `on_line`.
     pub fn read_all<E>(
         &mut self,
-        mut on_line: impl FnMut(LineEvent<'_>) -> Result<(), E>,
-    ) -> Result<(), ReadError<E>> {
+        mut on_line: impl FnMut(LineEvent<'_>) -> Result<ControlFlow<()>, E>,
+    ) -> Result<ReadEnd, ReadError<E>> {
         let max = self.max_record;
         self.buf.resize(CHUNK + max + 1, 0);
         let buf = &mut self.buf;
@@ -121,7 +133,7 @@ impl<R: Read> LineReader<R> {
                 match memchr::memchr(b'\n', &buf[scan..end]) {
                     Some(i) => {
                         let total = len + i as u64;
-                        on_line(LineEvent {
+                        let flow = on_line(LineEvent {
                             number,
                             offset,
                             arrival_ms,
@@ -131,13 +143,16 @@ impl<R: Read> LineReader<R> {
                             },
                         })
                         .map_err(ReadError::Handler)?;
+                        if flow.is_break() {
+                            return Ok(ReadEnd::Stopped);
+                        }
                         number += 1;
                         skipping = None;
                         start = scan + i + 1;
                         scan = start;
                     }
                     None if n == 0 => {
-                        on_line(LineEvent {
+                        let flow = on_line(LineEvent {
                             number,
                             offset,
                             arrival_ms,
@@ -147,7 +162,11 @@ impl<R: Read> LineReader<R> {
                             },
                         })
                         .map_err(ReadError::Handler)?;
-                        return Ok(());
+                        return Ok(if flow.is_break() {
+                            ReadEnd::Stopped
+                        } else {
+                            ReadEnd::EndOfInput
+                        });
                     }
                     None => {
                         skipping = Some((offset, len + n as u64));
@@ -158,29 +177,36 @@ impl<R: Read> LineReader<R> {
             }
             for i in memchr::memchr_iter(b'\n', &buf[scan..end]) {
                 let nl = scan + i;
-                emit(
+                if emit(
                     &buf[start..nl],
                     number,
                     base + start as u64,
                     arrival_ms,
                     max,
                     &mut on_line,
-                )?;
+                )?
+                .is_break()
+                {
+                    return Ok(ReadEnd::Stopped);
+                }
                 number += 1;
                 start = nl + 1;
             }
             if n == 0 {
-                if start < end {
-                    emit(
+                if start < end
+                    && emit(
                         &buf[start..end],
                         number,
                         base + start as u64,
                         arrival_ms,
                         max,
                         &mut on_line,
-                    )?;
+                    )?
+                    .is_break()
+                {
+                    return Ok(ReadEnd::Stopped);
                 }
-                return Ok(());
+                return Ok(ReadEnd::EndOfInput);
             }
             if end - start > max {
                 prefix.clear();
@@ -198,8 +224,8 @@ fn emit<E>(
     offset: u64,
     arrival_ms: i64,
     max: usize,
-    on_line: &mut impl FnMut(LineEvent<'_>) -> Result<(), E>,
-) -> Result<(), ReadError<E>> {
+    on_line: &mut impl FnMut(LineEvent<'_>) -> Result<ControlFlow<()>, E>,
+) -> Result<ControlFlow<()>, ReadError<E>> {
     let mut bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
     if offset == 0 {
         // A UTF-8 byte-order mark at the start of the stream is not part of a record.
@@ -249,7 +275,7 @@ mod tests {
 
     fn collect(data: &[u8], step: usize, max: usize) -> Vec<Seen> {
         let mut out = Vec::new();
-        LineReader::new(Trickle { data, step }, max)
+        let end = LineReader::new(Trickle { data, step }, max)
             .read_all(|e| {
                 out.push(match e.line {
                     Line::Record(b) => Seen::Record(e.number, e.offset, b.to_vec()),
@@ -257,10 +283,35 @@ mod tests {
                         Seen::TooLarge(e.number, e.offset, prefix.len(), len)
                     }
                 });
-                Ok::<(), ()>(())
+                Ok::<_, ()>(ControlFlow::Continue(()))
             })
             .unwrap();
+        assert_eq!(end, ReadEnd::EndOfInput);
         out
+    }
+
+    #[test]
+    fn the_handler_stops_reading_with_a_return_value() {
+        for step in [1, 3, 1024] {
+            let mut seen = Vec::new();
+            let end = LineReader::new(
+                Trickle {
+                    data: b"a\nb\nc\nd",
+                    step,
+                },
+                64,
+            )
+            .read_all(|e| {
+                seen.push(e.number);
+                Ok::<_, ()>(if e.number == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })
+            .unwrap();
+            assert_eq!((end, seen), (ReadEnd::Stopped, vec![1, 2]), "step {step}");
+        }
     }
 
     #[test]
