@@ -199,3 +199,137 @@ fn a_crash_after_the_manifest_and_one_during_recovery_lose_nothing() {
     );
     assert_clean(&out);
 }
+
+/// Files under `dir` (at any depth) whose name ends with `suffix`.
+fn any_file_ending(dir: &Path, suffix: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            any_file_ending(&path, suffix)
+        } else {
+            e.file_name().to_string_lossy().ends_with(suffix)
+        }
+    })
+}
+
+/// SIGTERM stops a run over files at a line: what was read before it is processed and
+/// written, a final checkpoint records where it stopped, and the run exits 0. Started
+/// again, it reads on from there and ends with exactly an undisturbed run's results.
+#[test]
+fn sigterm_stops_a_file_run_cleanly_and_it_resumes_to_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    // The built-in generator's events, as a file (stopping and resuming need a file).
+    let generated = dir.path().join("generated");
+    tenantflow(&[
+        "run",
+        "--quiet",
+        "--generate",
+        "200000",
+        "--companies",
+        "500",
+        "--output",
+        generated.to_str().unwrap(),
+    ]);
+    let undisturbed = sorted_result_lines(&generated);
+    let mut lines = Vec::new();
+    for result in &undisturbed {
+        let v: serde_json::Value = serde_json::from_str(result).unwrap();
+        lines.push(v);
+    }
+    // Companies first, then one job event per result, in event-time order.
+    let mut text = String::new();
+    let mut companies = std::collections::BTreeMap::new();
+    for v in &lines {
+        companies
+            .entry(v["companyID"].as_str().unwrap().to_owned())
+            .or_insert_with(|| {
+                serde_json::json!({
+                    "type": "company", "companyID": v["companyID"], "industry": v["industry"],
+                    "revenu": v["revenu"], "employees": v["employees"], "job30": 0, "job90": 0,
+                    "monthlyFee": v["monthlyFee"], "totalFee": v["totalFee"],
+                })
+            });
+    }
+    for company in companies.values() {
+        text.push_str(&company.to_string());
+        text.push('\n');
+    }
+    let mut jobs: Vec<&serde_json::Value> = lines.iter().collect();
+    jobs.sort_by_key(|v| v["creationDate"].as_i64().unwrap());
+    for v in jobs {
+        text.push_str(
+            &serde_json::json!({
+                "type": "job", "companyID": v["companyID"], "userID": v["userID"],
+                "nbJobs": v["nbJobs"], "creationDate": v["creationDate"],
+            })
+            .to_string(),
+        );
+        text.push('\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let reference = dir.path().join("reference");
+    tenantflow(&[
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        reference.to_str().unwrap(),
+    ]);
+    let want = sorted_result_lines(&reference);
+
+    let out = dir.path().join("out");
+    let summary = out.with_extension("summary.json");
+    let args = [
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ];
+    let mut run = command(&args).spawn().unwrap();
+    // Bounded wait until results are being written, then SIGTERM.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !any_file_ending(&out, ".inprogress") {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the run ended before its stop"
+        );
+        assert!(Instant::now() < deadline, "no results after 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(run.wait().unwrap().success(), "a stopped run exits 0");
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert!(
+        !any_file_ending(&out, ".inprogress"),
+        "nothing left in progress"
+    );
+    let read = first["records_read"].as_u64().unwrap();
+    let total = companies.len() as u64 + want.len() as u64;
+    assert_eq!(first["stopped_by_signal"], true, "{first}");
+    assert!(read < total, "stopped before the end: {first}");
+    // Started again: on from where it stopped.
+    tenantflow(&args);
+    let second: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(
+        read + second["records_read"].as_u64().unwrap(),
+        total,
+        "every line read once: {first} {second}"
+    );
+    assert_eq!(sorted_result_lines(&out), want);
+    assert_clean(&out);
+}
