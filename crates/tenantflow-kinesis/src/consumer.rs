@@ -29,6 +29,7 @@ use crate::admin::{ShardInfo, list_shards};
 use crate::backoff::Backoff;
 use crate::error::{KinesisError, Retry};
 use crate::kpl;
+use crate::lineage::{ShardLineage, StartAt};
 
 /// Where reading starts in shards that exist when the consumer starts. Shards created
 /// later (children of a split or merge) are always read from their start.
@@ -176,11 +177,15 @@ pub async fn consume(
         )),
         None => None,
     };
-    let mut known: HashMap<String, ShardInfo> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut finished: HashSet<String> = config.finished.clone();
-    let mut running: HashSet<String> = HashSet::new();
-    let mut initial: Option<HashSet<String>> = None;
+    let mut lineage = ShardLineage::new(config.finished.clone());
+    let reader = Readers {
+        client: &client,
+        config: &config,
+        consumer_arn: consumer_arn.as_ref(),
+        out: &out,
+        counters: &counters,
+        started,
+    };
     let mut tasks: JoinSet<Result<String, KinesisError>> = JoinSet::new();
     let mut discovery = tokio::time::interval(config.discovery_interval);
     discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -192,9 +197,10 @@ pub async fn consume(
             // Cancel safety: `interval::tick`, `watch::changed` and `JoinSet::join_next`
             // are cancel-safe; nothing is lost when another arm wins.
             _ = discovery.tick() => {
-                discover(&client, &config.stream, &mut known, &mut order).await?;
-                let first = initial.get_or_insert_with(|| known.keys().cloned().collect());
-                start_ready(&client, &config, consumer_arn.as_ref(), &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
+                lineage.listed(list_shards(&client, &config.stream).await?);
+                for (shard, at) in lineage.ready() {
+                    tasks.spawn(reader.start(shard, at));
+                }
             }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let shard_id = match done {
@@ -203,14 +209,13 @@ pub async fn consume(
                     Err(join) => return Err(KinesisError::InvalidRecord(format!("shard reader failed: {join}"))),
                 };
                 tracing::debug!(stream = %config.stream, shard = %shard_id, "Shard read to its end.");
-                running.remove(&shard_id);
-                finished.insert(shard_id);
+                lineage.finished(&shard_id);
                 stats.shards_finished += 1;
                 // Children appear in ListShards when their parents close: look now, and
                 // start them before the idle check can see a moment with nothing running.
-                discover(&client, &config.stream, &mut known, &mut order).await?;
-                if let Some(first) = &initial {
-                    start_ready(&client, &config, consumer_arn.as_ref(), &known, &order, &finished, &mut running, first, &mut tasks, &out, &counters, started);
+                lineage.listed(list_shards(&client, &config.stream).await?);
+                for (shard, at) in lineage.ready() {
+                    tasks.spawn(reader.start(shard, at));
                 }
             }
             _ = idle_check.tick() => {
@@ -218,7 +223,7 @@ pub async fn consume(
                     let now = started.elapsed().as_millis() as u64;
                     let last = counters.last_activity_ms.load(Ordering::Relaxed);
                     let busy = counters.sending.load(Ordering::Relaxed) + counters.not_caught_up.load(Ordering::Relaxed);
-                    if initial.is_some() && busy == 0 && now.saturating_sub(last) >= limit.as_millis() as u64 {
+                    if lineage.listed_once() && busy == 0 && now.saturating_sub(last) >= limit.as_millis() as u64 {
                         tracing::info!(stream = %config.stream, "Every shard idle; stopping.");
                         break;
                     }
@@ -239,72 +244,42 @@ pub async fn consume(
     Ok(stats)
 }
 
-/// Adds the shards ListShards shows that are not known yet, in its order.
-async fn discover(
-    client: &Client,
-    stream: &str,
-    known: &mut HashMap<String, ShardInfo>,
-    order: &mut Vec<String>,
-) -> Result<(), KinesisError> {
-    for shard in list_shards(client, stream).await? {
-        if !known.contains_key(&shard.id) {
-            order.push(shard.id.clone());
-            known.insert(shard.id.clone(), shard);
-        }
-    }
-    Ok(())
+/// What every shard reader of a consumer shares; [`Readers::start`] makes one.
+struct Readers<'a> {
+    client: &'a Client,
+    config: &'a ConsumerConfig,
+    consumer_arn: Option<&'a Arc<str>>,
+    out: &'a mpsc::Sender<RecordBatch>,
+    counters: &'a Arc<Counters>,
+    started: Instant,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn start_ready(
-    client: &Client,
-    config: &ConsumerConfig,
-    consumer_arn: Option<&Arc<str>>,
-    known: &HashMap<String, ShardInfo>,
-    order: &[String],
-    finished: &HashSet<String>,
-    running: &mut HashSet<String>,
-    initial: &HashSet<String>,
-    tasks: &mut JoinSet<Result<String, KinesisError>>,
-    out: &mpsc::Sender<RecordBatch>,
-    counters: &Arc<Counters>,
-    started: Instant,
-) {
-    for id in order {
-        if finished.contains(id) || running.contains(id) {
-            continue;
-        }
-        let shard = &known[id];
-        // A parent we know of must be finished first; one we do not know (expired
-        // past the retention period) cannot hold back its child.
-        let blocked = [&shard.parent, &shard.adjacent_parent]
-            .into_iter()
-            .flatten()
-            .any(|p| known.contains_key(p) && !finished.contains(p));
-        if blocked {
-            continue;
-        }
-        let start = if initial.contains(id) {
-            config.start.clone()
-        } else {
-            StartPosition::TrimHorizon
+impl Readers<'_> {
+    /// The reading of `shard` from `at`, to spawn.
+    fn start(
+        &self,
+        shard: ShardInfo,
+        at: StartAt,
+    ) -> impl std::future::Future<Output = Result<String, KinesisError>> + use<> {
+        let start = match at {
+            StartAt::Configured => self.config.start.clone(),
+            StartAt::TrimHorizon => StartPosition::TrimHorizon,
         };
-        running.insert(id.clone());
-        let reader = ShardReader {
-            client: client.clone(),
-            stream: config.stream.clone(),
-            shard: shard.clone(),
-            shard_id: Arc::from(id.as_str()),
-            limit: config.limit,
-            consumer_arn: consumer_arn.cloned(),
-            out: out.clone(),
-            counters: Arc::clone(counters),
-            started,
-        };
-        tracing::debug!(stream = %config.stream, shard = %id, "Reading shard.");
+        tracing::debug!(stream = %self.config.stream, shard = %shard.id, "Reading shard.");
         // Counted as not caught up from now, not from when the task first runs.
-        counters.not_caught_up.fetch_add(1, Ordering::Relaxed);
-        tasks.spawn(reader.run(start));
+        self.counters.not_caught_up.fetch_add(1, Ordering::Relaxed);
+        let reader = ShardReader {
+            client: self.client.clone(),
+            stream: self.config.stream.clone(),
+            shard_id: Arc::from(shard.id.as_str()),
+            shard,
+            limit: self.config.limit,
+            consumer_arn: self.consumer_arn.cloned(),
+            out: self.out.clone(),
+            counters: Arc::clone(self.counters),
+            started: self.started,
+        };
+        reader.run(start)
     }
 }
 

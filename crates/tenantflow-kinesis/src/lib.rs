@@ -19,6 +19,7 @@ pub mod consumer;
 pub mod error;
 pub mod fan_out;
 pub mod kpl;
+pub mod lineage;
 pub mod url;
 pub mod writer;
 
