@@ -52,26 +52,79 @@ pub fn read_summary(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// A `tenantflow run` to start: quiet, into an output folder, its summary beside it.
+///
+/// ```ignore
+/// let summary = JobRun::new(&out).input(&w1).args(&["--format", "csv"]).summary();
+/// ```
+pub struct JobRun {
+    out: PathBuf,
+    inputs: Vec<PathBuf>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl JobRun {
+    /// A run into `out`.
+    pub fn new(out: &Path) -> Self {
+        Self {
+            out: out.to_path_buf(),
+            inputs: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Reads `input` (repeatable; without any, the generator).
+    pub fn input(mut self, input: &Path) -> Self {
+        self.inputs.push(input.to_path_buf());
+        self
+    }
+
+    /// More flags.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// An environment variable of the run.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Where the run writes its `--summary-json`.
+    pub fn summary_path(&self) -> PathBuf {
+        summary_path(&self.out)
+    }
+
+    /// The command, not yet started (to kill it, or to read its output).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
+        cmd.args(["run", "--quiet", "--output"]).arg(&self.out);
+        for input in &self.inputs {
+            cmd.arg("--input").arg(input);
+        }
+        cmd.arg("--summary-json")
+            .arg(self.summary_path())
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
+    }
+
+    /// Runs it, panicking with its output unless it succeeds; its summary.
+    pub fn summary(&self) -> serde_json::Value {
+        let out = self.command().output().expect("tenantflow starts");
+        let shown = format!("run into {}: {:?}", self.out.display(), self.args);
+        succeeded(&[shown.as_str()], out);
+        read_summary(&self.summary_path())
+    }
+}
+
 /// `tenantflow run --quiet --input INPUT --output OUT EXTRA`, panicking unless it
 /// succeeds; its `--summary-json`.
 pub fn run_summary(input: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let summary = summary_path(out);
-    let args = [
-        &[
-            "run",
-            "--quiet",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--summary-json",
-            summary.to_str().unwrap(),
-        ][..],
-        extra,
-    ]
-    .concat();
-    tenantflow(&args);
-    read_summary(&summary)
+    JobRun::new(out).input(input).args(extra).summary()
 }
 
 /// Writes a W1 file with the shared generator.

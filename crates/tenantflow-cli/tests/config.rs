@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::{read_summary, sorted_result_lines, summary_path};
+use crate::common::{JobRun, read_summary, sorted_result_lines};
 
 /// `tenantflow ARGS` with `vars` set (and every other `TENANTFLOW_*` variable unset).
 fn tenantflow_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
@@ -23,28 +23,24 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A run of 2,000 generated events into `out` with `args` and `vars`; its summary.
+/// A run of 2,000 generated events into `out` with `args` and `vars` (and no other
+/// `TENANTFLOW_*` variable); its summary.
 fn generated_run(out: &Path, args: &[&str], vars: &[(&str, &str)]) -> serde_json::Value {
-    let summary = summary_path(out);
-    let all = [
-        &[
-            "run",
-            "--quiet",
-            "--generate",
-            "2000",
-            "--companies",
-            "50",
-            "--output",
-            out.to_str().unwrap(),
-            "--summary-json",
-            summary.to_str().unwrap(),
-        ][..],
-        args,
-    ]
-    .concat();
-    let ran = tenantflow_with(&all, vars);
-    assert!(ran.status.success(), "{all:?}: {}", stderr(&ran));
-    read_summary(&summary)
+    let mut run = JobRun::new(out)
+        .args(&["--generate", "2000", "--companies", "50"])
+        .args(args);
+    for (name, value) in vars {
+        run = run.env(name, value);
+    }
+    let mut command = run.command();
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TENANTFLOW_") && !vars.iter().any(|(v, _)| *v == name) {
+            command.env_remove(name);
+        }
+    }
+    let ran = command.output().unwrap();
+    assert!(ran.status.success(), "{args:?}: {}", stderr(&ran));
+    read_summary(&run.summary_path())
 }
 
 #[test]

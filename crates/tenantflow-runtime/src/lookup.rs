@@ -65,6 +65,8 @@ impl LookupService {
             max_in_flight: self.config.call.max_in_flight.get(),
             max_queued: MAX_QUEUED,
             next_seq: 0,
+            sent: 0,
+            deferred: std::collections::VecDeque::new(),
         }
     }
 }
@@ -100,6 +102,10 @@ pub(crate) struct Lookups {
     max_queued: usize,
     /// The arrival number of the next record queued.
     next_seq: u64,
+    /// Requests sent whose answers have not come.
+    sent: usize,
+    /// Lookups started past the in-flight bound, sent as answers come.
+    deferred: std::collections::VecDeque<Box<str>>,
 }
 
 /// Most tenants remembered as unknown per worker (ids of garbage input can be many).
@@ -107,18 +113,40 @@ const MAX_UNKNOWN: usize = 100_000;
 
 impl Lookups {
     /// True when the worker must take answers before it takes another record.
-    ///
-    /// Unlike scoring, a lookup past the in-flight bound holds the worker (and a
-    /// barrier behind it) until a slot frees: which records share a tenant's answer,
-    /// and so when a stale profile is fetched again, depends on that order.
+    /// Lookups past the in-flight bound wait in the queue, not the worker: a worker
+    /// blocked here could not meet a checkpoint's barrier.
     pub(crate) fn is_full(&self) -> bool {
-        self.queue.in_flight() >= self.max_in_flight || self.queue.queued() >= self.max_queued
+        self.queue.queued() >= self.max_queued
     }
 
-    /// Starts the lookup of `company_id`.
+    /// Starts the lookup of `company_id`: now, or once a request slot is free. The
+    /// tenant's records wait for it either way, and so do its later ones (they use its
+    /// answer, which comes after they arrived).
     pub(crate) fn start(&mut self, company_id: &str) {
         self.queue.start(company_id);
-        self.executor.submit(company_id.into(), company_id.into());
+        if self.sent < self.max_in_flight {
+            self.sent += 1;
+            self.executor.submit(company_id.into(), company_id.into());
+        } else {
+            self.deferred.push_back(company_id.into());
+        }
+    }
+
+    /// At most `n` requests in flight (tests).
+    #[cfg(test)]
+    pub(crate) fn set_max_in_flight_for_test(&mut self, n: usize) {
+        self.max_in_flight = n;
+    }
+
+    /// An answer came: its request slot goes to the oldest lookup waiting for one.
+    pub(crate) fn answered(&mut self) {
+        self.sent = self.sent.saturating_sub(1);
+        while self.sent < self.max_in_flight
+            && let Some(key) = self.deferred.pop_front()
+        {
+            self.sent += 1;
+            self.executor.submit(key.clone(), key);
+        }
     }
 
     /// True if `company_id` was answered unknown less than the unknown TTL ago.

@@ -522,6 +522,7 @@ impl<O: OutputPort> Worker<'_, O> {
         let Some(lookups) = &mut self.lookups else {
             return Ok(());
         };
+        lookups.answered();
         local.lookups += 1;
         let key = &*answer.key;
         let now = now_ms();
@@ -745,6 +746,8 @@ mod tests {
     struct Written {
         results: Vec<String>,
         dead_letters: Vec<String>,
+        /// Told of each result as it is written, if set.
+        notify: Option<crossbeam_channel::Sender<String>>,
     }
 
     struct FakeOutput(Arc<Mutex<Written>>);
@@ -759,10 +762,15 @@ mod tests {
         }
 
         fn result(&mut self, row: &ResultRow<'_>, _: &ProfileFragments) -> Result<(), RunError> {
-            self.0.lock().unwrap().results.push(format!(
+            let result = format!(
                 "{} {} {} {} {}",
                 row.company_id, row.user_id, row.job30, row.job90, row.risk_of_churn
-            ));
+            );
+            let mut written = self.0.lock().unwrap();
+            if let Some(notify) = &written.notify {
+                notify.send(result.clone()).unwrap();
+            }
+            written.results.push(result);
             Ok(())
         }
 
@@ -892,15 +900,48 @@ mod tests {
                 Ok::<_, CallError>(LookupAnswer::Found(c.profile.to_profile()))
             }
         });
+        lookups_with(
+            runtime,
+            BoxCloneSyncService::new(service),
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// A TenantManager whose `job30` is how many times it was asked (counted in
+    /// `asked`), at once.
+    fn counting_tenant_manager(
+        runtime: &tokio::runtime::Runtime,
+        asked: Arc<AtomicUsize>,
+        ttl: Duration,
+    ) -> Lookups {
+        let service = tower::service_fn(move |id: Box<str>| {
+            let n = asked.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let Record::Company(c) = company(&id) else {
+                    unreachable!()
+                };
+                let mut profile = c.profile.to_profile();
+                profile.job30 = n as i64;
+                Ok::<_, CallError>(LookupAnswer::Found(profile))
+            }
+        });
+        lookups_with(runtime, BoxCloneSyncService::new(service), ttl)
+    }
+
+    fn lookups_with(
+        runtime: &tokio::runtime::Runtime,
+        service: tenantflow_remote::call::CallService<Box<str>, LookupAnswer>,
+        ttl: Duration,
+    ) -> Lookups {
         let service = LookupService {
             config: LookupConfig {
                 url: "http://127.0.0.1:9".into(),
                 call: call_config(),
-                ttl: Duration::from_secs(3600),
+                ttl,
                 emission: Emission::Unordered,
                 unknown_ttl: Duration::from_secs(60),
             },
-            service: BoxCloneSyncService::new(service),
+            service,
             stats: Arc::default(),
         };
         service.for_worker(runtime.handle().clone())
@@ -923,7 +964,23 @@ mod tests {
             messages: Vec<WorkerMessage>,
             between: impl FnOnce(&std::sync::mpsc::Receiver<WorkerAck>, &Mutex<Written>),
         ) -> (Vec<WorkerAck>, Arc<Mutex<Written>>) {
-            let written = Arc::new(Mutex::new(Written::default()));
+            self.go_with(Written::default(), messages, |_, acks, written| {
+                between(acks, written)
+            })
+        }
+
+        /// As [`Run::go`], starting from `written`; `between` may send more messages.
+        fn go_with(
+            self,
+            written: Written,
+            messages: Vec<WorkerMessage>,
+            between: impl FnOnce(
+                &crossbeam_channel::Sender<WorkerMessage>,
+                &std::sync::mpsc::Receiver<WorkerAck>,
+                &Mutex<Written>,
+            ),
+        ) -> (Vec<WorkerAck>, Arc<Mutex<Written>>) {
+            let written = Arc::new(Mutex::new(written));
             let metrics = Metrics::default();
             let checkpoints = CheckpointStore {
                 location: Location::root(Arc::new(MemoryStore::new())),
@@ -955,7 +1012,7 @@ mod tests {
                 for message in messages {
                     tx.send(message).unwrap();
                 }
-                between(&acks, &written);
+                between(&tx, &acks, &written);
                 drop(tx);
                 assert!(handle.join().unwrap().is_ok());
             });
@@ -1148,5 +1205,65 @@ mod tests {
         }
         .go(Vec::new(), |_, _| {});
         assert_eq!(resumed.lock().unwrap().results, want);
+    }
+
+    /// Lookups past the in-flight bound wait in the queue, not the worker; a tenant's
+    /// records that come while its lookup is out use its answer; one that comes after
+    /// the answer was used asks again once the profile is past its TTL.
+    #[test]
+    fn a_profile_past_its_ttl_is_fetched_again_for_a_later_event() {
+        let model = Model::builtin();
+        let runtime = runtime();
+        for (ttl, asks, job30s) in [
+            (Duration::ZERO, 2, ["2", "4"]),
+            (Duration::from_secs(3600), 1, ["2", "3"]),
+        ] {
+            let asked = Arc::new(AtomicUsize::new(0));
+            let (notify, results) = crossbeam_channel::unbounded();
+            let written = Written {
+                notify: Some(notify),
+                ..Written::default()
+            };
+            let (_, written) = Run {
+                model: &model,
+                table: new_table(Retention::default()),
+                lookups: Some(counting_tenant_manager(&runtime, Arc::clone(&asked), ttl)),
+                scoring: None,
+                resumed: None,
+            }
+            .go_with(written, vec![batch(&[job("c1", "u1", 0)])], |tx, _, _| {
+                // The second event comes after the first one's result.
+                results.recv().unwrap();
+                tx.send(batch(&[job("c1", "u2", 1)])).unwrap();
+                results.recv().unwrap();
+            });
+            assert_eq!(asked.load(Ordering::SeqCst), asks, "ttl {ttl:?}");
+            let job30: Vec<String> = written
+                .lock()
+                .unwrap()
+                .results
+                .iter()
+                .map(|r| r.split(' ').nth(2).unwrap().to_owned())
+                .collect();
+            assert_eq!(job30, job30s, "ttl {ttl:?}");
+        }
+        // Many tenants at once with one request in flight: the worker does not wait
+        // for each answer; every event gets its tenant's profile.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let mut lookups = counting_tenant_manager(&runtime, Arc::clone(&asked), Duration::ZERO);
+        lookups.set_max_in_flight_for_test(1);
+        let records: Vec<Record<'static>> = (0..50)
+            .map(|i| job(&format!("t{}", i % 10), &format!("u{i}"), 0))
+            .collect();
+        let (_, written) = Run {
+            model: &model,
+            table: new_table(Retention::default()),
+            lookups: Some(lookups),
+            scoring: None,
+            resumed: None,
+        }
+        .go(vec![batch(&records)], |_, _| {});
+        assert_eq!(written.lock().unwrap().results.len(), 50);
+        assert_eq!(asked.load(Ordering::SeqCst), 10, "one request per tenant");
     }
 }
