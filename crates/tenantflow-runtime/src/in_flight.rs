@@ -34,8 +34,8 @@ impl InFlight {
     }
 
     /// As stored in a checkpoint.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 
     /// Read back from a checkpoint.
@@ -249,7 +249,7 @@ mod tests {
                 },
             ],
         };
-        let back = InFlight::decode(&in_flight.encode()).unwrap();
+        let back = InFlight::decode(&in_flight.encode().unwrap()).unwrap();
         assert_eq!(back, in_flight);
         assert!(InFlight::decode(b"{}").unwrap().is_empty());
         assert!(InFlight::decode(b"[1]").is_err());

@@ -223,7 +223,8 @@ impl<O: OutputPort> Worker<'_, O> {
     }
 
     /// Checkpoint `n` at this worker: the output stream flushed, files made durable,
-    /// tenant state snapshotted.
+    /// tenant state snapshotted, and what waits for remote answers kept (not waited
+    /// for).
     fn checkpoint(&mut self, n: u64) -> Result<WorkerCheckpoint, RunError> {
         let tails = self.checkpoints.checkpoint_folder(n).child("tails");
         let port = self.output.checkpoint(&tails)?;

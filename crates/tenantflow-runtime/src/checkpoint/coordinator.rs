@@ -16,7 +16,8 @@ use tenantflow_sinks::upload::{PendingFile, Staging, commit};
 
 use super::gate::{Gate, Gathered, SourcePart};
 use super::manifest::{
-    CheckpointStore, FilesPosition, JobIdentity, MANIFEST_VERSION, Manifest, WorkerPart,
+    CheckpointStore, FilesPosition, JobIdentity, MANIFEST_VERSION, Manifest, ManifestError,
+    WorkerPart,
 };
 use crate::error::RunError;
 use crate::in_flight::InFlight;
@@ -220,10 +221,16 @@ impl Coordinator<'_> {
                 None
             } else {
                 let path = folder.path(&format!("in-flight-w{w:02}.json"));
+                let bytes = worker.in_flight.encode().map_err(|source| {
+                    RunError::Checkpoint(ManifestError::Parse {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
                 self.store
                     .location
                     .store
-                    .put(&path, Bytes::from(worker.in_flight.encode()))
+                    .put(&path, Bytes::from(bytes))
                     .map_err(|e| RunError::Checkpoint(e.into()))?;
                 Some(path)
             };
