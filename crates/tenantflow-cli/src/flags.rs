@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 
+use crate::config::value::shown_duration;
+
 /// Flags that do not fit together (each alone parsed): `main` exits with status 2, as
 /// clap does for a bad value.
 #[derive(Debug, thiserror::Error)]
@@ -31,28 +33,12 @@ pub fn duration(
         if d < min || d > max {
             return Err(format!(
                 "`{text}` is out of range: from {} to {}",
-                shown(min),
-                shown(max)
+                shown_duration(min),
+                shown_duration(max)
             ));
         }
         Ok(d)
     }
-}
-
-/// A bound as a person writes it: whole days as `90d`, else as humantime does.
-fn shown(d: Duration) -> String {
-    if d >= days(1) && d.as_secs().is_multiple_of(86_400) && d.subsec_nanos() == 0 {
-        format!("{}d", d.as_secs() / 86_400)
-    } else if d.is_zero() {
-        "0s".into()
-    } else {
-        humantime::format_duration(d).to_string()
-    }
-}
-
-/// `d` days.
-pub const fn days(d: u64) -> Duration {
-    Duration::from_secs(d * 86_400)
 }
 
 #[cfg(test)]
@@ -61,7 +47,7 @@ mod tests {
 
     #[test]
     fn durations_in_range() {
-        let parse = duration(Duration::from_millis(1), days(1));
+        let parse = duration(Duration::from_millis(1), Duration::from_secs(86_400));
         assert_eq!(parse("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(
             parse("0s").unwrap_err(),

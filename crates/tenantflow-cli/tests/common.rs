@@ -127,6 +127,23 @@ pub fn run_summary(input: &Path, out: &Path, extra: &[&str]) -> serde_json::Valu
     JobRun::new(out).input(input).args(extra).summary()
 }
 
+/// Files under `dir`, at any depth, whose name `matches`.
+pub fn files_where(dir: &Path, matches: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_where(&path, matches));
+        } else if matches(&entry.file_name().to_string_lossy()) {
+            found.push(path);
+        }
+    }
+    found
+}
+
 /// Writes a W1 file with the shared generator.
 pub fn gen_w1(dir: &Path, events: u64, companies: u64, seed: u64) -> PathBuf {
     let path = dir.join(format!("w1-{events}-{companies}-{seed}.ndjson"));

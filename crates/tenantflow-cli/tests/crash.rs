@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use tenantflow_core::rng::SplitMix64;
 
-use crate::common::{assert_same_results, gen_w1, result_files, sorted_result_lines, tenantflow};
+use crate::common::{
+    assert_same_results, files_where, gen_w1, result_files, sorted_result_lines, tenantflow,
+};
 
 /// Starts `cmd` and kills it with SIGKILL `after` from now, unless it ends first;
 /// true if it was killed.
@@ -200,19 +202,9 @@ fn a_crash_after_the_manifest_and_one_during_recovery_lose_nothing() {
     assert_clean(&out);
 }
 
-/// Files under `dir` (at any depth) whose name ends with `suffix`.
+/// True if a file under `dir` ends with `suffix`.
 fn any_file_ending(dir: &Path, suffix: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let path = e.path();
-        if path.is_dir() {
-            any_file_ending(&path, suffix)
-        } else {
-            e.file_name().to_string_lossy().ends_with(suffix)
-        }
-    })
+    !files_where(dir, &|n| n.ends_with(suffix)).is_empty()
 }
 
 /// SIGTERM stops a run over files at a line: what was read before it is processed and

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    Server, assert_same_results, gen_w1, local_aws, read_summary, result_files, shared, splitmix,
-    succeeded, summary_path,
+    Server, assert_same_results, files_where, gen_w1, local_aws, read_summary, result_files,
+    shared, splitmix, succeeded, summary_path,
 };
 use crate::crash::{command, kill_repeatedly};
 use crate::fault_http::{self, Action, Request, Then};
@@ -499,26 +499,6 @@ fn builtin_model() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenantflow-operators/models/builtin.json")
 }
 
-/// Files under `dir` (at any depth) whose name starts with `prefix`.
-fn files_named(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_named(&path, prefix));
-        } else if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-        {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// A checkpoint does not wait for a slow scorer: the rows waiting for scores go into
 /// it, and a run that resumes from it scores them then. With every scoring request held
 /// 1.5 s, checkpoints every 200 ms each take far less than one stall; killed at seeded
@@ -601,7 +581,9 @@ fn checkpoints_do_not_wait_for_a_slow_scorer() {
         cmd
     };
     assert!(crate::crash::kill_after(job(), Duration::from_millis(1200)));
-    let waiting = files_named(&crashed.join("_checkpoints"), "in-flight-");
+    let waiting = files_where(&crashed.join("_checkpoints"), &|n| {
+        n.starts_with("in-flight-")
+    });
     assert!(
         !waiting.is_empty(),
         "a checkpoint taken while rows waited for scores holds them"

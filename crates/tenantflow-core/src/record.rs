@@ -78,8 +78,9 @@ impl ProfileFields<'_> {
     }
 }
 
-/// An owned company profile, as held in keyed state.
-#[derive(Debug, Clone, PartialEq)]
+/// An owned company profile, as held in keyed state (and in a checkpoint's waiting
+/// work, as JSON with these field names).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompanyProfile {
     /// Industry, e.g. `retail`.
     pub industry: Box<str>,

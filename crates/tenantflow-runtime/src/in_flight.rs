@@ -69,52 +69,12 @@ impl From<At> for Position {
     }
 }
 
-/// A company profile, as kept in a checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Profile {
-    pub(crate) industry: Box<str>,
-    pub(crate) revenu: i64,
-    pub(crate) employees: i64,
-    pub(crate) job30: i64,
-    pub(crate) job90: i64,
-    pub(crate) monthly_fee: f64,
-    pub(crate) total_fee: f64,
-}
-
-impl From<&CompanyProfile> for Profile {
-    fn from(p: &CompanyProfile) -> Self {
-        Self {
-            industry: p.industry.clone(),
-            revenu: p.revenu,
-            employees: p.employees,
-            job30: p.job30,
-            job90: p.job90,
-            monthly_fee: p.monthly_fee,
-            total_fee: p.total_fee,
-        }
-    }
-}
-
-impl From<Profile> for CompanyProfile {
-    fn from(p: Profile) -> Self {
-        Self {
-            industry: p.industry,
-            revenu: p.revenu,
-            employees: p.employees,
-            job30: p.job30,
-            job90: p.job90,
-            monthly_fee: p.monthly_fee,
-            total_fee: p.total_fee,
-        }
-    }
-}
-
 /// A joined and counted job event waiting for its score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ScoringRow {
     pub(crate) company_id: Box<str>,
     /// The profile as it stood when the event was processed.
-    pub(crate) profile: Profile,
+    pub(crate) profile: CompanyProfile,
     pub(crate) job30: i64,
     pub(crate) job90: i64,
     pub(crate) user_id: Box<str>,
@@ -136,7 +96,7 @@ pub(crate) enum WaitingRecord {
     },
     Company {
         company_id: Box<str>,
-        profile: Profile,
+        profile: CompanyProfile,
         at: At,
     },
 }
@@ -154,7 +114,7 @@ impl WaitingRecord {
             },
             Record::Company(company) => Self::Company {
                 company_id: company.company_id.as_ref().into(),
-                profile: Profile::from(&company.profile.to_profile()),
+                profile: company.profile.to_profile(),
                 at,
             },
         }
@@ -206,8 +166,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn profile() -> Profile {
-        Profile {
+    fn profile() -> CompanyProfile {
+        CompanyProfile {
             industry: "retail".into(),
             revenu: 29_080,
             employees: 14_540,

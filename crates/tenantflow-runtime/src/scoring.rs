@@ -22,7 +22,7 @@ use tenantflow_remote::score::{
 };
 use tenantflow_sinks::encoding::ProfileFragments;
 
-use crate::in_flight::{At, InFlight, Profile, ScoringRow};
+use crate::in_flight::{At, InFlight, ScoringRow};
 use crate::stage::AsyncStage;
 
 /// How the job scores remotely.
@@ -256,7 +256,7 @@ impl Scorings {
             .chain(self.open.iter())
             .map(|row| ScoringRow {
                 company_id: row.company_id.clone(),
-                profile: Profile::from(&row.profile),
+                profile: row.profile.clone(),
                 job30: row.job30,
                 job90: row.job90,
                 user_id: row.user_id.clone(),

@@ -9,9 +9,7 @@ use crossbeam_channel::Receiver;
 
 use tenantflow_core::batch::Position;
 use tenantflow_core::clock::now_ms;
-use tenantflow_core::{
-    Batch, CompanyProfile, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow,
-};
+use tenantflow_core::{Batch, DeadLetter, DeadLetterReason, JobEvent, Record, ResultRow};
 use tenantflow_operators::score::Model;
 use tenantflow_operators::tenant::{JobOutcome, ProfileOrigin, TenantTable, features};
 use tenantflow_operators::window::Retention;
@@ -268,7 +266,7 @@ impl<O: OutputPort> Worker<'_, O> {
     ) -> Result<(), RunError> {
         let format = self.output.format();
         for row in in_flight.scoring {
-            let profile = CompanyProfile::from(row.profile);
+            let profile = row.profile;
             let features = features(&profile, row.job30, row.job90);
             let fragments = format.profile_fragments(&row.company_id, &profile);
             let unscored = Unscored {
@@ -1022,6 +1020,17 @@ mod tests {
         }
     }
 
+    /// A tenant table restored from a checkpoint's state.
+    fn restored_table(state: &[u8], model: &Model) -> TenantTable<ProfileFragments> {
+        let mut table = new_table(Retention::default());
+        table
+            .restore(state, model, |id, p| {
+                tenantflow_sinks::encoding::Format::Ndjson.profile_fragments(id, p)
+            })
+            .unwrap();
+        table
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -1127,12 +1136,7 @@ mod tests {
 
         // Resumed from that checkpoint (its state already counts the three events):
         // the rows are scored and written first, exactly as undisturbed.
-        let mut table = new_table(Retention::default());
-        table
-            .restore(&checkpoint.state, &model, |id, p| {
-                tenantflow_sinks::encoding::Format::Ndjson.profile_fragments(id, p)
-            })
-            .unwrap();
+        let table = restored_table(&checkpoint.state, &model);
         let open = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
         let (_, resumed) = Run {
             model: &model,
@@ -1190,12 +1194,7 @@ mod tests {
         // c8's company record did not wait; c7's job events did, not yet applied.
         assert_eq!(checkpoint.tenants, 1);
         assert_eq!(checkpoint.in_flight.lookups.len(), 2);
-        let mut table = new_table(Retention::default());
-        table
-            .restore(&checkpoint.state, &model, |id, p| {
-                tenantflow_sinks::encoding::Format::Ndjson.profile_fragments(id, p)
-            })
-            .unwrap();
+        let table = restored_table(&checkpoint.state, &model);
         let open = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
         let (_, resumed) = Run {
             model: &model,
