@@ -12,7 +12,9 @@ use tenantflow_core::time::EventTimeBounds;
 use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_operators::score::Model;
 use tenantflow_operators::window::Retention;
+use tenantflow_remote::auth::{AuthConfig, AuthKind};
 use tenantflow_remote::call::{BACKOFF_BASE, BACKOFF_MAX, CallConfig};
+use tenantflow_remote::contract::ScoreContract;
 use tenantflow_runtime::{
     CheckpointStore, JobConfig, LockConfig, LookupConfig, Metrics, OutputLock, OutputStart,
     RunSummary, ScorerTarget, ScoringConfig, prepare_output,
@@ -107,6 +109,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FORMAT", value_parser = word::<tenantflow_sinks::encoding::Format>, env = "TENANTFLOW_FORMAT")]
     format: Option<tenantflow_sinks::encoding::Format>,
 
+    /// Which time picks a result's hour folder: `event` (its `creationDate`: a replay
+    /// writes the same folders) or `processing` (the hour it is written in, as the
+    /// original Flink job's folders were).
+    #[arg(long, value_name = "TIME", value_parser = word::<tenantflow_sinks::file::PartitionTime>, env = "TENANTFLOW_PARTITION_TIME")]
+    partition_time: Option<tenantflow_sinks::file::PartitionTime>,
+
     /// Folder layout of result files: `hourly` (`yyyy-MM-dd--HH/`, the original layout)
     /// or `hive` (`dt=YYYY-MM-DD/hour=HH/`).
     #[arg(long, value_name = "LAYOUT", value_parser = word::<tenantflow_sinks::file::Partitioning>, env = "TENANTFLOW_PARTITIONING")]
@@ -192,6 +200,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", env = "TENANTFLOW_UNKNOWN_TENANT_TTL")]
     unknown_tenant_ttl: Option<LongSpan>,
 
+    /// How lookups are authenticated: `none`, `api-key` (--lookup-api-key in
+    /// `x-api-key`) or `sigv4` (AWS Signature V4 for `execute-api`, credentials from the
+    /// AWS chain: a TenantManager behind an API Gateway route with IAM authorization).
+    #[arg(long, value_name = "AUTH", value_parser = word::<AuthKind>, env = "TENANTFLOW_LOOKUP_AUTH")]
+    lookup_auth: Option<AuthKind>,
+
+    /// The key of --lookup-auth api-key; never logged.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "TENANTFLOW_LOOKUP_API_KEY",
+        hide_env_values = true
+    )]
+    lookup_api_key: Option<String>,
+
     /// Most lookups in flight at once, over the whole job.
     #[arg(long, value_name = "N", env = "TENANTFLOW_LOOKUP_MAX_IN_FLIGHT")]
     lookup_max_in_flight: Option<InFlight>,
@@ -225,6 +248,29 @@ pub struct RunArgs {
     /// `AWS_ENDPOINT_URL`, else the region's).
     #[arg(long, value_name = "URL", env = "TENANTFLOW_SAGEMAKER_ENDPOINT_URL")]
     sagemaker_endpoint_url: Option<HttpUrl>,
+
+    /// A scoring contract file (TOML): the columns a remote scorer takes, the industry
+    /// as text or one-hot over a list, and how its answer is read (`tenantflow`,
+    /// `sagemaker` or `churn`). Without it, the target's own. `contracts/linear-learner.toml`
+    /// is the original deployment's SageMaker endpoint.
+    #[arg(long, value_name = "FILE", env = "TENANTFLOW_SCORE_CONTRACT")]
+    score_contract: Option<PathBuf>,
+
+    /// How requests to an HTTP scorer are authenticated: `none`, `api-key`
+    /// (--score-api-key in `x-api-key`, as an API Gateway usage plan wants) or `sigv4`
+    /// (AWS Signature V4 for `execute-api`, credentials from the AWS chain). A
+    /// `sagemaker://` scorer always signs with the AWS chain.
+    #[arg(long, value_name = "AUTH", value_parser = word::<AuthKind>, env = "TENANTFLOW_SCORE_AUTH")]
+    score_auth: Option<AuthKind>,
+
+    /// The key of --score-auth api-key; never logged.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "TENANTFLOW_SCORE_API_KEY",
+        hide_env_values = true
+    )]
+    score_api_key: Option<String>,
 
     /// Most rows per request to a remote scorer (`/assessChurn` takes one); at most
     /// 50,000, within the 6 MB a SageMaker endpoint accepts.
@@ -307,6 +353,7 @@ flag_keys! {
     max_file_age => output.max_file_age,
     format => output.format,
     partitioning => output.partitioning,
+    partition_time => output.partition_time,
     model => scoring.model,
     input_format => sources.input_format,
     kind => sources.kind,
@@ -319,6 +366,8 @@ flag_keys! {
     output_stream => output.stream,
     exit_when_idle => sources.exit_when_idle,
     tenant_manager => lookup.tenant_manager,
+    lookup_auth => lookup.auth,
+    lookup_api_key => lookup.api_key,
     tenant_ttl => lookup.ttl,
     unknown_tenant_ttl => lookup.unknown_ttl,
     lookup_max_in_flight => lookup.max_in_flight,
@@ -333,6 +382,9 @@ flag_keys! {
     score_timeout => scoring.timeout,
     score_attempts => scoring.attempts,
     score_order => scoring.order,
+    score_contract => scoring.contract,
+    score_auth => scoring.auth,
+    score_api_key => scoring.api_key,
 }
 
 /// `run`'s flags with their defaults in `--help`: each its key's default, so that the
@@ -492,17 +544,21 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         format: out.format,
         compression: out.compression,
         partitioning: out.partitioning,
+        partition_time: out.partition_time,
         max_file_bytes: out.max_file_size.bytes(),
         max_file_age: out.max_file_age.get(),
         max_open_files: out.max_open_files.non_zero_usize(),
         model_version_field: out.model_version_field,
     };
+    let lookup_auth = AuthConfig::new(config.lookup.auth, config.lookup.api_key.as_deref())
+        .map_err(|e| UsageError(format!("`lookup.auth` (--lookup-auth): {e}")))?;
     let lookup = config
         .lookup
         .tenant_manager
         .clone()
         .map(|url| LookupConfig {
             url: url.into_string(),
+            auth: lookup_auth,
             call: CallConfig {
                 max_in_flight: config.lookup.max_in_flight.non_zero_usize(),
                 timeout: config.lookup.timeout.get(),
@@ -518,6 +574,13 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         ScorerTarget::Embedded => None,
         target => Some(ScoringConfig {
             target: target.clone(),
+            contract: scoring
+                .contract
+                .as_deref()
+                .map(ScoreContract::read)
+                .transpose()
+                .map_err(|e| UsageError(format!("`scoring.contract` (--score-contract): {e}")))?,
+            auth: scoring_auth(scoring, target)?,
             endpoint_url: scoring
                 .sagemaker_endpoint_url
                 .clone()
@@ -750,4 +813,21 @@ fn absolute(path: &std::path::Path) -> PathBuf {
         (Some(parent), Some(name)) => absolute(parent).join(name),
         _ => lexical,
     }
+}
+
+/// The scorer's authentication: an API key or SigV4 for an HTTP scorer; a `sagemaker://`
+/// scorer signs with the AWS chain by itself, so it takes `none` or `sigv4` only.
+fn scoring_auth(
+    scoring: &crate::config::run::Scoring,
+    target: &ScorerTarget,
+) -> Result<AuthConfig, UsageError> {
+    let auth = AuthConfig::new(scoring.auth, scoring.api_key.as_deref())
+        .map_err(|e| UsageError(format!("`scoring.auth` (--score-auth): {e}")))?;
+    if matches!(target, ScorerTarget::SageMaker(_)) && matches!(auth, AuthConfig::ApiKey(_)) {
+        return Err(UsageError(format!(
+            "`scoring.auth` (--score-auth): {} is called through the AWS SDK, which signs with the AWS chain; an API key is for HTTP scorers",
+            target.shown()
+        )));
+    }
+    Ok(auth)
 }

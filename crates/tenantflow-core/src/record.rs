@@ -161,8 +161,9 @@ pub struct ResultRow<'a> {
     pub job90: i64,
     /// `churn_score >= threshold`.
     pub risk_of_churn: bool,
-    /// The model's churn probability.
-    pub churn_score: f64,
+    /// The model's churn probability; `None` when the scorer gave a label alone (the
+    /// original `/assessChurn` route answers `{"churn":bool}`).
+    pub churn_score: Option<f64>,
     /// The user of the job event.
     pub user_id: &'a str,
     /// Jobs in the event.

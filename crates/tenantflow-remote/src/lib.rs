@@ -9,11 +9,16 @@
 //! - [`executor`]: runs calls on the job's tokio runtime and hands completions back to
 //!   the worker thread over a channel it can wait on with its input.
 //! - [`lookup`]: the TenantManager's `GET /api/v1/tenants/{id}`.
+//! - [`score`]: remote churn scoring, with [`contract`] saying how rows go out and
+//!   answers come back.
+//! - [`auth`]: an API key or an AWS SigV4 signature on requests.
 //!
 //! Why a crate of its own: the tenant lookup and remote scoring share all of this, and
 //! the HTTP client is compiled once, here.
 
+pub mod auth;
 pub mod call;
+pub mod contract;
 pub mod executor;
 pub mod keyed;
 pub mod lookup;

@@ -12,6 +12,7 @@ use tenantflow_core::Record;
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tower::Service;
 
+use crate::auth::Auth;
 use crate::call::CallError;
 
 /// What the TenantManager says of a tenant.
@@ -34,7 +35,7 @@ pub struct UrlError {
 
 impl UrlError {
     /// `url` (already without credentials) of `service` refused for `message`.
-    pub(crate) fn new(service: &'static str, url: &str, message: &str) -> Self {
+    pub fn new(service: &'static str, url: &str, message: &str) -> Self {
         Self {
             service,
             url: url.into(),
@@ -85,6 +86,7 @@ pub struct TenantManagerClient {
     base: reqwest::Url,
     /// `base` without credentials, for messages.
     shown: String,
+    auth: Auth,
 }
 
 /// Most bytes of an answer's body kept in an error message.
@@ -114,7 +116,18 @@ impl TenantManagerClient {
             http,
             base: url,
             shown: shown.to_string(),
+            auth: Auth::None,
         })
+    }
+
+    /// The client, its requests authenticated as `auth` says.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        Self { auth, ..self }
+    }
+
+    /// The base URL without credentials.
+    pub fn shown(&self) -> &str {
+        &self.shown
     }
 
     fn url_of(&self, id: &str) -> (reqwest::Url, String) {
@@ -138,9 +151,20 @@ impl Service<Box<str>> for TenantManagerClient {
 
     fn call(&mut self, id: Box<str>) -> Self::Future {
         let (url, shown) = self.url_of(&id);
-        let request = self.http.get(url).header("accept", "application/json");
+        let request = self
+            .http
+            .get(url)
+            .header("accept", "application/json")
+            .build();
+        let http = self.http.clone();
+        let auth = self.auth.clone();
         Box::pin(async move {
-            let response = request.send().await.map_err(|e| transport(&shown, e))?;
+            let mut request = request.map_err(|e| transport(&shown, e))?;
+            auth.apply(&mut request, &shown).await?;
+            let response = http
+                .execute(request)
+                .await
+                .map_err(|e| transport(&shown, e))?;
             let status = response.status();
             if status == StatusCode::NOT_FOUND || status == StatusCode::NO_CONTENT {
                 return Ok(LookupAnswer::Unknown);

@@ -5,10 +5,13 @@
 //!   batch as one `text/csv` request, `{"predictions":[{"score","predicted_label"}…]}`
 //!   back;
 //! - the original API Gateway route (`…/assessChurn`): one company per request (the
-//!   route takes no more), `{"churn","score"}` back;
+//!   route takes no more), `{"churn"}` back, with `score` optional;
 //! - a SageMaker endpoint through the AWS SDK's `InvokeEndpoint` (SigV4, region and
 //!   credentials from the standard chain), with the same body and answer as
 //!   `/invocations`. The SDK's own retries are off: retries are the call stack's.
+//!
+//! Those are the defaults; a [`ScoreContract`] says otherwise (the row's columns, a
+//! one-hot industry, the answer's shape), and an [`Auth`] signs HTTP requests.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,17 +22,16 @@ use std::time::Duration;
 use aws_sdk_sagemakerruntime::config::http::HttpResponse;
 use aws_sdk_sagemakerruntime::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
-use serde::Deserialize;
-use serde_json::Value;
-use tenantflow_operators::contract::write_csv_row;
 use tenantflow_operators::score::Features;
 use tower::Service;
 
+use crate::auth::Auth;
 use crate::call::CallError;
+use crate::contract::ScoreContract;
+use crate::lookup::{UrlError, http_client, read_body, redact, transport};
 
 /// How a scorer is named in errors.
 const SCORER: &str = "scorer";
-use crate::lookup::{UrlError, http_client, read_body, redact, transport};
 
 /// One row to score.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +48,8 @@ pub type ScoreBatch = Arc<[ScoreRow]>;
 /// The answer for one row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prediction {
-    /// The churn probability.
-    pub score: f64,
+    /// The churn probability; `None` when the scorer answered a label alone.
+    pub score: Option<f64>,
     /// Whether the scorer flags a churn risk.
     pub risk: bool,
 }
@@ -115,11 +117,12 @@ impl ScorerTarget {
         }
     }
 
-    /// Most rows one request can carry: one for `/assessChurn`.
-    pub fn max_batch(&self) -> Option<std::num::NonZeroUsize> {
+    /// How rows go to this target and come back when no contract file says otherwise:
+    /// one company as JSON to `/assessChurn`, the feature contract's CSV to the others.
+    pub fn default_contract(&self) -> ScoreContract {
         match self {
-            Self::AssessChurn(_) => Some(std::num::NonZeroUsize::MIN),
-            _ => None,
+            Self::AssessChurn(_) => ScoreContract::assess_churn(),
+            _ => ScoreContract::tenantflow(),
         }
     }
 
@@ -133,100 +136,6 @@ impl ScorerTarget {
     }
 }
 
-/// A CSV body of `rows`.
-pub fn csv_body(rows: &[ScoreRow]) -> String {
-    let mut body = String::with_capacity(rows.len() * 48);
-    for row in rows {
-        write_csv_row(&mut body, &row.industry, &row.features);
-    }
-    body
-}
-
-/// Reads `{"predictions":[{"score":…,"predicted_label":0|1},…],"model_version":…}`,
-/// which must hold `rows` predictions.
-///
-/// # Errors
-/// Another shape, a score that is not a probability, or another number of predictions.
-pub fn parse_predictions(body: &[u8], rows: usize) -> Result<Scored, String> {
-    /// The answer, read without a tree of values.
-    #[derive(Deserialize)]
-    struct Answer {
-        predictions: Vec<PredictionFile>,
-        #[serde(default)]
-        model_version: Option<Box<str>>,
-    }
-    #[derive(Deserialize)]
-    struct PredictionFile {
-        score: Option<f64>,
-        predicted_label: Option<Label>,
-    }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Label {
-        Bool(bool),
-        Number(f64),
-    }
-    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
-        format!("expected {{\"predictions\":[{{\"score\":…,\"predicted_label\":0|1}},…]}}: {e}")
-    })?;
-    if answer.predictions.len() != rows {
-        return Err(format!(
-            "sent {rows} rows, got {} predictions",
-            answer.predictions.len()
-        ));
-    }
-    let predictions = answer
-        .predictions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let label = match p.predicted_label {
-                Some(Label::Bool(b)) => Some(b),
-                Some(Label::Number(1.0)) => Some(true),
-                Some(Label::Number(0.0)) => Some(false),
-                _ => None,
-            };
-            prediction(p.score, label).map_err(|e| format!("prediction {}: {e}", i + 1))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Scored {
-        predictions,
-        model_version: answer.model_version.map(Arc::from),
-    })
-}
-
-/// Reads `/assessChurn`'s `{"churn":bool,"score":f64}`.
-///
-/// # Errors
-/// Another shape, or a score that is not a probability.
-pub fn parse_assessment(body: &[u8]) -> Result<Scored, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
-    let one = prediction(
-        value.get("score").and_then(Value::as_f64),
-        value.get("churn").and_then(Value::as_bool),
-    )?;
-    Ok(Scored {
-        predictions: vec![one],
-        model_version: model_version(&value),
-    })
-}
-
-fn prediction(score: Option<f64>, label: Option<bool>) -> Result<Prediction, String> {
-    let score = score
-        .filter(|s| (0.0..=1.0).contains(s))
-        .ok_or("expected a score between 0 and 1")?;
-    let risk = label.ok_or("expected a label: predicted_label 0 or 1, or churn true or false")?;
-    Ok(Prediction { score, risk })
-}
-
-fn model_version(value: &Value) -> Option<Arc<str>> {
-    value
-        .get("model_version")
-        .and_then(Value::as_str)
-        .map(Arc::from)
-}
-
 /// A scorer over plain HTTP: `/invocations` or `/assessChurn`.
 #[derive(Debug, Clone)]
 pub struct HttpScorer {
@@ -234,18 +143,23 @@ pub struct HttpScorer {
     url: reqwest::Url,
     /// `url` without credentials, for messages.
     shown: String,
-    assess_churn: bool,
+    contract: Arc<ScoreContract>,
+    auth: Auth,
 }
 
 impl HttpScorer {
-    /// A client of `target`.
+    /// A client of `target` that sends rows and reads answers as `contract` says, and
+    /// authenticates as `auth` says.
     ///
     /// # Errors
     /// A target that is not an HTTP one.
-    pub fn new(target: &ScorerTarget) -> Result<Self, UrlError> {
-        let (text, assess_churn) = match target {
-            ScorerTarget::Invocations(url) => (url, false),
-            ScorerTarget::AssessChurn(url) => (url, true),
+    pub fn new(
+        target: &ScorerTarget,
+        contract: ScoreContract,
+        auth: Auth,
+    ) -> Result<Self, UrlError> {
+        let text = match target {
+            ScorerTarget::Invocations(url) | ScorerTarget::AssessChurn(url) => url,
             other => {
                 return Err(UrlError::new(SCORER, &other.shown(), "not an HTTP scorer"));
             }
@@ -257,7 +171,8 @@ impl HttpScorer {
                 .map_err(|e| UrlError::new(SCORER, &redact(text), &e.to_string()))?,
             shown: redact(text),
             url,
-            assess_churn,
+            contract: Arc::new(contract),
+            auth,
         })
     }
 }
@@ -275,47 +190,30 @@ impl Service<ScoreBatch> for HttpScorer {
 
     fn call(&mut self, rows: ScoreBatch) -> Self::Future {
         let shown = self.shown.clone();
-        let request = self
-            .http
-            .post(self.url.clone())
-            .header("accept", "application/json");
-        let assess_churn = self.assess_churn;
+        let http = self.http.clone();
+        let url = self.url.clone();
+        let contract = Arc::clone(&self.contract);
+        let auth = self.auth.clone();
         Box::pin(async move {
-            let request = if assess_churn {
-                let [row] = &*rows else {
-                    return Err(CallError::Invalid {
-                        url: shown,
-                        message: format!("/assessChurn takes one company, not {}", rows.len()),
-                    });
-                };
-                let f = &row.features;
-                // Both spellings: the original route's Lambda read `employee` (the
-                // original job sent `employees`, and every call failed).
-                let body = serde_json::json!({
-                    "industry": row.industry, "revenu": f.revenu,
-                    "employees": f.employees, "employee": f.employees,
-                    "job30": f.job30, "job90": f.job90,
-                    "monthlyFee": f.monthly_fee, "totalFee": f.total_fee,
-                });
-                request
-                    .header("content-type", "application/json")
-                    .body(body.to_string())
-            } else {
-                request
-                    .header("content-type", "text/csv")
-                    .body(csv_body(&rows))
-            };
-            let response = request.send().await.map_err(|e| transport(&shown, e))?;
-            let body = read_body(response, &shown).await?;
-            let parsed = if assess_churn {
-                parse_assessment(&body)
-            } else {
-                parse_predictions(&body, rows.len())
-            };
-            parsed.map_err(|message| CallError::Invalid {
-                url: shown,
+            let invalid = |message: String| CallError::Invalid {
+                url: shown.clone(),
                 message,
-            })
+            };
+            let (content_type, body) = contract.body(&rows).map_err(invalid)?;
+            let mut request = http
+                .post(url)
+                .header("accept", "application/json")
+                .header("content-type", content_type)
+                .body(body)
+                .build()
+                .map_err(|e| transport(&shown, e))?;
+            auth.apply(&mut request, &shown).await?;
+            let response = http
+                .execute(request)
+                .await
+                .map_err(|e| transport(&shown, e))?;
+            let body = read_body(response, &shown).await?;
+            contract.read_answer(&body, rows.len()).map_err(invalid)
         })
     }
 }
@@ -326,6 +224,7 @@ pub struct SageMakerScorer {
     client: aws_sdk_sagemakerruntime::Client,
     endpoint: String,
     shown: String,
+    contract: Arc<ScoreContract>,
 }
 
 impl SageMakerScorer {
@@ -336,7 +235,11 @@ impl SageMakerScorer {
     /// # Errors
     /// No region, or no credentials, in the chain (every request would fail): said at
     /// start, not as a dead letter per event.
-    pub async fn connect(name: &str, endpoint_url: Option<&str>) -> Result<Self, UrlError> {
+    pub async fn connect(
+        name: &str,
+        endpoint_url: Option<&str>,
+        contract: ScoreContract,
+    ) -> Result<Self, UrlError> {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
@@ -369,12 +272,16 @@ impl SageMakerScorer {
         if let Some(url) = endpoint_url {
             config = config.endpoint_url(url);
         }
-        Ok(Self::with_config(config.build(), name))
+        Ok(Self::with_config(config.build(), name, contract))
     }
 
     /// A client of endpoint `name` with `config`, its retries turned off (the call
     /// stack retries).
-    pub fn with_config(config: aws_sdk_sagemakerruntime::Config, name: &str) -> Self {
+    pub fn with_config(
+        config: aws_sdk_sagemakerruntime::Config,
+        name: &str,
+        contract: ScoreContract,
+    ) -> Self {
         let config = config
             .to_builder()
             .retry_config(aws_config::retry::RetryConfig::disabled())
@@ -383,6 +290,7 @@ impl SageMakerScorer {
             client: aws_sdk_sagemakerruntime::Client::from_conf(config),
             endpoint: name.to_owned(),
             shown: format!("sagemaker://{name}"),
+            contract: Arc::new(contract),
         }
     }
 }
@@ -397,24 +305,30 @@ impl Service<ScoreBatch> for SageMakerScorer {
     }
 
     fn call(&mut self, rows: ScoreBatch) -> Self::Future {
-        let request = self
-            .client
-            .invoke_endpoint()
-            .endpoint_name(&self.endpoint)
-            .content_type("text/csv")
-            .accept("application/json")
-            .body(csv_body(&rows).into_bytes().into());
         let shown = self.shown.clone();
+        let contract = Arc::clone(&self.contract);
+        let invalid = |shown: &str, message: String| CallError::Invalid {
+            url: shown.into(),
+            message,
+        };
+        let request = contract.body(&rows).map(|(content_type, body)| {
+            self.client
+                .invoke_endpoint()
+                .endpoint_name(&self.endpoint)
+                .content_type(content_type)
+                .accept("application/json")
+                .body(body.into_bytes().into())
+        });
         Box::pin(async move {
             let output = request
+                .map_err(|message| invalid(&shown, message))?
                 .send()
                 .await
                 .map_err(|e| sagemaker_error(&shown, e))?;
             let body = output.body().map(|b| b.as_ref()).unwrap_or_default();
-            parse_predictions(body, rows.len()).map_err(|message| CallError::Invalid {
-                url: shown,
-                message,
-            })
+            contract
+                .read_answer(body, rows.len())
+                .map_err(|message| invalid(&shown, message))
         })
     }
 }
@@ -498,7 +412,10 @@ mod tests {
             ScorerTarget::Invocations(_)
         ));
         let assess = ScorerTarget::parse("https://x.example/prod/assessChurn").unwrap();
-        assert_eq!(assess.max_batch().map(|n| n.get()), Some(1));
+        assert_eq!(
+            assess.default_contract().max_batch().map(|n| n.get()),
+            Some(1)
+        );
         for bad in [
             "sagemaker://",
             "sagemaker://a_b",
@@ -526,7 +443,7 @@ mod tests {
             ))
             .endpoint_url(url)
             .build();
-        SageMakerScorer::with_config(config, "churn")
+        SageMakerScorer::with_config(config, "churn", ScoreContract::tenantflow())
     }
 
     fn one_row() -> ScoreBatch {
@@ -585,40 +502,5 @@ mod tests {
             matches!(error, CallError::Status { status: 400, .. }) && !error.is_retryable(),
             "{error:?}"
         );
-    }
-
-    #[test]
-    fn predictions_are_checked() {
-        let ok = br#"{"predictions":[{"score":0.25,"predicted_label":0},{"score":0.75,"predicted_label":1}],"model_version":"m-1"}"#;
-        let scored = parse_predictions(ok, 2).unwrap();
-        assert_eq!(
-            scored.predictions[1],
-            Prediction {
-                score: 0.75,
-                risk: true
-            }
-        );
-        assert_eq!(scored.model_version.as_deref(), Some("m-1"));
-        assert!(
-            parse_predictions(ok, 3)
-                .unwrap_err()
-                .contains("sent 3 rows, got 2")
-        );
-        let bad = br#"{"predictions":[{"score":1.5,"predicted_label":1}]}"#;
-        assert!(
-            parse_predictions(bad, 1)
-                .unwrap_err()
-                .contains("prediction 1")
-        );
-        assert!(parse_predictions(b"[]", 0).is_err());
-        let one = parse_assessment(br#"{"churn":true,"score":0.9}"#).unwrap();
-        assert_eq!(
-            one.predictions,
-            [Prediction {
-                score: 0.9,
-                risk: true
-            }]
-        );
-        assert!(parse_assessment(br#"{"score":0.9}"#).is_err());
     }
 }

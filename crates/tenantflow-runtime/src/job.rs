@@ -160,7 +160,11 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     let (ack_tx, ack_rx) = mpsc::channel();
     let stop_flag = Arc::new(AtomicBool::new(false));
     let mut streams = StreamStage::start(&config, &resume, Arc::clone(&stop_flag))?;
-    let lookup = config.lookup.as_ref().map(LookupService::new).transpose()?;
+    let lookup = config
+        .lookup
+        .as_ref()
+        .map(|c| LookupService::new(c, &streams.handle()))
+        .transpose()?;
     let scoring = config
         .scoring
         .as_ref()

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 use tenantflow_core::Record;
 use tenantflow_core::batch::Position;
+use tenantflow_remote::auth::AuthConfig;
 use tenantflow_remote::call::{CallConfig, CallService, CallStats, stack};
 use tenantflow_remote::executor::{Completion, Executor};
 use tenantflow_remote::keyed::{Emission, KeyedQueue};
@@ -22,6 +23,8 @@ use crate::stage::AsyncStage;
 pub struct LookupConfig {
     /// The TenantManager's base URL.
     pub url: String,
+    /// How requests are authenticated.
+    pub auth: AuthConfig,
     /// Retries, timeout, requests in flight (over the whole job).
     pub call: CallConfig,
     /// How long a fetched profile is used before it is fetched again.
@@ -44,8 +47,16 @@ pub(crate) struct LookupService {
 }
 
 impl LookupService {
-    pub(crate) fn new(config: &LookupConfig) -> Result<Self, UrlError> {
+    /// The client of `config.url`; SigV4 reads the AWS chain on `runtime`.
+    pub(crate) fn new(
+        config: &LookupConfig,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Self, UrlError> {
         let client = TenantManagerClient::new(&config.url)?;
+        let auth = runtime
+            .block_on(config.auth.resolve(&config.url))
+            .map_err(|message| UrlError::new("TenantManager", client.shown(), &message))?;
+        let client = client.with_auth(auth);
         let stats = Arc::new(CallStats::default());
         Ok(Self {
             service: stack(client, &config.call, Arc::clone(&stats)),

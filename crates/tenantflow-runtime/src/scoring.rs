@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use tenantflow_core::CompanyProfile;
 use tenantflow_core::batch::Position;
+use tenantflow_remote::auth::AuthConfig;
 use tenantflow_remote::call::{CallConfig, CallError, CallService, CallStats, stack};
+use tenantflow_remote::contract::ScoreContract;
 use tenantflow_remote::executor::{Completion, Executor};
 use tenantflow_remote::keyed::Emission;
 use tenantflow_remote::lookup::UrlError;
@@ -32,6 +34,11 @@ pub struct ScoringConfig {
     pub target: ScorerTarget,
     /// For a SageMaker target: the service's URL instead of the chain's.
     pub endpoint_url: Option<String>,
+    /// How rows go out and answers come back; `None`: the target's default.
+    pub contract: Option<ScoreContract>,
+    /// How HTTP requests are authenticated (a SageMaker target signs with the AWS
+    /// chain's credentials whatever this says).
+    pub auth: AuthConfig,
     /// Retries, timeout, requests in flight (over the whole job).
     pub call: CallConfig,
     /// Most rows per request (one for `/assessChurn`, whatever is asked).
@@ -61,18 +68,40 @@ impl ScoringService {
         runtime: &tokio::runtime::Handle,
     ) -> Result<Self, UrlError> {
         let stats = Arc::new(CallStats::default());
+        let contract = config
+            .contract
+            .clone()
+            .unwrap_or_else(|| config.target.default_contract());
+        let most = contract.max_batch();
         let service = match &config.target {
             ScorerTarget::SageMaker(name) => {
                 let client = runtime.block_on(SageMakerScorer::connect(
                     name,
                     config.endpoint_url.as_deref(),
+                    contract,
                 ))?;
                 stack(client, &config.call, Arc::clone(&stats))
             }
-            target => stack(HttpScorer::new(target)?, &config.call, Arc::clone(&stats)),
+            target @ (ScorerTarget::Invocations(url) | ScorerTarget::AssessChurn(url)) => {
+                let auth = runtime
+                    .block_on(config.auth.resolve(url))
+                    .map_err(|message| UrlError::new("scorer", &target.shown(), &message))?;
+                stack(
+                    HttpScorer::new(target, contract, auth)?,
+                    &config.call,
+                    Arc::clone(&stats),
+                )
+            }
+            ScorerTarget::Embedded => {
+                return Err(UrlError::new(
+                    "scorer",
+                    "embedded",
+                    "the embedded model is not a remote scorer",
+                ));
+            }
         };
         let mut config = config.clone();
-        if let Some(most) = config.target.max_batch() {
+        if let Some(most) = most {
             config.batch = config.batch.min(most);
         }
         Ok(Self {
@@ -345,6 +374,8 @@ mod tests {
         let config = ScoringConfig {
             target: ScorerTarget::parse("http://127.0.0.1:9/invocations").unwrap(),
             endpoint_url: None,
+            contract: None,
+            auth: Default::default(),
             call: CallConfig {
                 max_in_flight: NonZeroUsize::new(2).unwrap(),
                 timeout: Duration::from_secs(5),
@@ -405,7 +436,7 @@ mod tests {
             result: Ok(Scored {
                 predictions: vec![
                     Prediction {
-                        score: 0.5,
+                        score: Some(0.5),
                         risk: true
                     };
                     rows

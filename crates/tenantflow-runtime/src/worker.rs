@@ -289,7 +289,7 @@ impl<O: OutputPort> Worker<'_, O> {
                     self.model
                         .score(&features, &unscored.profile.industry, industry_weight);
                 let prediction = Prediction {
-                    score,
+                    score: Some(score),
                     risk: self.model.is_risk(score),
                 };
                 let version = self
@@ -634,7 +634,7 @@ impl<O: OutputPort> Worker<'_, O> {
                     job30: joined.job30,
                     job90: joined.job90,
                     risk_of_churn: joined.risk_of_churn,
-                    churn_score: joined.churn_score,
+                    churn_score: Some(joined.churn_score),
                     user_id: &job.user_id,
                     nb_jobs: job.nb_jobs,
                     creation_date,
@@ -865,7 +865,7 @@ mod tests {
                 Ok::<_, CallError>(Scored {
                     predictions: vec![
                         Prediction {
-                            score: 0.75,
+                            score: Some(0.75),
                             risk: true
                         };
                         batch.len()
@@ -877,6 +877,8 @@ mod tests {
         let config = ScoringConfig {
             target: ScorerTarget::parse("http://127.0.0.1:9/invocations").unwrap(),
             endpoint_url: None,
+            contract: None,
+            auth: Default::default(),
             call: call_config(),
             batch: NonZeroUsize::new(2).unwrap(),
             linger: Duration::from_millis(1),
@@ -935,6 +937,7 @@ mod tests {
         let service = LookupService {
             config: LookupConfig {
                 url: "http://127.0.0.1:9".into(),
+                auth: Default::default(),
                 call: call_config(),
                 ttl,
                 emission: Emission::Unordered,

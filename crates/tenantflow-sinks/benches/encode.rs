@@ -23,7 +23,7 @@ fn encode(c: &mut Criterion) {
         job30: 15,
         job90: 43,
         risk_of_churn: false,
-        churn_score: 0.2734510917391542,
+        churn_score: Some(0.2734510917391542),
         user_id: "u-01234",
         nb_jobs: 3,
         creation_date: 1_767_225_601_555,

@@ -1,4 +1,5 @@
-//! A worker's results as files in the output store, partitioned by event hour.
+//! A worker's results as files in the output store, partitioned by event hour (or,
+//! if asked, by the hour they are written in).
 //!
 //! Each worker writes its own files, so no two threads share a file and no lock is
 //! taken. A file is an upload ([`crate::upload::FileUpload`]) that a reader cannot see
@@ -56,6 +57,19 @@ impl Partitioning {
     }
 }
 
+/// Which time decides a result's hour folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionTime {
+    /// The event's `creationDate`: a replay writes the same folders.
+    #[default]
+    Event,
+    /// The wall clock when the result is written, as the original job's Flink
+    /// `DateTimeBucketAssigner` did: folders follow when results were made, not when
+    /// jobs were submitted.
+    Processing,
+}
+
 /// Compression of row files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +105,8 @@ pub struct FileSinkConfig {
     pub compression: Compression,
     /// Folder layout.
     pub partitioning: Partitioning,
+    /// Which time picks a result's hour folder.
+    pub partition_time: PartitionTime,
     /// A file is finished once it holds this many bytes.
     pub max_file_bytes: u64,
     /// A file is finished at the first checkpoint after it is this old.
@@ -111,6 +127,7 @@ impl FileSinkConfig {
             format: Format::Ndjson,
             compression: Compression::None,
             partitioning: Partitioning::Hourly,
+            partition_time: PartitionTime::Event,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_file_age: DEFAULT_MAX_FILE_AGE,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
@@ -352,7 +369,8 @@ impl PartitionedFileSink {
         self.config.model_version_field
     }
 
-    /// Writes one result into its event hour's file.
+    /// Writes one result into its hour's file (the event's hour, or the wall clock's
+    /// with [`PartitionTime::Processing`]).
     ///
     /// # Errors
     /// When a file cannot be started, written or finished.
@@ -361,7 +379,10 @@ impl PartitionedFileSink {
         row: &ResultRow<'_>,
         fragments: &ProfileFragments,
     ) -> Result<(), SinkError> {
-        let hour = hour_of(row.creation_date);
+        let hour = match self.config.partition_time {
+            PartitionTime::Event => hour_of(row.creation_date),
+            PartitionTime::Processing => hour_of(now_ms()),
+        };
         let i = match self.open.get(self.last) {
             Some(part) if part.hour == hour => self.last,
             _ => self.find_or_open(hour)?,
@@ -560,7 +581,7 @@ mod tests {
             job30: 1,
             job90: 2,
             risk_of_churn: true,
-            churn_score: 0.75,
+            churn_score: Some(0.75),
             user_id: "u",
             nb_jobs: 1,
             creation_date,
@@ -735,6 +756,35 @@ mod tests {
         assert_eq!(
             Partitioning::Hourly.folder(T0 / HOUR + 13),
             "2026-01-01--13"
+        );
+    }
+
+    #[test]
+    fn processing_time_puts_results_in_the_hour_they_are_written() {
+        let (store, mut config) = config();
+        config.partition_time = PartitionTime::Processing;
+        let p = profile();
+        let fragments = config.format.profile_fragments("c", &p);
+        let mut sink = PartitionedFileSink::new(config.clone(), 0);
+        let before = hour_of(now_ms());
+        // Events of 2026-01-01, one hour apart: both go to the hour of the wall clock.
+        sink.write(&row(&p, T0), &fragments).unwrap();
+        sink.write(&row(&p, T0 + HOUR), &fragments).unwrap();
+        let after = hour_of(now_ms());
+        let tails = config.staging.location.child("chk-1");
+        let (_, pending) = sink.checkpoint(&tails, now_ms() + HOUR).unwrap();
+        commit_all(&config, &pending);
+        let folders: Vec<String> = results(&*store)
+            .iter()
+            .map(|path| path.split('/').next().unwrap_or_default().to_owned())
+            .collect();
+        let expected: Vec<String> = (before..=after)
+            .map(|h| Partitioning::Hourly.folder(h))
+            .collect();
+        assert!(!folders.is_empty());
+        assert!(
+            folders.iter().all(|f| expected.contains(f)),
+            "{folders:?} not in {expected:?}"
         );
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tenantflow_core::decode::DefaultKind;
+use tenantflow_remote::auth::AuthKind;
 use tenantflow_remote::keyed::Emission;
 use tenantflow_runtime::MissingEventTime;
 use tenantflow_sinks::encoding::Format;
-use tenantflow_sinks::file::{Compression, Partitioning};
+use tenantflow_sinks::file::{Compression, PartitionTime, Partitioning};
 use tenantflow_sources::InputFormat;
 use tenantflow_sources::generator;
 
@@ -164,6 +165,9 @@ pub struct Lookup {
     pub timeout: AttemptTimeout,
     pub attempts: Attempts,
     pub order: Emission,
+    pub auth: AuthKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 impl Default for Lookup {
@@ -176,6 +180,8 @@ impl Default for Lookup {
             timeout: DEFAULT_ATTEMPT_TIMEOUT,
             attempts: DEFAULT_ATTEMPTS,
             order: Emission::Unordered,
+            auth: AuthKind::None,
+            api_key: None,
         }
     }
 }
@@ -195,6 +201,11 @@ pub struct Scoring {
     pub timeout: AttemptTimeout,
     pub attempts: Attempts,
     pub order: Emission,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<PathBuf>,
+    pub auth: AuthKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 impl Default for Scoring {
@@ -209,6 +220,9 @@ impl Default for Scoring {
             timeout: DEFAULT_ATTEMPT_TIMEOUT,
             attempts: DEFAULT_ATTEMPTS,
             order: Emission::Unordered,
+            contract: None,
+            auth: AuthKind::None,
+            api_key: None,
         }
     }
 }
@@ -261,6 +275,7 @@ pub struct Output {
     pub format: Format,
     pub compression: Compression,
     pub partitioning: Partitioning,
+    pub partition_time: PartitionTime,
     pub max_open_files: OpenFiles,
     pub max_file_age: FileAge,
     pub max_file_size: FileSize,
@@ -276,6 +291,7 @@ impl Default for Output {
             format: Format::Ndjson,
             compression: Compression::None,
             partitioning: Partitioning::Hourly,
+            partition_time: PartitionTime::Event,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
             max_file_age: DEFAULT_MAX_FILE_AGE,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
@@ -367,6 +383,16 @@ impl Config for RunConfig {
             Some("\"http://127.0.0.1:8080\""),
         ),
         (
+            "lookup.auth",
+            "How lookups are authenticated: `none`, `api-key` (`lookup.api_key` in `x-api-key`) or `sigv4` (AWS Signature V4 for `execute-api`, credentials from the AWS chain).",
+            None,
+        ),
+        (
+            "lookup.api_key",
+            "The key `lookup.auth` api-key sends; never logged.",
+            Some("\"…\""),
+        ),
+        (
             "lookup.ttl",
             "How long a fetched profile is used before it is fetched again.",
             None,
@@ -400,6 +426,21 @@ impl Config for RunConfig {
             "scoring.scorer",
             "Where churn scores come from: `embedded`, `sagemaker://ENDPOINT_NAME`, `http(s)://…/invocations` or `http(s)://…/assessChurn`.",
             None,
+        ),
+        (
+            "scoring.contract",
+            "A scoring contract file (TOML): the columns a remote scorer takes, the industry as text or one-hot, and how its answer is read. Without it: the target's own (`/assessChurn`: one company as JSON, `{\"churn\"}` back; the others: tenantflow's CSV rows, `predictions` back). `contracts/linear-learner.toml` is the original deployment's endpoint.",
+            Some("\"contracts/linear-learner.toml\""),
+        ),
+        (
+            "scoring.auth",
+            "How requests to an HTTP scorer are authenticated: `none`, `api-key` (`scoring.api_key` in `x-api-key`, as an API Gateway usage plan wants) or `sigv4` (AWS Signature V4 for `execute-api`, credentials from the AWS chain). A `sagemaker://` scorer always signs with the AWS chain.",
+            None,
+        ),
+        (
+            "scoring.api_key",
+            "The key `scoring.auth` api-key sends; never logged.",
+            Some("\"…\""),
         ),
         (
             "scoring.model",
@@ -462,6 +503,11 @@ impl Config for RunConfig {
             None,
         ),
         (
+            "output.partition_time",
+            "Which time picks a result's hour folder: `event` (its `creationDate`) or `processing` (when it is written, the original Flink job's folders).",
+            None,
+        ),
+        (
             "output.max_open_files",
             "Partitions a worker keeps a file open in at once.",
             None,
@@ -497,4 +543,6 @@ impl Config for RunConfig {
             None,
         ),
     ];
+
+    const SECRETS: &'static [&'static str] = &["lookup.api_key", "scoring.api_key"];
 }

@@ -113,7 +113,7 @@ mod tests {
             job30: 15,
             job90: 43,
             risk_of_churn: false,
-            churn_score: 0.2734510917391542,
+            churn_score: Some(0.2734510917391542),
             user_id,
             nb_jobs: 3,
             creation_date: 1_767_225_601_555,

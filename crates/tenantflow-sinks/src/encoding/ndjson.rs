@@ -32,7 +32,10 @@ pub(super) fn encode_row(out: &mut Vec<u8>, row: &ResultRow<'_>, fragments: &Pro
     out.extend_from_slice(fragments.middle());
     out.extend_from_slice(if row.risk_of_churn { b"true" } else { b"false" });
     out.extend_from_slice(b",\"churnScore\":");
-    push_f64(out, row.churn_score);
+    match row.churn_score {
+        Some(score) => push_f64(out, score),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"userID\":");
     push_json_str(out, row.user_id);
     out.extend_from_slice(b",\"nbJobs\":");

@@ -32,7 +32,7 @@ message result {
   required double monthlyFee;
   required double totalFee;
   required boolean riskOfChurn;
-  required double churnScore;
+  optional double churnScore;
   required binary userID (STRING);
   required int64 nbJobs;
   required int64 creationDate (TIMESTAMP(MILLIS,true));
@@ -54,7 +54,9 @@ struct Columns {
     monthly_fee: Vec<f64>,
     total_fee: Vec<f64>,
     risk_of_churn: Vec<bool>,
+    /// The scores present, with one definition level per row (0: null).
     churn_score: Vec<f64>,
+    churn_score_defined: Vec<i16>,
     nb_jobs: Vec<i64>,
     creation_date: Vec<i64>,
     model_version: Vec<(usize, usize)>,
@@ -81,7 +83,11 @@ impl Columns {
         self.monthly_fee.push(row.profile.monthly_fee);
         self.total_fee.push(row.profile.total_fee);
         self.risk_of_churn.push(row.risk_of_churn);
-        self.churn_score.push(row.churn_score);
+        if let Some(score) = row.churn_score {
+            self.churn_score.push(score);
+        }
+        self.churn_score_defined
+            .push(i16::from(row.churn_score.is_some()));
         self.nb_jobs
             .push(i64::try_from(row.nb_jobs).unwrap_or(i64::MAX));
         self.creation_date.push(row.creation_date);
@@ -108,6 +114,7 @@ impl Columns {
         self.total_fee.clear();
         self.risk_of_churn.clear();
         self.churn_score.clear();
+        self.churn_score_defined.clear();
         self.nb_jobs.clear();
         self.creation_date.clear();
         self.model_version.clear();
@@ -241,9 +248,11 @@ impl ParquetPart {
                 8 => column
                     .typed::<BoolType>()
                     .write_batch(&c.risk_of_churn, None, None)?,
-                9 => column
-                    .typed::<DoubleType>()
-                    .write_batch(&c.churn_score, None, None)?,
+                9 => column.typed::<DoubleType>().write_batch(
+                    &c.churn_score,
+                    Some(&c.churn_score_defined),
+                    None,
+                )?,
                 10 => {
                     column
                         .typed::<ByteArrayType>()
