@@ -832,3 +832,101 @@ fn the_outbox_publishes_every_change_in_order_per_tenant() {
 
     stream.delete();
 }
+
+/// Companies then job events, as CSV lines in the original producers' layouts and as
+/// the same records in NDJSON: `(csv, ndjson)`.
+fn original_producer_records() -> (String, String) {
+    let industries = ["retail", "gov", "IT", "health", "travel"];
+    let (mut csv, mut ndjson) = (String::new(), String::new());
+    for c in 0..30 {
+        let industry = industries[c % industries.len()];
+        let (revenu, employees) = (10_000 + c * 731, 50 + c * 7);
+        let (job30, job90) = (c % 9, 20 + c % 13);
+        let (monthly, total) = (100 + c * 3, 900 + c * 11);
+        csv.push_str(&format!(
+            "comp_{c},{industry},{revenu},{employees},{job30},{job90},{monthly}.0,{total}.0\n"
+        ));
+        ndjson.push_str(&format!(
+            r#"{{"companyID":"comp_{c}","industry":"{industry}","revenu":{revenu},"employees":{employees},"job30":{job30},"job90":{job90},"monthlyFee":{monthly}.0,"totalFee":{total}.0}}"#
+        ));
+        ndjson.push('\n');
+    }
+    let mut state = 7u64;
+    for e in 0..600u64 {
+        state = crate::common::splitmix(state);
+        let company = state % 30;
+        let jobs = 1 + (state >> 8) % 5;
+        let at = 1_767_225_600_000 + e * 3_600_000 + (state >> 16) % 1000;
+        csv.push_str(&format!("comp_{company},user_{},{jobs},{at}\n", e % 17));
+        ndjson.push_str(&format!(
+            r#"{{"companyID":"comp_{company}","userID":"user_{}","nbJobs":{jobs},"creationDate":{at}}}"#,
+            e % 17
+        ));
+        ndjson.push('\n');
+    }
+    (csv, ndjson)
+}
+
+#[test]
+fn csv_records_on_a_stream_give_the_results_of_the_same_records_as_ndjson() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, ndjson) = original_producer_records();
+    let csv_file = dir.path().join("records.csv");
+    let ndjson_file = dir.path().join("records.ndjson");
+    std::fs::write(&csv_file, csv).unwrap();
+    std::fs::write(&ndjson_file, ndjson).unwrap();
+    let run = |url: &str, out: &Path| {
+        let child = command(&[
+            "run",
+            "--input",
+            url,
+            "--exit-when-idle",
+            "3s",
+            "--output",
+            out.to_str().unwrap(),
+            "--summary-json",
+            summary_path(out).to_str().unwrap(),
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+        let status = child.wait_with_output().unwrap().status;
+        assert!(status.success(), "{url}");
+        read_summary(&summary_path(out))
+    };
+    let csv_stream = TestStream::create("csv-records", 2);
+    let json_stream = TestStream::create("json-records", 2);
+    // `produce` publishes a `.csv` file's lines as they are, keyed by their tenant.
+    for (stream, file) in [(&csv_stream, &csv_file), (&json_stream, &ndjson_file)] {
+        kinesis(&[
+            "produce",
+            "--stream",
+            stream,
+            "--input",
+            file.to_str().unwrap(),
+            "--quiet",
+        ]);
+    }
+    let from_json = dir.path().join("json");
+    let summary = run(&format!("kinesis://{json_stream}"), &from_json);
+    assert_eq!(summary["results"], 600, "{summary}");
+    for format in ["csv", "auto"] {
+        let out = dir.path().join(format);
+        let summary = run(&format!("kinesis://{csv_stream}?format={format}"), &out);
+        assert_eq!(summary["dead_letters"], 0, "{format}: {summary}");
+        assert_eq!(
+            sorted_result_lines(&out),
+            sorted_result_lines(&from_json),
+            "CSV records read with format={format}"
+        );
+    }
+    // Read as NDJSON (the default), the CSV records are dead letters, not results.
+    let wrong = dir.path().join("wrong");
+    let summary = run(&format!("kinesis://{csv_stream}"), &wrong);
+    assert_eq!(
+        summary["dead_letters_by_reason"]["malformed"], 630,
+        "{summary}"
+    );
+    csv_stream.delete();
+    json_stream.delete();
+}

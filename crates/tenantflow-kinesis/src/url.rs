@@ -1,6 +1,9 @@
-//! `kinesis://STREAM[?start=…&kind=…]`: a stream as a job input.
+//! `kinesis://STREAM[?start=…&kind=…&format=…]`: a stream as a job input.
 //!
 //! - `start`: `trim_horizon` (default), `latest`, or `at_timestamp:<epoch ms | RFC 3339>`.
+//! - `format`: how a record's lines are written: `ndjson` (default), `csv` (the original
+//!   producers' `company_id,userid,#job_submitted[,timestamp]`), or `auto` (a line that
+//!   starts with `{` is JSON, any other CSV).
 //! - `consumer`: read with enhanced fan-out as this consumer (registered if needed).
 //! - `kind`: the kind of untagged records, `job`, `company` or `auto`; by default
 //!   `bigdatajobs` holds job events, `companies` companies, other streams `auto`.
@@ -21,6 +24,31 @@ pub struct KinesisInput {
     pub kind: Option<RecordKind>,
     /// Enhanced fan-out consumer name, if reading by SubscribeToShard.
     pub consumer: Option<String>,
+    /// How records are written.
+    pub format: RecordFormat,
+}
+
+/// How a stream's records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordFormat {
+    /// JSON objects, one per line.
+    #[default]
+    Ndjson,
+    /// Headerless CSV lines.
+    Csv,
+    /// Per line: JSON if it starts with `{`, else CSV.
+    Auto,
+}
+
+impl RecordFormat {
+    /// Whether `line` is to be read as JSON.
+    pub fn is_json(self, line: &[u8]) -> bool {
+        match self {
+            RecordFormat::Ndjson => true,
+            RecordFormat::Csv => false,
+            RecordFormat::Auto => line.trim_ascii_start().starts_with(b"{"),
+        }
+    }
 }
 
 impl KinesisInput {
@@ -29,7 +57,7 @@ impl KinesisInput {
         arg.starts_with("kinesis://")
     }
 
-    /// Parses `kinesis://STREAM[?start=…&kind=…]`.
+    /// Parses `kinesis://STREAM[?start=…&kind=…&format=…&consumer=…]`.
     ///
     /// # Errors
     /// A malformed URL, stream name, or option, saying what is expected.
@@ -58,6 +86,7 @@ impl KinesisInput {
                 _ => None,
             },
             consumer: None,
+            format: RecordFormat::Ndjson,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -71,6 +100,18 @@ impl KinesisInput {
                         other => {
                             return Err(invalid(format!(
                                 "kind `{other}`: expected job, company or auto"
+                            )));
+                        }
+                    }
+                }
+                "format" => {
+                    input.format = match value {
+                        "ndjson" => RecordFormat::Ndjson,
+                        "csv" => RecordFormat::Csv,
+                        "auto" => RecordFormat::Auto,
+                        other => {
+                            return Err(invalid(format!(
+                                "format `{other}`: expected ndjson, csv or auto"
                             )));
                         }
                     }
@@ -90,7 +131,7 @@ impl KinesisInput {
                 }
                 other => {
                     return Err(invalid(format!(
-                        "unknown option `{other}` (expected start, kind or consumer)"
+                        "unknown option `{other}` (expected start, kind, format or consumer)"
                     )));
                 }
             }
@@ -150,6 +191,17 @@ mod tests {
         );
         let i = KinesisInput::parse("kinesis://w1?start=latest&kind=auto").unwrap();
         assert_eq!((i.kind, i.start), (None, StartPosition::Latest));
+        assert_eq!(i.format, RecordFormat::Ndjson);
+        let i = KinesisInput::parse("kinesis://bigdatajobs?format=auto").unwrap();
+        assert_eq!(i.format, RecordFormat::Auto);
+        assert!(i.format.is_json(b" {\"companyID\":1}"));
+        assert!(!i.format.is_json(b"comp_4,user_1,3"));
+        assert!(
+            !KinesisInput::parse("kinesis://b?format=csv")
+                .unwrap()
+                .format
+                .is_json(b"{")
+        );
         let i =
             KinesisInput::parse("kinesis://w1?start=at_timestamp:2026-01-01T00:00:00Z").unwrap();
         assert_eq!(i.start, StartPosition::AtTimestamp(1_767_225_600_000));
@@ -168,6 +220,7 @@ mod tests {
             ("kinesis://a b", "stream name"),
             ("kinesis://s?start=yesterday", "trim_horizon, latest"),
             ("kinesis://s?kind=invoice", "job, company or auto"),
+            ("kinesis://s?format=xml", "ndjson, csv or auto"),
             ("kinesis://s?shards=2", "unknown option"),
         ] {
             let e = KinesisInput::parse(url).unwrap_err().to_string();

@@ -292,6 +292,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     name,
                     stream: input.stream.clone(),
                     decoder,
+                    format: input.format,
                     max_record_bytes: config.max_record_bytes,
                     position: resume
                         .streams

@@ -1,10 +1,12 @@
 //! The stream stage: one thread per Kinesis input, routing the records its consumer
-//! delivers. A record may hold several NDJSON lines; each is a record of its own.
+//! delivers. A record may hold several lines (NDJSON or CSV, as the stream's `format`
+//! says); each is a record of its own.
 //! Between two batches the thread stops at a checkpoint's barrier with the stream's
 //! position: the last sequence number processed per shard, and the shards ended.
 
 use tenantflow_core::decode::Decoder;
 use tenantflow_kinesis::consumer::RecordBatch;
+use tenantflow_kinesis::url::RecordFormat;
 use tenantflow_sources::InputFormat;
 use tokio::sync::{mpsc, watch};
 
@@ -19,6 +21,8 @@ pub(crate) struct StreamRoute<'a> {
     pub(crate) name: &'a str,
     pub(crate) stream: String,
     pub(crate) decoder: Decoder,
+    /// How the stream's records are written.
+    pub(crate) format: RecordFormat,
     pub(crate) max_record_bytes: usize,
     pub(crate) position: StreamPosition,
     pub(crate) checkpoints: watch::Receiver<u64>,
@@ -87,9 +91,14 @@ impl StreamRoute<'_> {
                         &line[..line.len().min(tenantflow_sources::lines::TOO_LARGE_PREFIX)];
                     router.too_large(prefix, line.len() as u64, self.max_record_bytes, &origin)?;
                 } else {
+                    let format = if self.format.is_json(line) {
+                        InputFormat::Ndjson
+                    } else {
+                        InputFormat::Csv
+                    };
                     router.record(
                         line.trim_ascii_end(),
-                        InputFormat::Ndjson,
+                        format,
                         self.decoder,
                         record.arrival_ms,
                         &origin,

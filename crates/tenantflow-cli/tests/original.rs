@@ -1,0 +1,227 @@
+//! tenantflow in place of the original Flink job, against the original deployment's
+//! endpoints (loopback stand-ins, [`crate::fake_aws`]): its API Gateway route with an API
+//! key or IAM (SigV4), and its SageMaker linear-learner endpoint through a contract file.
+
+use std::path::Path;
+
+use serde_json::Value;
+use tenantflow_operators::score::Model;
+
+use crate::common::{JobRun, gen_w1, local_aws, result_files, shared};
+use crate::fake_aws::{Gateway, LinearLearner, RouteAuth};
+
+/// Every result line under `dir` with `churnScore` taken out, sorted; and how many had
+/// a score.
+fn results_without_score(dir: &Path) -> (Vec<String>, usize) {
+    let mut scored = 0;
+    let mut lines: Vec<String> = result_files(dir, ".ndjson")
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .map(|line| {
+            let mut value: Value = serde_json::from_str(&line).unwrap();
+            let object = value.as_object_mut().unwrap();
+            match object.remove("churnScore") {
+                Some(Value::Null) => {}
+                Some(_) => scored += 1,
+                None => panic!("no churnScore field: {line}"),
+            }
+            value.to_string()
+        })
+        .collect();
+    lines.sort();
+    (lines, scored)
+}
+
+/// The labels of `got` are those of `want`, event for event, and `got` has no scores.
+fn assert_same_labels_without_scores(got: &Path, want: &Path) {
+    let (got, scored) = results_without_score(got);
+    let (want, _) = results_without_score(want);
+    assert_eq!(scored, 0, "the route gives no score");
+    assert_eq!(got.len(), want.len(), "number of results");
+    assert!(!got.is_empty());
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        panic!("results differ:\n got  {}\n want {}", got[i], want[i]);
+    }
+}
+
+fn run_with_aws(run: JobRun) -> (Value, String) {
+    let mut command = run.command();
+    let out = local_aws(&mut command).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    (
+        serde_json::from_slice(&std::fs::read(run.summary_path()).unwrap()).unwrap(),
+        text,
+    )
+}
+
+#[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
+fn the_original_route_with_its_api_key_gives_the_embedded_labels_on_w1() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = shared("bench/model.json");
+    let model = model_path.to_str().unwrap();
+    let w1 = gen_w1(dir.path(), 6_000, 200, 13);
+    let key = "route-key-7f3a9c";
+    // The first attempt of every request fails as the Lambda throwing does (502): retried.
+    let gateway = Gateway::start(
+        Model::load(&model_path).unwrap(),
+        RouteAuth::ApiKey(key.into()),
+        true,
+    );
+
+    let embedded = dir.path().join("embedded");
+    JobRun::new(&embedded)
+        .input(&w1)
+        .args(&["--model", model])
+        .summary();
+
+    let routed = dir.path().join("routed");
+    let (summary, text) = run_with_aws(
+        JobRun::new(&routed)
+            .input(&w1)
+            .args(&["--scorer", &gateway.route, "--score-max-in-flight", "16"])
+            .args(&["--score-auth", "api-key", "--score-api-key", key]),
+    );
+    assert_eq!(summary["dead_letters"], 0, "{summary}");
+    assert_same_labels_without_scores(&routed, &embedded);
+    assert!(gateway.answers.count(502) > 0);
+    assert_eq!(gateway.answers.count(403), 0);
+    assert!(!text.contains(key), "the key shows: {text}");
+    assert!(!summary.to_string().contains(key));
+
+    // Without the key, the route refuses every request (403, not retried): every event
+    // is a dead letter that says so.
+    let refused = dir.path().join("refused");
+    let (summary, _) = run_with_aws(
+        JobRun::new(&refused)
+            .input(&w1)
+            .args(&["--scorer", &gateway.route]),
+    );
+    assert_eq!(summary["results"], 0, "{summary}");
+    assert_eq!(
+        summary["dead_letters_by_reason"]["scoring_failed"], summary["dead_letters"],
+        "{summary}"
+    );
+    assert!(gateway.answers.count(403) > 0);
+}
+
+#[test]
+fn sigv4_requests_pass_an_iam_route_and_wrong_credentials_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    // `local_aws` gives the runs these credentials and region.
+    let gateway = Gateway::start(
+        Model::builtin(),
+        RouteAuth::SigV4 {
+            access_key: "test".into(),
+            secret_key: "test".into(),
+            region: "us-east-1".into(),
+        },
+        false,
+    );
+    let generated = ["--generate", "1500", "--companies", "40", "--seed", "5"];
+    let embedded = dir.path().join("embedded");
+    JobRun::new(&embedded).args(&generated).summary();
+
+    let signed = dir.path().join("signed");
+    let (summary, _) = run_with_aws(
+        JobRun::new(&signed)
+            .args(&generated)
+            .args(&["--scorer", &gateway.route, "--score-auth", "sigv4"])
+            .args(&["--score-max-in-flight", "16"]),
+    );
+    assert_eq!(summary["dead_letters"], 0, "{summary}");
+    assert_same_labels_without_scores(&signed, &embedded);
+    assert_eq!(gateway.answers.count(403), 0);
+
+    // A route whose IAM user has another secret: the signature does not match (403,
+    // not retried), and every event is a dead letter.
+    let other = Gateway::start(
+        Model::builtin(),
+        RouteAuth::SigV4 {
+            access_key: "test".into(),
+            secret_key: "another-secret".into(),
+            region: "us-east-1".into(),
+        },
+        false,
+    );
+    let wrong = dir.path().join("wrong");
+    let (summary, _) = run_with_aws(JobRun::new(&wrong).args(&generated).args(&[
+        "--scorer",
+        &other.route,
+        "--score-auth",
+        "sigv4",
+    ]));
+    assert_eq!(summary["results"], 0, "{summary}");
+    assert_eq!(
+        summary["dead_letters_by_reason"]["scoring_failed"], summary["dead_letters"],
+        "{summary}"
+    );
+    assert_eq!(
+        other.answers.count(403),
+        other
+            .answers
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn a_linear_learner_endpoint_with_one_hot_rows_scores_as_the_embedded_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // The built-in model's industries, in the order of the shipped contract; the
+    // generator's tenants are of these.
+    let industries: Vec<String> = [
+        "IT",
+        "consulting",
+        "energy",
+        "finance",
+        "gov",
+        "health",
+        "retail",
+        "service",
+        "travel",
+    ]
+    .map(String::from)
+    .to_vec();
+    let contract = dir.path().join("contract.toml");
+    std::fs::write(
+        &contract,
+        format!(
+            "request = \"csv\"\ncolumns = [\"revenu\", \"employees\", \"job30\", \"job90\", \"monthlyFee\", \"totalFee\", \"industry\"]\nindustry = \"one-hot\"\nindustries = {industries:?}\nanswer = \"sagemaker\"\n"
+        ),
+    )
+    .unwrap();
+    let endpoint = LinearLearner::start("churn-ll", Model::builtin(), industries);
+
+    let generated = ["--generate", "20000", "--companies", "300", "--seed", "9"];
+    let embedded = dir.path().join("embedded");
+    JobRun::new(&embedded).args(&generated).summary();
+    let remote = dir.path().join("remote");
+    let (summary, _) = run_with_aws(
+        JobRun::new(&remote)
+            .args(&generated)
+            .args(&["--scorer", "sagemaker://churn-ll"])
+            .args(&["--sagemaker-endpoint-url", &endpoint.url])
+            .args(&["--score-contract", contract.to_str().unwrap()]),
+    );
+    assert_eq!(summary["dead_letters"], 0, "{summary}");
+    assert_eq!(
+        endpoint.rows.load(std::sync::atomic::Ordering::SeqCst) as u64,
+        summary["results"].as_u64().unwrap()
+    );
+    let (got, scored) = results_without_score(&remote);
+    assert_eq!(scored, got.len());
+    let lines = |dir: &Path| crate::common::sorted_result_lines(dir);
+    assert_eq!(lines(&remote), lines(&embedded));
+}
