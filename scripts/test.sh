@@ -9,7 +9,8 @@
 # - kinesis-local (kinesis-mock) from npm, with Node.js from Debian if missing, cached in
 #   .cache/test-tools/; started on free loopback ports, bound to 127.0.0.1 only
 #   (scripts/loopback-only.cjs).
-# - moto (S3 server) and pyarrow (an independent Parquet reader) from PyPI, in a virtual
+# - moto (S3 server), pyarrow (an independent Parquet reader) and openapi-spec-validator
+#   (checks the TenantManager's OpenAPI document) from PyPI, in a virtual
 #   environment cached in .cache/test-tools/venv; moto started on a free loopback port.
 # - PostgreSQL 15 from Debian: a throwaway cluster (initdb as user postgres) started with
 #   pg_ctl on a free loopback port, for the TenantManager's tests.
@@ -20,6 +21,7 @@ root="$PWD"
 KINESIS_LOCAL_VERSION=0.6.2
 MOTO_VERSION=5.2.5
 PYARROW_VERSION=26.0.1
+OPENAPI_VALIDATOR_VERSION=0.8.4
 
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
@@ -46,14 +48,15 @@ if [ ! -f "$kinesis_js" ]; then
 fi
 
 venv="$tools/venv"
-if ! "$venv/bin/python" -c "import moto, pyarrow; assert moto.__version__ == '$MOTO_VERSION' and pyarrow.__version__ == '$PYARROW_VERSION'" 2>/dev/null; then
-  echo "installing moto $MOTO_VERSION and pyarrow $PYARROW_VERSION ..." >&2
+if ! "$venv/bin/python" -c "import moto, pyarrow, importlib.metadata as m; assert moto.__version__ == '$MOTO_VERSION' and pyarrow.__version__ == '$PYARROW_VERSION' and m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION'" 2>/dev/null; then
+  echo "installing moto $MOTO_VERSION, pyarrow $PYARROW_VERSION and openapi-spec-validator $OPENAPI_VALIDATOR_VERSION ..." >&2
   mkdir -p "$tools"
   if ! python3 -m venv --clear "$venv" 2>/dev/null; then
     apt-get update -qq && apt-get install -y -qq python3-venv
     python3 -m venv --clear "$venv"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server,s3]==$MOTO_VERSION" "pyarrow==$PYARROW_VERSION"
+  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server,s3]==$MOTO_VERSION" "pyarrow==$PYARROW_VERSION" \
+    "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 fi
 
 free_port() {
@@ -125,4 +128,5 @@ else
 fi
 cargo test --workspace --locked \
   --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests \
+  --features tenantflow-cli/openapi-validation-tests \
   --features tenantflow-tenants/postgres-integration-tests "$@"

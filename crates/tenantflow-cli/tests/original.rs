@@ -1,6 +1,7 @@
 //! tenantflow in place of the original Flink job, against the original deployment's
-//! endpoints (loopback stand-ins, [`crate::fake_aws`]): its API Gateway route with an API
-//! key or IAM (SigV4), and its SageMaker linear-learner endpoint through a contract file.
+//! endpoints (loopback stand-ins, [`crate::stand_ins`]): its API Gateway route with an API
+//! key or IAM (SigV4), its SageMaker linear-learner endpoint through a contract file, and
+//! its TenantManager's answers; and tenantflow's own TenantManager's OpenAPI document.
 
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use serde_json::Value;
 use tenantflow_operators::score::Model;
 
 use crate::common::{JobRun, gen_w1, local_aws, result_files, shared};
-use crate::fake_aws::{Gateway, LinearLearner, RouteAuth};
+use crate::stand_ins::{Gateway, LinearLearner, OriginalTenantManager, RouteAuth};
 
 /// Every result line under `dir` with `churnScore` taken out, sorted; and how many had
 /// a score.
@@ -224,4 +225,151 @@ fn a_linear_learner_endpoint_with_one_hot_rows_scores_as_the_embedded_model() {
     assert_eq!(scored, got.len());
     let lines = |dir: &Path| crate::common::sorted_result_lines(dir);
     assert_eq!(lines(&remote), lines(&embedded));
+}
+
+#[test]
+fn the_lookup_reads_the_original_tenant_managers_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // The Quarkus entity: `tenantID`, Integer counts, Double fees, and `riskOfChurn`.
+    let entity = serde_json::json!({"tenantID": "comp_a", "industry": "travel", "revenu": 99420,
+        "employees": 4635, "job30": 10, "job90": 100, "monthlyFee": 400.0, "totalFee": 1200.0,
+        "riskOfChurn": false});
+    let key = "tm-key-5d1e";
+    let manager = OriginalTenantManager::start(vec![("comp_a".into(), entity)], key);
+    let input = dir.path().join("jobs.ndjson");
+    let mut lines = String::new();
+    for (i, company) in ["comp_a", "comp_z", "comp_a", "comp_z", "comp_a"]
+        .iter()
+        .enumerate()
+    {
+        lines.push_str(&format!(
+            "{{\"companyID\":\"{company}\",\"userID\":\"u{i}\",\"nbJobs\":2,\"creationDate\":{}}}\n",
+            1_767_225_600_000_i64 + i as i64 * 60_000
+        ));
+    }
+    std::fs::write(&input, lines).unwrap();
+
+    let out = dir.path().join("out");
+    let summary = JobRun::new(&out)
+        .input(&input)
+        .args(&["--tenant-manager", &manager.url])
+        .args(&["--lookup-auth", "api-key", "--lookup-api-key", key])
+        .summary();
+    assert_eq!(summary["results"], 3, "{summary}");
+    // The original's 204 for an unknown tenant is an unknown tenant, not a failure.
+    assert_eq!(
+        summary["dead_letters_by_reason"]["unknown_company"], 2,
+        "{summary}"
+    );
+    let results = crate::common::sorted_result_lines(&out);
+    for line in &results {
+        let result: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (
+                &result["companyID"],
+                &result["industry"],
+                &result["revenu"],
+                &result["totalFee"]
+            ),
+            (
+                &Value::from("comp_a"),
+                &Value::from("travel"),
+                &Value::from(99420),
+                &Value::from(1200.0)
+            ),
+            "{line}"
+        );
+    }
+    // The third event of comp_a counts the baseline and its 3 events' jobs.
+    assert!(
+        results.iter().any(|l| l.contains("\"job30\":16")),
+        "{results:?}"
+    );
+    assert_eq!(manager.refused.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Without the key, the lookups are refused (401, not retried): dead letters that
+    // say so, no results.
+    let refused = dir.path().join("refused");
+    let summary = JobRun::new(&refused)
+        .input(&input)
+        .args(&["--tenant-manager", &manager.url])
+        .summary();
+    assert_eq!(summary["results"], 0, "{summary}");
+    assert_eq!(
+        summary["dead_letters_by_reason"]["lookup_failed"], 5,
+        "{summary}"
+    );
+    assert!(manager.refused.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}
+
+/// `GET path` of a loopback server, its status and body.
+fn get(base: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// The TenantManager's OpenAPI document is valid OpenAPI (checked by
+/// `openapi-spec-validator`, from PyPI, which `scripts/test.sh` installs and names in
+/// `$TENANTFLOW_TEST_PYTHON`) and lists every route, the original's included.
+#[test]
+#[cfg_attr(
+    not(feature = "openapi-validation-tests"),
+    ignore = "needs openapi-spec-validator (scripts/test.sh installs it)"
+)]
+fn the_tenant_managers_openapi_document_is_valid_and_lists_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("tenants.db").display());
+    let server = crate::common::Server::start(
+        &["tenant-manager", "--database", &db],
+        "tenant-manager: ready",
+    );
+    let (status, document) = get(&server.url, "/openapi.json");
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(get(&server.url, "/q/openapi").1, document);
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &document).unwrap();
+    let python = std::env::var("TENANTFLOW_TEST_PYTHON")
+        .expect("TENANTFLOW_TEST_PYTHON is set by scripts/test.sh");
+    let out = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator refused the document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: Value = serde_json::from_str(&document).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/v1/tenants", &["get", "post"][..]),
+        ("/api/v1/tenants/count", &["get"]),
+        ("/api/v1/tenants/{tenantID}", &["get", "put", "delete"]),
+        ("/q/health/live", &["get"]),
+        ("/q/health/ready", &["get"]),
+        ("/openapi.json", &["get"]),
+    ] {
+        for method in methods {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} is not in the document"
+            );
+        }
+    }
 }

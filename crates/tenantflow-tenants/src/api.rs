@@ -1,4 +1,13 @@
-//! The REST API (axum): the original service's paths, answered correctly.
+//! The REST API (axum): the original service's paths and shapes, answered correctly.
+//!
+//! The original Quarkus service's clients keep working: the list is a JSON array (the
+//! whole table when no page is asked for, streamed; a page with `?limit=&after=` and a
+//! `Link: <…>; rel="next"` header), the count a bare number, a tenant carries `tenantID`
+//! (and `companyID`, the job's name), a new tenant may be the 4 fields
+//! `tenantID, industry, revenu, employees`, and `/q/health/live` and `/q/health/ready`
+//! answer as Quarkus' do. An unknown tenant is a 404 (the original's 204 was an accident
+//! of its framework). The OpenAPI document, generated from these handlers, is at
+//! `/openapi.json` (and `/q/openapi`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::db::{Created, Db, DbError, SCHEMA_VERSION};
-use crate::tenant::{FieldError, Tenant};
+use crate::tenant::{FieldError, Tenant, TenantJson};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 << 10;
@@ -65,8 +74,13 @@ pub fn router(state: AppState) -> Router {
             get(fetch).put(replace).delete(remove),
         )
         .route("/api/v1/version", get(version))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
+        .route("/q/health/live", get(live))
+        .route("/q/health/ready", get(quarkus_ready))
+        .route("/q/health", get(quarkus_ready))
+        .route("/openapi.json", get(openapi))
+        .route("/q/openapi", get(openapi))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_too_large))
@@ -209,16 +223,38 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[derive(Deserialize)]
+/// A page of the list: `limit` tenants after the id `after`, in id order.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Tenants in the page, 1 to 1000 (100 when only `after` is given). Without `limit`
+    /// and `after`, the whole table.
+    #[param(value_type = Option<i64>)]
     limit: Option<String>,
+    /// The last id of the previous page.
     after: Option<String>,
 }
 
+/// Tenants fetched from the database at a time when the whole table is listed.
+const STREAM_PAGE: i64 = MAX_PAGE;
+
+/// Lists tenants in id order, as a JSON array: the whole table (streamed, as the
+/// original service's list), or one page when `limit` or `after` is given, with a
+/// `Link: <…>; rel="next"` header when there may be more.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(Page),
+    responses(
+        (status = 200, description = "Tenants in id order", body = [TenantJson],
+            headers(("link" = String, description = "`<URL>; rel=\"next\"` of the next page, when there may be one"))),
+        (status = 400, description = "An invalid `limit`"),
+        (status = 503, description = "The database is unavailable"),
+    ))]
 async fn list(
     State(state): State<AppState>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    if page.limit.is_none() && page.after.is_none() {
+        return Ok(whole_table(state.db));
+    }
     let limit = match page.limit.as_deref() {
         None => 100,
         Some(text) => match text.parse::<i64>() {
@@ -236,18 +272,106 @@ async fn list(
         .db
         .list(page.after.as_deref().unwrap_or(""), limit)
         .await?;
-    let next = if tenants.len() as i64 == limit {
-        tenants.last().map(|t| t.tenant_id.clone())
-    } else {
-        None
-    };
-    Ok(Json(json!({"tenants": tenants, "next": next})))
+    let next = (tenants.len() as i64 == limit)
+        .then(|| tenants.last().map(|t| t.tenant_id.clone()))
+        .flatten();
+    let mut response = Json(&tenants).into_response();
+    if let Some(after) = next {
+        let link = format!(
+            "</api/v1/tenants?limit={limit}&after={}>; rel=\"next\"",
+            encode_query(&after)
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
-async fn count(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"count": state.db.count().await?})))
+/// The whole table as one JSON array, read and sent a page at a time: memory stays
+/// bounded however many tenants there are. A database failure midway cuts the answer
+/// short (the client sees an incomplete array), and is logged.
+fn whole_table(db: Db) -> Response {
+    enum At {
+        Start,
+        After(String),
+        Done,
+    }
+    let pages = futures_util::stream::unfold(At::Start, move |at| {
+        let db = db.clone();
+        async move {
+            let (after, first) = match at {
+                At::Start => (String::new(), true),
+                At::After(id) => (id, false),
+                At::Done => return None,
+            };
+            match db.list(&after, STREAM_PAGE).await {
+                Ok(tenants) => {
+                    let mut chunk = Vec::new();
+                    for (i, tenant) in tenants.iter().enumerate() {
+                        chunk.push(if first && i == 0 { b'[' } else { b',' });
+                        if serde_json::to_writer(&mut chunk, tenant).is_err() {
+                            return Some((
+                                Err(std::io::Error::other("encoding a tenant")),
+                                At::Done,
+                            ));
+                        }
+                    }
+                    if first && tenants.is_empty() {
+                        chunk.push(b'[');
+                    }
+                    let next = match tenants.last() {
+                        Some(last) if tenants.len() as i64 == STREAM_PAGE => {
+                            At::After(last.tenant_id.clone())
+                        }
+                        _ => {
+                            chunk.push(b']');
+                            At::Done
+                        }
+                    };
+                    Some((Ok(Bytes::from(chunk)), next))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Listing tenants failed midway: the answer is cut short.");
+                    Some((Err(std::io::Error::other(e.to_string())), At::Done))
+                }
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(pages),
+    )
+        .into_response()
 }
 
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The number of tenants, as a bare JSON number (as the original service answered).
+#[utoipa::path(get, path = "/api/v1/tenants/count", tag = "tenants",
+    responses((status = 200, description = "The number of tenants", body = i64)))]
+async fn count(State(state): State<AppState>) -> Result<Json<i64>, ApiError> {
+    Ok(Json(state.db.count().await?))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenantID}", tag = "tenants",
+    params(("tenantID" = String, Path, description = "The tenant's id")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantJson),
+        (status = 404, description = "No such tenant (the original service answered 204)"),
+    ))]
 async fn fetch(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -258,13 +382,23 @@ async fn fetch(
     }
 }
 
+/// Creates a tenant. The job counts and fees may be left out (0): the original
+/// service's clients send `{"tenantID","industry","revenu","employees"}`.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = TenantJson,
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "Created; `Location` names it", body = TenantJson),
+        (status = 400, description = "Invalid fields, each named"),
+        (status = 401, description = "No or a wrong `x-api-key`"),
+        (status = 409, description = "The tenant exists"),
+    ))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let tenant = Tenant::from_json(&parse_body(&headers, &body)?, None).map_err(invalid)?;
+    let tenant = Tenant::from_new_json(&parse_body(&headers, &body)?).map_err(invalid)?;
     match state.db.create(&tenant).await? {
         Created::Yes => {
             state.wrote();
@@ -282,6 +416,16 @@ async fn create(
     }
 }
 
+/// Replaces (or creates) a tenant: every field is needed.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenantID}", tag = "tenants", request_body = TenantJson,
+    params(("tenantID" = String, Path, description = "The tenant's id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Replaced", body = TenantJson),
+        (status = 201, description = "Created", body = TenantJson),
+        (status = 400, description = "Invalid fields, each named"),
+        (status = 401, description = "No or a wrong `x-api-key`"),
+    ))]
 async fn replace(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -307,6 +451,15 @@ async fn replace(
     Ok((status, Json(&tenant)).into_response())
 }
 
+/// Deletes a tenant.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenantID}", tag = "tenants",
+    params(("tenantID" = String, Path, description = "The tenant's id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or a wrong `x-api-key`"),
+        (status = 404, description = "No such tenant"),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -322,6 +475,9 @@ async fn remove(
     }
 }
 
+/// The service's name, version, schema version and database.
+#[utoipa::path(get, path = "/api/v1/version", tag = "service",
+    responses((status = 200, description = "`{name, version, schema, database}`")))]
 async fn version(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "name": "tenantflow tenant-manager",
@@ -364,6 +520,93 @@ async fn until_ready(State(state): State<AppState>, request: Request, next: Next
     next.run(request).await
 }
 
+/// Quarkus' liveness answer: the process serves.
+#[utoipa::path(get, path = "/q/health/live", tag = "service",
+    responses((status = 200, description = "`{\"status\":\"UP\",\"checks\":[]}`")))]
+async fn live() -> Json<Value> {
+    Json(json!({"status": "UP", "checks": []}))
+}
+
+/// Quarkus' readiness answer (also `/q/health`): UP once seeded with the database
+/// reachable, else 503 DOWN with the check that failed.
+#[utoipa::path(get, path = "/q/health/ready", tag = "service",
+    responses(
+        (status = 200, description = "`{\"status\":\"UP\",\"checks\":[…]}`"),
+        (status = 503, description = "`{\"status\":\"DOWN\",\"checks\":[…]}`"),
+    ))]
+async fn quarkus_ready(State(state): State<AppState>) -> Response {
+    let seeded = state.ready.load(std::sync::atomic::Ordering::Acquire);
+    let database = seeded && state.db.ping().await;
+    let word = |up: bool| if up { "UP" } else { "DOWN" };
+    let body = json!({
+        "status": word(seeded && database),
+        "checks": [
+            {"name": "seed", "status": word(seeded)},
+            {"name": "database", "status": word(database)},
+        ],
+    });
+    let status = if seeded && database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// The OpenAPI document of this API, generated from its handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "tenantflow tenant-manager", description = "Tenants of the SaaS platform: the TenantManager API, compatible with the original service's clients."),
+    paths(list, count, fetch, create, replace, remove, version, live, quarkus_ready,
+        healthz, ready, metrics, openapi),
+    components(schemas(TenantJson)),
+    modifiers(&Extras),
+)]
+pub struct ApiDoc;
+
+/// The `x-api-key` scheme that writes use, and the routes that answer as others do
+/// (`/q/health` as `/q/health/ready`, `/q/openapi` as `/openapi.json`).
+struct Extras;
+
+impl utoipa::Modify for Extras {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        for (alias, of, id) in [
+            ("/q/health", "/q/health/ready", "quarkus_health"),
+            ("/q/openapi", "/openapi.json", "quarkus_openapi"),
+        ] {
+            if let Some(mut item) = openapi.paths.paths.get(of).cloned() {
+                // Operation ids are unique in a document.
+                if let Some(get) = item.get.as_mut() {
+                    get.operation_id = Some(id.to_owned());
+                }
+                openapi.paths.paths.insert(alias.to_owned(), item);
+            }
+        }
+    }
+}
+
+/// This document (also at `/q/openapi`).
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "OpenAPI 3.1, JSON")))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
+/// Liveness: `ok`.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "`ok`")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: `ready`, or 503 while seeding or without the database.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, description = "`ready`"), (status = 503, description = "Not ready")))]
 async fn ready(State(state): State<AppState>) -> Response {
     if !state.ready.load(std::sync::atomic::Ordering::Acquire) {
         (StatusCode::SERVICE_UNAVAILABLE, "seeding\n").into_response()
@@ -374,6 +617,9 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus metrics: requests by route and status, the outbox, the tenant count.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     use std::fmt::Write;
     use std::sync::atomic::Ordering;
@@ -426,4 +672,68 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
             .or_default() += 1;
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tower::ServiceExt;
+
+    /// Every route of [`router`], with a method it answers.
+    const ROUTES: [(&str, &str); 12] = [
+        ("GET", "/api/v1/tenants"),
+        ("GET", "/api/v1/tenants/count"),
+        ("GET", "/api/v1/tenants/{tenantID}"),
+        ("GET", "/api/v1/version"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/q/health/live"),
+        ("GET", "/q/health/ready"),
+        ("GET", "/q/health"),
+        ("GET", "/openapi.json"),
+        ("GET", "/q/openapi"),
+        ("GET", "/metrics"),
+    ];
+
+    #[tokio::test]
+    async fn the_document_lists_every_route_and_every_listed_route_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("tenants.db").display());
+        let db = Db::open(&url, false).await.unwrap();
+        let app = router(AppState {
+            db,
+            api_key: None,
+            metrics: Arc::default(),
+            outbox_wake: None,
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        });
+        let doc = serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let listed: std::collections::BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+        let routes: std::collections::BTreeSet<&str> = ROUTES.iter().map(|(_, p)| *p).collect();
+        assert_eq!(listed, routes);
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                let uri = path.replace("{tenantID}", "comp_4");
+                let request = axum::http::Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(&uri)
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from("{}"))
+                    .unwrap();
+                let response = app.clone().oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                // An unmatched route is a 404 or 405 with an empty body; every answer
+                // of the API's own has one.
+                assert!(
+                    !body.is_empty(),
+                    "{method} {uri}: {status} without a body: not routed"
+                );
+            }
+        }
+    }
 }

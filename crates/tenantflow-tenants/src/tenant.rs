@@ -1,15 +1,15 @@
 //! A tenant as the API reads and writes it, and the checks a new one must pass.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use tenantflow_core::validate;
 
-/// A tenant: its id and its company profile (DESIGN.md §1; the API calls the id
-/// `tenantID`, as the original service did).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A tenant: its id and its company profile (DESIGN.md §1). As JSON the id is both
+/// `tenantID`, as the original service called it, and `companyID`, as the job's records
+/// do, so that clients of either read it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
     /// The tenant's id (`companyID` in the job's records).
-    #[serde(rename = "tenantID")]
     pub tenant_id: String,
     /// Industry, e.g. `retail`.
     pub industry: String,
@@ -22,11 +22,56 @@ pub struct Tenant {
     /// Jobs of the last 90 days before the stream.
     pub job90: i64,
     /// Monthly fee.
-    #[serde(rename = "monthlyFee")]
     pub monthly_fee: f64,
     /// Fees paid so far.
-    #[serde(rename = "totalFee")]
     pub total_fee: f64,
+}
+
+/// A tenant as the API writes it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Tenant)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TenantJson<'a> {
+    /// The tenant's id, as the original service named it.
+    #[serde(rename = "tenantID")]
+    tenant_id: &'a str,
+    /// The same id, as the job's records name it.
+    #[serde(rename = "companyID")]
+    company_id: &'a str,
+    industry: &'a str,
+    revenu: i64,
+    employees: i64,
+    job30: i64,
+    job90: i64,
+    monthly_fee: f64,
+    total_fee: f64,
+}
+
+impl Serialize for Tenant {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TenantJson {
+            tenant_id: &self.tenant_id,
+            company_id: &self.tenant_id,
+            industry: &self.industry,
+            revenu: self.revenu,
+            employees: self.employees,
+            job30: self.job30,
+            job90: self.job90,
+            monthly_fee: self.monthly_fee,
+            total_fee: self.total_fee,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// What a field missing from a body means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Absent {
+    /// An error: every field is needed (PUT replaces the whole tenant).
+    Refused,
+    /// Zero, for the counts and fees: the original service created a tenant from
+    /// `tenantID, industry, revenu, employees`, its job counts and fees starting at 0.
+    CountsAndFeesZero,
 }
 
 /// One field that fails its check.
@@ -48,6 +93,20 @@ impl Tenant {
     /// # Errors
     /// Every field that fails, in the order of the fields above.
     pub fn from_json(body: &Value, id: Option<&str>) -> Result<Tenant, Vec<FieldError>> {
+        Self::parse(body, id, Absent::Refused)
+    }
+
+    /// Checks the body of a new tenant (`POST`): as [`Tenant::from_json`], but the job
+    /// counts and fees may be left out (0), as the original service's 4-field creation
+    /// `{"tenantID","industry","revenu","employees"}` does.
+    ///
+    /// # Errors
+    /// Every field that fails, in order.
+    pub fn from_new_json(body: &Value) -> Result<Tenant, Vec<FieldError>> {
+        Self::parse(body, None, Absent::CountsAndFeesZero)
+    }
+
+    fn parse(body: &Value, id: Option<&str>, absent: Absent) -> Result<Tenant, Vec<FieldError>> {
         let Some(object) = body.as_object() else {
             return Err(vec![FieldError {
                 field: "(body)",
@@ -89,8 +148,17 @@ impl Tenant {
         };
         let revenu = count("revenu", &["revenu"]);
         let employees = count("employees", &["employees", "employee"]);
-        let job30 = count("job30", &["job30"]);
-        let job90 = count("job90", &["job90"]);
+        let zero_if_absent =
+            |name: &str| absent == Absent::CountsAndFeesZero && field(object, &[name]).is_none();
+        let mut counted = |name: &'static str| {
+            if zero_if_absent(name) {
+                0
+            } else {
+                count(name, &[name])
+            }
+        };
+        let job30 = counted("job30");
+        let job90 = counted("job90");
         let mut fee = |name: &'static str| -> f64 {
             let value = field(object, &[name]);
             match value.and_then(Value::as_f64).map(validate::fee) {
@@ -101,8 +169,11 @@ impl Tenant {
                 }
             }
         };
-        let monthly_fee = fee("monthlyFee");
-        let total_fee = fee("totalFee");
+        let mut fee_or_zero = |name: &'static str| {
+            if zero_if_absent(name) { 0.0 } else { fee(name) }
+        };
+        let monthly_fee = fee_or_zero("monthlyFee");
+        let total_fee = fee_or_zero("totalFee");
         if errors.is_empty() {
             Ok(Tenant {
                 tenant_id,
@@ -211,7 +282,29 @@ mod tests {
         assert_eq!(t.monthly_fee, 400.0);
         let out = serde_json::to_value(&t).unwrap();
         assert_eq!(out["tenantID"], "comp_4");
+        assert_eq!(out["companyID"], "comp_4");
         assert_eq!(out["monthlyFee"], 400.0);
+    }
+
+    #[test]
+    fn a_new_tenant_may_be_the_original_four_fields() {
+        let body = json!({"tenantID":"comp_9","industry":"IT","revenu":100,"employees":5});
+        let t = Tenant::from_new_json(&body).unwrap();
+        assert_eq!(
+            (t.job30, t.job90, t.monthly_fee, t.total_fee),
+            (0, 0, 0.0, 0.0)
+        );
+        // A replacement needs every field; a given field is checked either way.
+        assert!(Tenant::from_json(&body, Some("comp_9")).is_err());
+        let bad =
+            json!({"tenantID":"comp_9","industry":"IT","revenu":100,"employees":5,"job30":-1});
+        let fields: Vec<_> = Tenant::from_new_json(&bad)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["job30"]);
+        assert!(Tenant::from_new_json(&json!({"tenantID":"x","industry":"IT"})).is_err());
     }
 
     #[test]

@@ -86,6 +86,12 @@ fn tenant(id: &str, job30: i64) -> Value {
         "job30": job30, "job90": 13, "monthlyFee": 461.0, "totalFee": 1172.0})
 }
 
+/// A tenant as the API returns it: its id also as `companyID`.
+fn as_returned(mut tenant: Value) -> Value {
+    tenant["companyID"] = tenant["tenantID"].clone();
+    tenant
+}
+
 /// Every endpoint, validation, auth, paging and concurrent updates, on one database.
 async fn exercise(database: String) {
     let s = Running::start(database, None).await;
@@ -94,7 +100,7 @@ async fn exercise(database: String) {
         let (_, page) = s
             .send("GET", "/api/v1/tenants?limit=1000", None, false)
             .await;
-        let tenants = page["tenants"].as_array().unwrap().clone();
+        let tenants = page.as_array().unwrap().clone();
         if tenants.is_empty() {
             break;
         }
@@ -113,7 +119,7 @@ async fn exercise(database: String) {
     );
     assert_eq!(
         s.send("GET", "/api/v1/tenants/count", None, false).await.1,
-        json!({"count": 0})
+        json!(0)
     );
     // Writes need the key.
     let (status, body) = s
@@ -150,7 +156,7 @@ async fn exercise(database: String) {
         .send("POST", "/api/v1/tenants", Some(tenant("comp_4", 4)), true)
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(body, tenant("comp_4", 4));
+    assert_eq!(body, as_returned(tenant("comp_4", 4)));
     assert_eq!(
         s.send("POST", "/api/v1/tenants", Some(tenant("comp_4", 5)), true)
             .await
@@ -159,7 +165,7 @@ async fn exercise(database: String) {
     );
     assert_eq!(
         s.send("GET", "/api/v1/tenants/comp_4", None, false).await.1,
-        tenant("comp_4", 4)
+        as_returned(tenant("comp_4", 4))
     );
     // The original JSON: `employee`, `companyID`.
     let original = json!({"companyID":"comp_9","revenu":99420,"industry":"retail","employee":4635,
@@ -174,34 +180,41 @@ async fn exercise(database: String) {
         s.send("GET", "/api/v1/tenants/comp_9", None, false).await.1["employees"],
         4635
     );
-    // Validation names each field.
-    let (status, body) = s
-        .send(
-            "POST",
-            "/api/v1/tenants",
-            Some(json!({"tenantID":"b","industry":"x","revenu":-3})),
-            true,
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let fields: Vec<&str> = body["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        fields,
-        [
-            "revenu",
-            "employees",
-            "job30",
-            "job90",
-            "monthlyFee",
-            "totalFee"
-        ]
-    );
-    assert_eq!(body["fields"][0]["got"], "-3");
+    // Validation names each field: a creation may leave the counts and fees out (the
+    // original's 4-field body), a replacement may not.
+    for (method, path, expected) in [
+        ("POST", "/api/v1/tenants", &["revenu", "employees"][..]),
+        (
+            "PUT",
+            "/api/v1/tenants/b",
+            &[
+                "revenu",
+                "employees",
+                "job30",
+                "job90",
+                "monthlyFee",
+                "totalFee",
+            ][..],
+        ),
+    ] {
+        let (status, body) = s
+            .send(
+                method,
+                path,
+                Some(json!({"tenantID":"b","industry":"x","revenu":-3})),
+                true,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let fields: Vec<&str> = body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, expected, "{method}");
+        assert_eq!(body["fields"][0]["got"], "-3");
+    }
     let raw = s
         .http
         .post(format!("{}/api/v1/tenants", s.base))
@@ -327,35 +340,51 @@ async fn exercise(database: String) {
             StatusCode::CREATED
         );
     }
+    // Pages of 10, each naming the next in its `Link` header.
     let mut seen = Vec::new();
-    let mut after = String::new();
-    loop {
-        let (status, page) = s
-            .send(
-                "GET",
-                &format!("/api/v1/tenants?limit=10&after={after}"),
-                None,
-                false,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
+    let mut next = Some("/api/v1/tenants?limit=10".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let response = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        next = response
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .map(|l| {
+                assert!(l.ends_with(">; rel=\"next\""), "{l}");
+                l[1..l.find('>').unwrap()].to_owned()
+            });
+        let page: Value = response.json().await.unwrap();
         seen.extend(
-            page["tenants"]
-                .as_array()
+            page.as_array()
                 .unwrap()
                 .iter()
                 .map(|t| t["tenantID"].as_str().unwrap().to_owned()),
         );
-        match page["next"].as_str() {
-            Some(next) => after = next.to_owned(),
-            None => break,
-        }
+        pages += 1;
     }
+    assert_eq!(pages, 3);
     let mut sorted = seen.clone();
     sorted.sort();
     sorted.dedup();
     assert_eq!(seen, sorted);
     assert_eq!(seen.len(), 28);
+    // Without a page asked for, the whole table, as the original service's list.
+    let (status, all) = s.send("GET", "/api/v1/tenants", None, false).await;
+    assert_eq!(status, StatusCode::OK);
+    let all: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenantID"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(all, seen);
     assert_eq!(
         s.send("GET", "/api/v1/tenants?limit=0", None, false)
             .await
@@ -364,7 +393,7 @@ async fn exercise(database: String) {
     );
     assert_eq!(
         s.send("GET", "/api/v1/tenants/count", None, false).await.1,
-        json!({"count": 28})
+        json!(28)
     );
     // Concurrent updates of one tenant: all succeed, the last write is whole.
     let updates: Vec<_> = (0..32)
@@ -433,7 +462,45 @@ async fn exercise(database: String) {
         "{metrics}"
     );
     assert!(metrics.contains("tenantflow_tm_tenants 28"), "{metrics}");
+    as_the_original_clients_use_it(&s).await;
     s.stop().await;
+}
+
+/// The calls of the original Quarkus service's clients: a 4-field creation, the tenant
+/// read back by `tenantID`, the list as an array, the count as a number, Quarkus' health.
+async fn as_the_original_clients_use_it(s: &Running) {
+    let four = json!({"tenantID": "orig-1", "industry": "gov", "revenu": 5000, "employees": 20});
+    let (status, created) = s.send("POST", "/api/v1/tenants", Some(four), true).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, read) = s.send("GET", "/api/v1/tenants/orig-1", None, false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        read,
+        json!({"tenantID": "orig-1", "companyID": "orig-1", "industry": "gov", "revenu": 5000,
+            "employees": 20, "job30": 0, "job90": 0, "monthlyFee": 0.0, "totalFee": 0.0})
+    );
+    let (_, all) = s.send("GET", "/api/v1/tenants", None, false).await;
+    let count = s.send("GET", "/api/v1/tenants/count", None, false).await.1;
+    assert_eq!(
+        Some(all.as_array().unwrap().len() as u64),
+        count.as_u64(),
+        "{count}"
+    );
+    assert!(all.as_array().unwrap().contains(&read));
+    let (status, live) = s.send("GET", "/q/health/live", None, false).await;
+    assert_eq!((status, &live["status"]), (StatusCode::OK, &json!("UP")));
+    let (status, ready) = s.send("GET", "/q/health/ready", None, false).await;
+    assert_eq!(
+        (status, &ready["status"]),
+        (StatusCode::OK, &json!("UP")),
+        "{ready}"
+    );
+    assert_eq!(
+        s.send("DELETE", "/api/v1/tenants/orig-1", None, true)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,13 +532,19 @@ async fn while_seeding_tenant_requests_and_readyz_answer_503() {
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry.unwrap(), "1");
     assert_eq!(status("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        status("/q/health/ready").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(status("/healthz").await.0, StatusCode::OK);
+    assert_eq!(status("/q/health/live").await.0, StatusCode::OK);
     ready.store(true, std::sync::atomic::Ordering::Release);
     assert_eq!(
         status("/api/v1/tenants/comp_4").await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(status("/readyz").await.0, StatusCode::OK);
+    assert_eq!(status("/q/health/ready").await.0, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

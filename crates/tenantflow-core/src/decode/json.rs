@@ -286,7 +286,8 @@ impl<'a> Scanner<'a> {
         let value = self.value()?;
         match key {
             "type" => set_str(&mut raw.kind, value),
-            "companyID" | "company_id" | "tenantID" => set_str(&mut raw.company_id, value),
+            "companyID" | "company_id" => set_str(&mut raw.company_id, value),
+            "tenantID" => set_str(&mut raw.tenant_id, value),
             "userID" | "userid" | "user_id" => set_str(&mut raw.user_id, value),
             "nbJobs" | "nb_job_submitted" | "#job_submitted" | "jobSubmitted" => {
                 set_int(&mut raw.nb_jobs, value)
@@ -367,6 +368,8 @@ mod tests {
             r##" { "company_id" : "comp_4", "userid":"user_1", "#job_submitted": 1 } "##,
             r#"{"companyID":"comp_4","revenu":99420,"industry":"retail","employee":4635,"job30":10,"job90":100,"monthlyFee":400,"totalFee":1.2e3,"riskOfChurn":false}"#,
             r#"{"tenantID":"t","user_id":"u","jobSubmitted":0,"ts":-5,"extra":null,"more":true}"#,
+            // The TenantManager's answer: the id under both names.
+            r#"{"tenantID":"c-1","companyID":"c-1","industry":"IT","revenu":1,"employees":2,"job30":0,"job90":0,"monthlyFee":0.0,"totalFee":0.0}"#,
         ] {
             let (fast, slow) = both(line);
             assert_eq!(
@@ -375,6 +378,30 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn two_different_ids_are_refused_by_both_paths() {
+        let line = r#"{"tenantID":"a","companyID":"b","userID":"u","nbJobs":1}"#;
+        let (fast, slow) = both_results(line);
+        for result in [fast, slow] {
+            let error = result.unwrap_err().to_string();
+            assert!(error.contains("the same id as tenantID"), "{error}");
+        }
+    }
+
+    fn both_results(
+        line: &str,
+    ) -> (
+        Result<Record<'_>, DecodeError>,
+        Result<Record<'_>, DecodeError>,
+    ) {
+        let fast = scan_flat_object(line.as_bytes())
+            .expect("the scanner reads it")
+            .into_record(DefaultKind::Infer);
+        let slow =
+            parse_with_serde(line.as_bytes()).and_then(|raw| raw.into_record(DefaultKind::Infer));
+        (fast, slow)
     }
 
     #[test]

@@ -15,10 +15,14 @@ pub struct RawRecord<'a> {
     /// The `type` tag of mixed inputs.
     #[serde(rename = "type", borrow, default)]
     pub kind: Option<Cow<'a, str>>,
-    /// `companyID`, alias `company_id`, `tenantID`.
-    #[serde(rename = "companyID", alias = "company_id", alias = "tenantID")]
+    /// `companyID`, alias `company_id`.
+    #[serde(rename = "companyID", alias = "company_id")]
     #[serde(borrow, default)]
     pub company_id: Option<Cow<'a, str>>,
+    /// `tenantID`, the TenantManager's name of the id: alone, or beside `companyID`
+    /// with the same value (the TenantManager writes both).
+    #[serde(rename = "tenantID", borrow, default)]
+    pub tenant_id: Option<Cow<'a, str>>,
     /// `userID`, alias `userid`, `user_id`.
     #[serde(
         rename = "userID",
@@ -136,7 +140,7 @@ impl<'a> RawRecord<'a> {
 
     fn into_job(self) -> Result<JobEvent<'a>, DecodeError> {
         const KIND: &str = "job";
-        let company_id = required_id(self.company_id, KIND)?;
+        let company_id = required_id(self.company_id, self.tenant_id, KIND)?;
         let user_id = required(self.user_id, "userID", KIND)?;
         checked_text(&user_id, "userID", validate::user_id)?;
         let nb_jobs = required(self.nb_jobs, "nbJobs", KIND)?;
@@ -151,7 +155,7 @@ impl<'a> RawRecord<'a> {
 
     fn into_company(self) -> Result<Company<'a>, DecodeError> {
         const KIND: &str = "company";
-        let company_id = required_id(self.company_id, KIND)?;
+        let company_id = required_id(self.company_id, self.tenant_id, KIND)?;
         let industry = required(self.industry, "industry", KIND)?;
         checked_text(&industry, "industry", validate::industry)?;
         let profile = ProfileFields {
@@ -182,9 +186,21 @@ fn required<T>(
 }
 
 fn required_id<'a>(
-    value: Option<Cow<'a, str>>,
+    company_id: Option<Cow<'a, str>>,
+    tenant_id: Option<Cow<'a, str>>,
     kind: &'static str,
 ) -> Result<Cow<'a, str>, DecodeError> {
+    let value = match (company_id, tenant_id) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(invalid(
+                "companyID",
+                "the same id as tenantID",
+                format!("{a} (tenantID {b})"),
+            ));
+        }
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    };
     let id = required(value, "companyID", kind)?;
     checked_text(&id, "companyID", validate::company_id)?;
     Ok(id)

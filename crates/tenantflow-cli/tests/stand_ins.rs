@@ -1,4 +1,4 @@
-//! Loopback stand-ins for the original deployment's AWS endpoints, as they behave:
+//! Loopback stand-ins for the original deployment's endpoints, as they behave:
 //!
 //! - [`Gateway`]: API Gateway's `POST /prod/assessChurn` in front of the original Lambda.
 //!   The route wants an API key (`x-api-key`; 403 `{"message":"Forbidden"}` without it)
@@ -11,6 +11,9 @@
 //!   of a linear-learner trained on numbers plus a one-hot industry block: it decodes
 //!   each CSV row back to features and an industry and answers
 //!   `{"predictions":[{"score","predicted_label"}]}`.
+//! - [`OriginalTenantManager`]: the original Quarkus service's `GET /api/v1/tenants/{id}`:
+//!   the entity with `tenantID` and `riskOfChurn`, 204 with no body for an unknown
+//!   tenant; here behind an API key.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -368,6 +371,38 @@ fn decode_row<'a>(line: &str, industries: &'a [String]) -> Option<(Features, &'a
         }
     }
     Some((features, industry))
+}
+
+/// A running stand-in of the original TenantManager.
+pub struct OriginalTenantManager {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Requests refused for a missing or wrong key.
+    pub refused: Arc<AtomicUsize>,
+}
+
+impl OriginalTenantManager {
+    /// Serves `tenants` (id and the entity's JSON) to callers with `key`.
+    pub fn start(tenants: Vec<(String, Value)>, key: &str) -> Self {
+        let refused = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&refused);
+        let key = key.to_owned();
+        let url = serve(move |request| {
+            if request.header("x-api-key") != Some(key.as_str()) {
+                counted.fetch_add(1, Ordering::SeqCst);
+                return (401, r#"{"message":"no key"}"#.into());
+            }
+            let Some(id) = request.path.strip_prefix("/api/v1/tenants/") else {
+                return (404, "{}".into());
+            };
+            match tenants.iter().find(|(t, _)| t == id) {
+                Some((_, entity)) => (200, entity.to_string()),
+                // JAX-RS answers a null entity with 204 and no body.
+                None => (204, String::new()),
+            }
+        });
+        OriginalTenantManager { url, refused }
+    }
 }
 
 #[test]
