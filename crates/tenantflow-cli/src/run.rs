@@ -44,6 +44,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", env = "TENANTFLOW_CONFIG")]
     config: Option<PathBuf>,
 
+    /// The original job's Managed Flink application properties (the JSON of
+    /// `PropertyGroups`, as the AWS CLI and console use): its streams, scoring route,
+    /// API key, S3 path and output stream become this run's settings, over --config's;
+    /// variables and flags override them. A key it does not know is reported.
+    #[arg(long, value_name = "FILE", env = "TENANTFLOW_PROPERTIES")]
+    properties: Option<PathBuf>,
+
     /// Input: an NDJSON or CSV file, a folder of them (read in name order), `.gz` files,
     /// `-` for stdin, or a Kinesis stream
     /// `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto]`.
@@ -416,6 +423,9 @@ impl RunArgs {
             Some(path) => config::read::<RunConfig>(path)?,
             None => RunConfig::default(),
         };
+        if let Some(path) = &self.properties {
+            apply_properties(path, &mut config)?;
+        }
         self.overlay_valued(&mut config);
         if !self.input.is_empty() {
             config.sources.inputs = std::mem::take(&mut self.input);
@@ -429,6 +439,29 @@ impl RunArgs {
         }
         Ok(config)
     }
+}
+
+/// Sets what the Managed Flink properties at `path` give, and says in the log what
+/// else they hold.
+fn apply_properties(path: &std::path::Path, config: &mut RunConfig) -> Result<(), ConfigError> {
+    let properties = config::properties::Properties::read(path)?;
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .ok();
+    let report = properties
+        .apply(config, region.as_deref())
+        .map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            place: String::new(),
+            message,
+        })?;
+    for key in &report.unknown {
+        tracing::warn!(property = %key, file = %path.display(), "A property tenantflow does not know: not used.");
+    }
+    for note in &report.notes {
+        tracing::info!(file = %path.display(), "{note}");
+    }
+    Ok(())
 }
 
 /// A job ready to run, and what to say about it.

@@ -930,3 +930,86 @@ fn csv_records_on_a_stream_give_the_results_of_the_same_records_as_ndjson() {
     csv_stream.delete();
     json_stream.delete();
 }
+
+/// The original job's Managed Flink properties, with the original producers' CSV
+/// records on its jobs stream and its scoring route (a stand-in, behind its API key),
+/// run the same job as the equivalent flags.
+#[test]
+fn a_managed_flink_properties_file_runs_the_job_of_the_equivalent_flags() {
+    use crate::stand_ins::{Gateway, RouteAuth};
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, _) = original_producer_records();
+    let records = dir.path().join("records.csv");
+    std::fs::write(&records, csv).unwrap();
+    let stream = TestStream::create("properties", 2);
+    kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        records.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let key = "route-key-properties";
+    let gateway = Gateway::start(
+        tenantflow_operators::score::Model::builtin(),
+        RouteAuth::ApiKey(key.into()),
+        false,
+    );
+    let from_properties = dir.path().join("from-properties");
+    let properties = dir.path().join("application_properties.json");
+    std::fs::write(
+        &properties,
+        serde_json::json!([
+            {"PropertyGroupId": "ProducerConfigProperties",
+             "PropertyMap": {"flink.stream.initpos": "TRIM_HORIZON", "aws.region": "us-east-1",
+                             "AggregationEnabled": "false"}},
+            {"PropertyGroupId": "ApplicationConfigProperties",
+             "PropertyMap": {"predictChurnApiEndpoint": gateway.route,
+                             "predictChurnApiKey": key,
+                             "S3SinkPath": from_properties.to_str().unwrap()}},
+            {"PropertyGroupId": "ConsumerConfigProperties",
+             "PropertyMap": {"aws.region": "us-east-1", "jobs.stream.name": stream.as_str()}},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let run = |args: &[&str], out: &Path| {
+        let summary = summary_path(out);
+        let mut all = vec!["run", "--exit-when-idle", "3s", "--quiet"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--summary-json", summary.to_str().unwrap()]);
+        let output = command(&all).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{all:?}\n{text}");
+        assert!(!text.contains(key), "the key shows: {text}");
+        read_summary(&summary)
+    };
+    let summary = run(
+        &["--properties", properties.to_str().unwrap()],
+        &from_properties,
+    );
+    assert_eq!(summary["results"], 600, "{summary}");
+    assert_eq!(summary["dead_letters"], 0, "{summary}");
+    let from_flags = dir.path().join("from-flags");
+    let input = format!("kinesis://{stream}?kind=job&format=auto&start=trim_horizon");
+    run(
+        &[
+            "--input",
+            &input,
+            "--scorer",
+            &gateway.route,
+            "--score-auth",
+            "api-key",
+            "--score-api-key",
+            key,
+            "--output",
+            from_flags.to_str().unwrap(),
+        ],
+        &from_flags,
+    );
+    let lines = sorted_result_lines(&from_properties);
+    assert_eq!(lines.len(), 600);
+    assert_eq!(lines, sorted_result_lines(&from_flags));
+    stream.delete();
+}

@@ -373,3 +373,63 @@ fn the_tenant_managers_openapi_document_is_valid_and_lists_every_route() {
         }
     }
 }
+
+/// `--partition-time processing` puts results in the folder of the hour they are
+/// written, as the original job's bucket assigner did; `event` (the default) in their
+/// event's.
+#[test]
+fn processing_time_gives_the_original_jobs_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.ndjson");
+    std::fs::write(
+        &input,
+        concat!(
+            "{\"type\":\"company\",\"companyID\":\"c1\",\"industry\":\"gov\",\"revenu\":1,\"employees\":1,\"job30\":0,\"job90\":0,\"monthlyFee\":1.0,\"totalFee\":1.0}\n",
+            "{\"companyID\":\"c1\",\"userID\":\"u\",\"nbJobs\":1,\"creationDate\":1609459200000}\n",
+            "{\"companyID\":\"c1\",\"userID\":\"u\",\"nbJobs\":1,\"creationDate\":1609462800000}\n",
+        ),
+    )
+    .unwrap();
+    let folders = |out: &Path| -> std::collections::BTreeSet<String> {
+        result_files(out, ".ndjson")
+            .iter()
+            .map(|f| {
+                f.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    };
+    let by_event = dir.path().join("event");
+    JobRun::new(&by_event).input(&input).summary();
+    assert_eq!(
+        folders(&by_event).into_iter().collect::<Vec<_>>(),
+        ["2021-01-01--00", "2021-01-01--01"]
+    );
+    let hour = |ms: u128| {
+        let folder = tenantflow_sinks::file::Partitioning::Hourly
+            .folder(i64::try_from(ms / 3_600_000).unwrap());
+        folder
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let before = hour(now());
+    let by_processing = dir.path().join("processing");
+    JobRun::new(&by_processing)
+        .input(&input)
+        .args(&["--partition-time", "processing"])
+        .summary();
+    let after = hour(now());
+    let got = folders(&by_processing);
+    assert!(
+        !got.is_empty() && got.iter().all(|f| *f == before || *f == after),
+        "{got:?}, written between {before} and {after}"
+    );
+}

@@ -5,6 +5,7 @@
 //! the value and what was expected; `main` exits 2 on it.
 
 pub mod command;
+pub mod properties;
 pub mod run;
 pub mod service;
 pub mod value;
