@@ -410,9 +410,7 @@ fn processing_time_gives_the_original_jobs_folders() {
         ["2021-01-01--00", "2021-01-01--01"]
     );
     let hour = |ms: u128| {
-        let folder = tenantflow_sinks::file::Partitioning::Hourly
-            .folder(i64::try_from(ms / 3_600_000).unwrap());
-        folder
+        tenantflow_sinks::file::Partitioning::Hourly.folder(i64::try_from(ms / 3_600_000).unwrap())
     };
     let now = || {
         std::time::SystemTime::now()

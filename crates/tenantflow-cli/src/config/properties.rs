@@ -3,7 +3,8 @@
 //!
 //! The file is what the AWS CLI and console use: a JSON list of
 //! `{"PropertyGroupId": …, "PropertyMap": {…}}`, or an object holding it as
-//! `PropertyGroups` (`EnvironmentProperties`, or a whole `create-application` request).
+//! `PropertyGroups` (`EnvironmentProperties`, or a whole `create-application` request) or
+//! `PropertyGroupDescriptions` (`describe-application`'s answer).
 //! As the original job did, the groups' maps are read as one. Each key the original
 //! read is mapped, or said to be taken from elsewhere; any other key is reported, with
 //! its group: nothing is ignored silently.
@@ -260,10 +261,19 @@ fn property_groups(value: &Value) -> Option<&Vec<Value>> {
         return Some(list);
     }
     let object = value.as_object()?;
-    if let Some(groups) = object.get("PropertyGroups") {
-        return groups.as_array();
+    for groups in ["PropertyGroups", "PropertyGroupDescriptions"] {
+        if let Some(groups) = object.get(groups) {
+            return groups.as_array();
+        }
     }
-    for nested in ["EnvironmentProperties", "ApplicationConfiguration"] {
+    // A create-application request, or describe-application's answer.
+    for nested in [
+        "EnvironmentProperties",
+        "EnvironmentPropertyDescriptions",
+        "ApplicationConfiguration",
+        "ApplicationConfigurationDescription",
+        "ApplicationDetail",
+    ] {
         if let Some(inner) = object.get(nested) {
             return property_groups(inner);
         }
@@ -367,6 +377,15 @@ mod tests {
                 .unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
         }
+        let described = r#"{"ApplicationDetail": {"ApplicationConfigurationDescription": {
+            "EnvironmentPropertyDescriptions": {"PropertyGroupDescriptions": [
+                {"PropertyGroupId": "g", "PropertyMap": {"S3SinkPath": "s3://b/p"}}]}}}}"#;
+        let mut config = RunConfig::default();
+        Properties::parse(described)
+            .unwrap()
+            .apply(&mut config, None)
+            .unwrap();
+        assert_eq!(config.output.url.as_str(), "s3://b/p");
         for bad in [
             "[1]",
             r#"{"x": 1}"#,
