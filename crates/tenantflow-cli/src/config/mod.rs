@@ -391,5 +391,15 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("api_key = \"***\""), "{shown}");
+
+        let mut run = crate::config::run::RunConfig::default();
+        run.scoring.api_key = Some("route-secret".into());
+        run.lookup.api_key = Some("tm-secret".into());
+        let shown = effective(&run);
+        assert!(
+            !shown.contains("route-secret") && !shown.contains("tm-secret"),
+            "{shown}"
+        );
+        assert_eq!(shown.matches("api_key = \"***\"").count(), 2, "{shown}");
     }
 }
