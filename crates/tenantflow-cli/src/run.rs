@@ -510,6 +510,32 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         ))
         .into());
     }
+    if scoring.scorer.0 == ScorerTarget::Embedded {
+        let remote_only = [
+            (
+                scoring.contract.is_some(),
+                "--score-contract (`scoring.contract`)",
+            ),
+            (
+                scoring.auth != AuthKind::None || scoring.api_key.is_some(),
+                "--score-auth and --score-api-key (`scoring.auth`, `scoring.api_key`)",
+            ),
+        ];
+        if let Some((_, what)) = remote_only.iter().find(|(given, _)| *given) {
+            return Err(UsageError(format!(
+                "{what} are for a remote scorer; --scorer (`scoring.scorer`) is embedded"
+            ))
+            .into());
+        }
+    }
+    if config.lookup.tenant_manager.is_none()
+        && (config.lookup.auth != AuthKind::None || config.lookup.api_key.is_some())
+    {
+        return Err(UsageError(
+            "--lookup-auth and --lookup-api-key (`lookup.auth`, `lookup.api_key`) are for the TenantManager; --tenant-manager (`lookup.tenant_manager`) is not set".into(),
+        )
+        .into());
+    }
     let model = match &scoring.model {
         Some(path) => Model::load(path)?,
         None => Model::builtin(),

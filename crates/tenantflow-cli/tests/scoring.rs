@@ -224,6 +224,71 @@ fn bad_scoring_flags_are_refused() {
         !out.status.success() && stderr.contains("/invocations or /assessChurn"),
         "{stderr}"
     );
+    // Settings for a remote service that is not there, a contract that is not one, a
+    // key without its authentication: refused at start (exit 2), the key not shown.
+    let contract = dir.path().join("contract.toml");
+    std::fs::write(&contract, "answer = \"maybe\"\n").unwrap();
+    for (args, says) in [
+        (
+            &["--score-contract", contract.to_str().unwrap()][..],
+            "are for a remote scorer",
+        ),
+        (&["--score-auth", "sigv4"], "are for a remote scorer"),
+        (
+            &["--lookup-auth", "api-key", "--lookup-api-key", "k-secret-1"],
+            "--tenant-manager",
+        ),
+        (
+            &[
+                "--scorer",
+                "http://127.0.0.1:9/invocations",
+                "--score-contract",
+                contract.to_str().unwrap(),
+            ],
+            "answer: unknown variant `maybe`",
+        ),
+        (
+            &[
+                "--scorer",
+                "http://127.0.0.1:9/invocations",
+                "--score-auth",
+                "api-key",
+            ],
+            "api-key needs the key",
+        ),
+        (
+            &[
+                "--scorer",
+                "http://127.0.0.1:9/invocations",
+                "--score-api-key",
+                "k-secret-2",
+            ],
+            "not api-key",
+        ),
+        (
+            &[
+                "--scorer",
+                "sagemaker://churn",
+                "--score-auth",
+                "api-key",
+                "--score-api-key",
+                "k-secret-3",
+            ],
+            "an API key is for HTTP scorers",
+        ),
+    ] {
+        let mut all = vec!["run", "--generate", "10", "--output"];
+        let out_dir = dir.path().join("refused");
+        all.push(out_dir.to_str().unwrap());
+        all.extend_from_slice(args);
+        let out = command(&all).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("k-secret"), "{stderr}");
+    }
 }
 
 #[test]

@@ -198,4 +198,35 @@ mod tests {
         assert_eq!(first.get_string(13).unwrap(), "churn-00ff");
         assert_eq!(first.get_string(0).unwrap(), "c");
     }
+
+    #[test]
+    fn a_result_without_a_score_is_null_in_ndjson_and_parquet_and_absent_in_csv() {
+        let p = profile();
+        let mut r = row("c", &p, "u");
+        r.churn_score = None;
+        r.risk_of_churn = true;
+        let json: serde_json::Value = serde_json::from_str(&encode(Format::Ndjson, &r)).unwrap();
+        assert_eq!(json["churnScore"], serde_json::Value::Null);
+        assert_eq!(json["riskOfChurn"], true);
+        assert_eq!(
+            encode(Format::Csv, &r),
+            "c,retail,1234567,250,15,43,450.0,9800.0,true\n"
+        );
+        let mut part = parquet::ParquetPart::new("s.parquet", false).unwrap();
+        part.push(&r, "s.parquet").unwrap();
+        part.push(&row("d", &p, "u"), "s.parquet").unwrap();
+        let bytes = part.finish("s.parquet").unwrap();
+        use ::parquet::file::reader::{FileReader, SerializedFileReader};
+        use ::parquet::record::{Field, RowAccessor};
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        let rows: Vec<_> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let score = |i: usize| rows[i].get_column_iter().nth(9).map(|(_, f)| f.clone());
+        assert_eq!(score(0), Some(Field::Null));
+        assert_eq!(score(1), Some(Field::Double(0.2734510917391542)));
+        assert!(rows[0].get_bool(8).unwrap());
+    }
 }
