@@ -200,11 +200,16 @@ impl Auth {
         match self {
             Auth::None => Ok(()),
             Auth::ApiKey(key) => {
-                if let Ok(value) = reqwest::header::HeaderValue::from_str(key.expose()) {
-                    let mut value = value;
-                    value.set_sensitive(true);
-                    request.headers_mut().insert("x-api-key", value);
-                }
+                // `ApiKey::new` checked that the key is a header value.
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(key.expose()).map_err(|_| {
+                        CallError::Invalid {
+                            url: shown.into(),
+                            message: "the API key is not a header value".into(),
+                        }
+                    })?;
+                value.set_sensitive(true);
+                request.headers_mut().insert("x-api-key", value);
                 Ok(())
             }
             Auth::SigV4(signer) => signer.sign(request, shown).await,

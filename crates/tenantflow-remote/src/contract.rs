@@ -190,8 +190,8 @@ impl ScoreContract {
     /// What is wrong, with its key.
     pub fn parse(text: &str) -> Result<Self, String> {
         let file = read_file(text)?;
-        let columns = match (&file.columns, file.request) {
-            (Some(names), _) => {
+        let columns = match &file.columns {
+            Some(names) => {
                 let mut seen = HashSet::new();
                 let mut columns = Vec::with_capacity(names.len());
                 for name in names {
@@ -211,7 +211,7 @@ impl ScoreContract {
                 }
                 columns
             }
-            (None, _) => Self::tenantflow().columns,
+            None => Self::tenantflow().columns,
         };
         if file.request == RequestBody::CompanyJson && file.columns.is_some() {
             return Err(
