@@ -53,7 +53,9 @@ pub struct RunArgs {
 
     /// Input: an NDJSON or CSV file, a folder of them (read in name order), `.gz` files,
     /// `-` for stdin, or a Kinesis stream
-    /// `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto]`.
+    /// `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto&format=ndjson|csv|auto]`
+    /// (`format=csv`: the original producers' CSV lines; `auto`: JSON if a line starts
+    /// with `{`, else CSV).
     /// Repeatable; files are read in the order given, streams concurrently with them. In a
     /// folder, names starting with `.` or `_` are skipped.
     #[arg(

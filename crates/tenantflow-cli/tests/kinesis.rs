@@ -724,24 +724,9 @@ fn killed_at_random_moments_a_stream_run_into_s3_resumes_to_exactly_the_results(
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
+/// `http` with the TenantManager's write key.
 fn http(addr: &str, method: &str, path: &str, body: Option<&str>, key: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nx-api-key: {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
+    crate::common::http(addr, method, path, &[("x-api-key", key)], body)
 }
 
 /// Every create, update and delete of the TenantManager reaches the companies stream

@@ -8,24 +8,17 @@ use std::path::Path;
 use serde_json::Value;
 use tenantflow_operators::score::Model;
 
-use crate::common::{JobRun, gen_w1, local_aws, result_files, shared};
+use crate::common::{JobRun, gen_w1, local_aws, result_files, shared, sorted_result_lines};
 use crate::stand_ins::{Gateway, LinearLearner, OriginalTenantManager, RouteAuth};
 
 /// Every result line under `dir` with `churnScore` taken out, sorted; and how many had
 /// a score.
 fn results_without_score(dir: &Path) -> (Vec<String>, usize) {
     let mut scored = 0;
-    let mut lines: Vec<String> = result_files(dir, ".ndjson")
+    let mut lines: Vec<String> = sorted_result_lines(dir)
         .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
         .map(|line| {
-            let mut value: Value = serde_json::from_str(&line).unwrap();
+            let mut value: Value = serde_json::from_str(line).unwrap();
             let object = value.as_object_mut().unwrap();
             match object.remove("churnScore") {
                 Some(Value::Null) => {}
@@ -223,8 +216,7 @@ fn a_linear_learner_endpoint_with_one_hot_rows_scores_as_the_embedded_model() {
     );
     let (got, scored) = results_without_score(&remote);
     assert_eq!(scored, got.len());
-    let lines = |dir: &Path| crate::common::sorted_result_lines(dir);
-    assert_eq!(lines(&remote), lines(&embedded));
+    assert_eq!(sorted_result_lines(&remote), sorted_result_lines(&embedded));
 }
 
 #[test]
@@ -261,7 +253,7 @@ fn the_lookup_reads_the_original_tenant_managers_answers() {
         summary["dead_letters_by_reason"]["unknown_company"], 2,
         "{summary}"
     );
-    let results = crate::common::sorted_result_lines(&out);
+    let results = sorted_result_lines(&out);
     for line in &results {
         let result: Value = serde_json::from_str(line).unwrap();
         assert_eq!(
@@ -302,24 +294,15 @@ fn the_lookup_reads_the_original_tenant_managers_answers() {
     assert!(manager.refused.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
 
-/// `GET path` of a loopback server, its status and body.
+/// `GET path` of the loopback server at `base` (`http://HOST:PORT`): status and body.
 fn get(base: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = base.strip_prefix("http://").unwrap();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    crate::common::http(
+        base.strip_prefix("http://").unwrap(),
+        "GET",
+        path,
+        &[],
+        None,
     )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
 }
 
 /// The TenantManager's OpenAPI document is valid OpenAPI (checked by

@@ -131,14 +131,16 @@ fn default_threshold() -> f64 {
     0.5
 }
 
-/// The numeric columns, in [`COLUMNS`]' order after the industry.
-const NUMBERS: [&str; 6] = [
-    "revenu",
-    "employees",
-    "job30",
-    "job90",
-    "monthlyFee",
-    "totalFee",
+/// The feature contract's layout ([`COLUMNS`]): the industry, then the numbers in the
+/// order of [`Features`](tenantflow_operators::score::Features)' fields.
+const FEATURE_LAYOUT: [Column; 7] = [
+    Column::Industry,
+    Column::Number(0),
+    Column::Number(1),
+    Column::Number(2),
+    Column::Number(3),
+    Column::Number(4),
+    Column::Number(5),
 ];
 
 impl ScoreContract {
@@ -147,10 +149,7 @@ impl ScoreContract {
     pub fn tenantflow() -> Self {
         Self {
             request: RequestBody::Csv,
-            columns: COLUMNS
-                .iter()
-                .map(|c| column(c).unwrap_or(Column::Industry))
-                .collect(),
+            columns: FEATURE_LAYOUT.to_vec(),
             industry: IndustryEncoding::Text,
             industries: Vec::new(),
             answer: AnswerFormat::Tenantflow,
@@ -197,8 +196,8 @@ impl ScoreContract {
                 for name in names {
                     let col = column(name).ok_or_else(|| {
                         format!(
-                            "columns: unknown column `{name}`; expected industry, {}",
-                            NUMBERS.join(", ")
+                            "columns: unknown column `{name}`; expected {}",
+                            COLUMNS.join(", ")
                         )
                     })?;
                     if !seen.insert(name.as_str()) {
@@ -211,7 +210,7 @@ impl ScoreContract {
                 }
                 columns
             }
-            None => Self::tenantflow().columns,
+            None => FEATURE_LAYOUT.to_vec(),
         };
         if file.request == RequestBody::CompanyJson && file.columns.is_some() {
             return Err(
@@ -345,7 +344,7 @@ impl ScoreContract {
 
     /// The feature contract's layout: written by its own writer.
     fn is_feature_contract(&self) -> bool {
-        self.industry == IndustryEncoding::Text && self.columns == Self::tenantflow().columns
+        self.industry == IndustryEncoding::Text && self.columns == FEATURE_LAYOUT
     }
 
     /// Reads the answer to a request of `rows` rows.
@@ -388,7 +387,11 @@ fn column(name: &str) -> Option<Column> {
     if name == "industry" {
         return Some(Column::Industry);
     }
-    NUMBERS.iter().position(|n| *n == name).map(Column::Number)
+    // The numbers follow the industry in the feature contract.
+    COLUMNS[1..]
+        .iter()
+        .position(|n| *n == name)
+        .map(Column::Number)
 }
 
 fn push_csv_text(out: &mut String, text: &str) {

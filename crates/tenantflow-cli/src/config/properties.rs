@@ -21,7 +21,8 @@
 //! | `aws.region` | checked against `AWS_REGION`: tenantflow's AWS clients take the region from the AWS chain |
 //! | `AggregationEnabled` | checked: tenantflow writes plain records to the output stream |
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -102,10 +103,6 @@ impl Properties {
         Ok(Self(properties))
     }
 
-    fn get(&self, key: &str) -> Option<&Property> {
-        self.0.get(key)
-    }
-
     /// Sets the keys of `config` that the properties give, and says what else they
     /// hold. `region` is the AWS chain's region as the environment gives it
     /// (`AWS_REGION`, else `AWS_DEFAULT_REGION`).
@@ -114,14 +111,20 @@ impl Properties {
     /// A value that cannot be used, naming the property.
     pub fn apply(&self, config: &mut RunConfig, region: Option<&str>) -> Result<Report, String> {
         let mut report = Report::default();
+        // The keys looked at: any other is unknown.
+        let read = RefCell::new(BTreeSet::new());
+        let get = |key: &'static str| {
+            read.borrow_mut().insert(key);
+            self.0.get(key)
+        };
         let refuse = |key: &str, p: &Property, why: &str| {
             format!(
                 "property `{key}` (group `{}`) = `{}`: {why}",
                 p.group, p.value
             )
         };
-        let start_of = |key: &str| -> Result<Option<&'static str>, String> {
-            let Some(p) = self.get(key) else {
+        let start_of = |key: &'static str| -> Result<Option<&'static str>, String> {
+            let Some(p) = get(key) else {
                 return Ok(None);
             };
             match p.value.trim().to_ascii_uppercase().as_str() {
@@ -146,7 +149,7 @@ impl Properties {
             ),
         ] {
             let start = start_of(start_key)?.or(default_start);
-            if let Some(p) = self.get(name_key) {
+            if let Some(p) = get(name_key) {
                 let name = p.value.trim();
                 let mut url = format!("kinesis://{name}?kind={kind}&format=auto");
                 if let Some(start) = start {
@@ -155,7 +158,7 @@ impl Properties {
                 tenantflow_kinesis::url::KinesisInput::parse(&url)
                     .map_err(|e| refuse(name_key, p, &e.to_string()))?;
                 inputs.push(url);
-            } else if let Some(p) = self.get(start_key) {
+            } else if let Some(p) = get(start_key) {
                 report.notes.push(format!(
                     "{}/{start_key}: no {name_key}, so no stream to start",
                     p.group
@@ -165,14 +168,14 @@ impl Properties {
         if !inputs.is_empty() {
             config.sources.inputs = inputs;
         }
-        if let Some(p) = self.get("predictChurnApiEndpoint") {
+        if let Some(p) = get("predictChurnApiEndpoint") {
             config.scoring.scorer = p
                 .value
                 .trim()
                 .parse()
                 .map_err(|e: String| refuse("predictChurnApiEndpoint", p, &e))?;
         }
-        if let Some(p) = self.get("predictChurnApiKey") {
+        if let Some(p) = get("predictChurnApiKey") {
             let key = p.value.trim();
             if key.is_empty() {
                 report.notes.push(format!(
@@ -184,14 +187,14 @@ impl Properties {
                 config.scoring.api_key = Some(key.to_owned());
             }
         }
-        if let Some(p) = self.get("S3SinkPath") {
+        if let Some(p) = get("S3SinkPath") {
             config.output.url = p
                 .value
                 .trim()
                 .parse()
                 .map_err(|e: String| refuse("S3SinkPath", p, &e))?;
         }
-        if let Some(p) = self.get("enrichedcompanies.stream.name") {
+        if let Some(p) = get("enrichedcompanies.stream.name") {
             let name = p.value.trim();
             if name.is_empty() {
                 return Err(refuse(
@@ -202,8 +205,9 @@ impl Properties {
             }
             config.output.stream = Some(name.to_owned());
         }
-        // `aws.region` may be in several groups; the merge keeps one, so look at all.
-        if let Some(p) = self.get("aws.region") {
+        // `aws.region` may be in several groups: as in the original's merge of the
+        // groups, the last one counts.
+        if let Some(p) = get("aws.region") {
             let wanted = p.value.trim();
             match region {
                 Some(actual) if actual == wanted => {}
@@ -222,7 +226,7 @@ impl Properties {
                 )),
             }
         }
-        if let Some(p) = self.get("AggregationEnabled")
+        if let Some(p) = get("AggregationEnabled")
             && p.value.trim().eq_ignore_ascii_case("true")
         {
             report.notes.push(format!(
@@ -230,25 +234,13 @@ impl Properties {
                 p.group
             ));
         }
-        const KNOWN: [&str; 12] = [
-            "jobs.stream.name",
-            "jobs.stream.initial.position",
-            "companies.stream.name",
-            "companies.stream.initial.position",
-            "flink.stream.initpos",
-            "predictChurnApiEndpoint",
-            "predictChurnApiKey",
-            "S3SinkPath",
-            "enrichedcompanies.stream.name",
-            "aws.region",
-            "AggregationEnabled",
-            // Written by the console for every application; nothing to map.
-            "kinesis.analytics.flink.run.options",
-        ];
+        // Written by the console for every application; nothing to map.
+        get("kinesis.analytics.flink.run.options");
+        let read = read.into_inner();
         report.unknown = self
             .0
             .iter()
-            .filter(|(key, _)| !KNOWN.contains(&key.as_str()))
+            .filter(|(key, _)| !read.contains(key.as_str()))
             .map(|(key, p)| format!("{}/{key}", p.group))
             .collect();
         Ok(report)

@@ -328,7 +328,7 @@ impl Config for RunConfig {
         ),
         (
             "sources.inputs",
-            "NDJSON or CSV files, folders of them (read in name order), `.gz` files, `-` for stdin, or Kinesis streams `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto]`. Files are read in the order given, streams concurrently with them. None: the generator below.",
+            "NDJSON or CSV files, folders of them (read in name order), `.gz` files, `-` for stdin, or Kinesis streams `kinesis://STREAM[?start=trim_horizon|latest|at_timestamp:TIME&kind=job|company|auto&format=ndjson|csv|auto]`. Files are read in the order given, streams concurrently with them. None: the generator below.",
             None,
         ),
         (
