@@ -5,19 +5,22 @@
 //! bytes), revenu, employees, job30, job90 (`i64`), monthlyFee, totalFee (`f64`), a
 //! `u32` count of days with jobs, and each day oldest first as (`i32` day, `u64`
 //! jobs). Version 2 adds, after the days, an `i64`: when a profile fetched from the
-//! TenantManager is to be fetched again (`i64::MAX`: never). Derived values (window sums, the model's industry weight, the sink's
+//! TenantManager is to be fetched again (`i64::MAX`: never). Version 3 adds, after
+//! that, the tenant's activity: events joined (`u64`), the newest event time (`i64`,
+//! `i64::MIN` before the first), the last score (`f64`, NaN: none) and the last risk
+//! (`u8`: 0 false, 1 true, 2 none). Derived values (window sums, the model's industry weight, the sink's
 //! pre-encoded profile) are not stored: they are rebuilt on load. A later release
 //! reads every version it knows, and refuses one it does not with a clear error.
 
 use tenantflow_core::CompanyProfile;
 
 use crate::score::Model;
-use crate::tenant::{NEVER, Tenant, TenantTable};
+use crate::tenant::{Activity, NEVER, Tenant, TenantTable};
 use crate::window::DayWindow;
 
 const MAGIC: &[u8; 8] = b"TFSTATE\0";
 /// The version this release writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The oldest version this release reads.
 pub const OLDEST_VERSION: u32 = 1;
 
@@ -62,6 +65,11 @@ impl<X> TenantTable<X> {
                 out.extend_from_slice(&jobs.to_le_bytes());
             }
             out.extend_from_slice(&tenant.refresh_at_ms.to_le_bytes());
+            let (events, last_event_ms, score, risk) = tenant.activity.to_parts();
+            out.extend_from_slice(&events.to_le_bytes());
+            out.extend_from_slice(&last_event_ms.to_le_bytes());
+            out.extend_from_slice(&score.to_le_bytes());
+            out.push(risk);
         }
         out
     }
@@ -77,50 +85,127 @@ impl<X> TenantTable<X> {
         model: &Model,
         mut ext: impl FnMut(&str, &CompanyProfile) -> X,
     ) -> Result<usize, SnapshotError> {
-        let mut r = Reader { bytes, at: 0 };
-        if r.take(8)? != MAGIC {
-            return Err(SnapshotError::BadMagic);
-        }
-        let version = r.u32()?;
-        if !(OLDEST_VERSION..=VERSION).contains(&version) {
-            return Err(SnapshotError::Version(version));
-        }
-        let count = r.u64()?;
-        for _ in 0..count {
-            let id = r.str()?.to_owned();
-            let industry = r.str()?;
-            let profile = CompanyProfile {
-                industry: industry.into(),
-                revenu: r.i64()?,
-                employees: r.i64()?,
-                job30: r.i64()?,
-                job90: r.i64()?,
-                monthly_fee: f64::from_bits(r.u64()?),
-                total_fee: f64::from_bits(r.u64()?),
-            };
-            let days = r.u32()?;
-            let mut window = Vec::with_capacity(days.min(1024) as usize);
-            for _ in 0..days {
-                let day = i32::from_le_bytes(r.array()?);
-                window.push((day, r.u64()?));
-            }
-            let window = DayWindow::from_days(window).ok_or(SnapshotError::Corrupt(r.at))?;
-            let refresh_at_ms = if version >= 2 { r.i64()? } else { NEVER };
-            let ext = ext(&id, &profile);
+        read_snapshot(bytes, |t| {
+            let window = DayWindow::from_days(t.days).ok_or(SnapshotError::Corrupt(t.at))?;
+            let ext = ext(t.id, &t.profile);
             let tenant = Tenant {
-                industry_weight: model.industry_weight(&profile.industry),
-                profile,
+                industry_weight: model.industry_weight(&t.profile.industry),
+                profile: t.profile,
                 window,
-                refresh_at_ms,
+                refresh_at_ms: t.refresh_at_ms,
+                activity: t.activity,
                 ext,
             };
-            self.insert(id.into(), tenant);
-        }
-        if r.at != bytes.len() {
-            return Err(SnapshotError::Corrupt(r.at));
-        }
-        Ok(count as usize)
+            self.insert(t.id.into(), tenant);
+            Ok(())
+        })
     }
+}
+
+/// One tenant as a snapshot holds it.
+#[derive(Debug)]
+pub struct SnapshotTenant<'a> {
+    /// Its `companyID`.
+    pub id: &'a str,
+    /// Its latest profile.
+    pub profile: CompanyProfile,
+    /// Its days with jobs, `(day, jobs)`, oldest first.
+    pub days: Vec<(i32, u64)>,
+    /// When a fetched profile is fetched again (`i64::MAX`: never).
+    pub refresh_at_ms: i64,
+    /// Its activity (the default for snapshots before version 3).
+    pub activity: Activity,
+    /// Where in the snapshot it ends, for errors.
+    at: usize,
+}
+
+impl SnapshotTenant<'_> {
+    /// `(job30, job90)` as of the tenant's newest day, as
+    /// [`Tenant::counts_at_newest_day`] gives them.
+    pub fn counts_at_newest_day(&self) -> (i64, i64) {
+        let mut counts = crate::window::Counts::default();
+        if let Some(&(newest, _)) = self.days.last() {
+            for &(day, jobs) in self.days.iter().rev() {
+                let age = i64::from(newest) - i64::from(day);
+                if age >= crate::window::WINDOW_90 {
+                    break;
+                }
+                counts.sum90 = counts.sum90.saturating_add(jobs);
+                if age < crate::window::WINDOW_30 {
+                    counts.sum30 = counts.sum30.saturating_add(jobs);
+                }
+            }
+        }
+        let add = |base: i64, n: u64| base.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+        (
+            add(self.profile.job30, counts.sum30),
+            add(self.profile.job90, counts.sum90),
+        )
+    }
+}
+
+/// Reads a snapshot without a model, giving each tenant to `each` in the snapshot's
+/// order; returns how many there were. The checkpoint coordinator builds the BI
+/// aggregates this way, off the workers' threads.
+///
+/// # Errors
+/// A snapshot of another format or version, a corrupt one, or `each`'s error.
+pub fn read_snapshot(
+    bytes: &[u8],
+    mut each: impl FnMut(SnapshotTenant<'_>) -> Result<(), SnapshotError>,
+) -> Result<usize, SnapshotError> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(8)? != MAGIC {
+        return Err(SnapshotError::BadMagic);
+    }
+    let version = r.u32()?;
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
+        return Err(SnapshotError::Version(version));
+    }
+    let count = r.u64()?;
+    for _ in 0..count {
+        let id = r.str()?;
+        let industry = r.str()?;
+        let profile = CompanyProfile {
+            industry: industry.into(),
+            revenu: r.i64()?,
+            employees: r.i64()?,
+            job30: r.i64()?,
+            job90: r.i64()?,
+            monthly_fee: f64::from_bits(r.u64()?),
+            total_fee: f64::from_bits(r.u64()?),
+        };
+        let days = r.u32()?;
+        let mut window = Vec::with_capacity(days.min(1024) as usize);
+        for _ in 0..days {
+            let day = i32::from_le_bytes(r.array()?);
+            window.push((day, r.u64()?));
+        }
+        let refresh_at_ms = if version >= 2 { r.i64()? } else { NEVER };
+        let activity = if version >= 3 {
+            let events = r.u64()?;
+            let last_event_ms = r.i64()?;
+            let score = r.u64()?;
+            let at = r.at;
+            let [risk] = r.array()?;
+            Activity::from_parts(events, last_event_ms, score, risk)
+                .ok_or(SnapshotError::Corrupt(at))?
+        } else {
+            Activity::default()
+        };
+        each(SnapshotTenant {
+            id,
+            profile,
+            days: window,
+            refresh_at_ms,
+            activity,
+            at: r.at,
+        })?;
+    }
+    if r.at != bytes.len() {
+        return Err(SnapshotError::Corrupt(r.at));
+    }
+    Ok(count as usize)
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -205,10 +290,30 @@ mod tests {
                 &model,
             );
         }
+        if let Some(t) = table.tenants_mut().next() {
+            t.activity.record_score(Some(0.25), false);
+        }
         let bytes = table.snapshot();
         let mut restored: TenantTable<()> = TenantTable::new(Retention::default());
         assert_eq!(restored.restore(&bytes, &model, |_, _| ()).unwrap(), 20);
         assert_eq!(restored.snapshot().len(), bytes.len());
+        // The activity and the counts as of each tenant's newest day survive, and the
+        // model-free reader sees the same.
+        let mut seen = 0;
+        read_snapshot(&bytes, |t| {
+            let live = table.get(t.id).unwrap();
+            assert_eq!(restored.get(t.id).unwrap().activity, live.activity);
+            assert_eq!(live.activity.events, 10, "{}", t.id);
+            assert_eq!(t.counts_at_newest_day(), live.counts_at_newest_day());
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 20);
+        assert_eq!(
+            table.iter().filter(|(_, t)| t.activity.churn_score().is_some()).count(),
+            1
+        );
         for i in 0..100_i64 {
             let id = format!("c{}", i % 20);
             let t = 30 * DAY + i * DAY / 3;
@@ -283,11 +388,11 @@ mod tests {
             table.restore(b"NOTSTATE\x01\0\0\0", &model, |_, _| ()),
             Err(SnapshotError::BadMagic)
         );
-        let mut v3 = MAGIC.to_vec();
-        v3.extend_from_slice(&3u32.to_le_bytes());
+        let mut v4 = MAGIC.to_vec();
+        v4.extend_from_slice(&4u32.to_le_bytes());
         assert_eq!(
-            table.restore(&v3, &model, |_, _| ()),
-            Err(SnapshotError::Version(3))
+            table.restore(&v4, &model, |_, _| ()),
+            Err(SnapshotError::Version(4))
         );
         let good = TenantTable::<()>::new(Retention::default()).snapshot();
         assert!(

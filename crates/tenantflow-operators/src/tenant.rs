@@ -22,8 +22,96 @@ pub struct Tenant<X> {
     /// milliseconds). [`NEVER`] for a profile from a companies input, which is kept
     /// current by the input itself.
     pub refresh_at_ms: i64,
+    /// What the tenant has done: events, the newest event time, the last score.
+    pub activity: Activity,
     /// The worker's extension.
     pub ext: X,
+}
+
+/// A tenant's activity, for the tenant state API and the BI aggregates.
+#[derive(Debug, Clone, Copy)]
+pub struct Activity {
+    /// Job events joined with the tenant's profile (one result each).
+    pub events: u64,
+    /// The newest `creationDate` of those events (epoch milliseconds); `i64::MIN`
+    /// before the first.
+    pub last_event_ms: i64,
+    /// The last result's `churnScore`; NaN when it had none (a remote scorer that
+    /// answers with a label only) or before the first.
+    last_score: f64,
+    /// The last result's `riskOfChurn`: 0 false, 1 true, 2 none yet.
+    last_risk: u8,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            events: 0,
+            last_event_ms: i64::MIN,
+            last_score: f64::NAN,
+            last_risk: 2,
+        }
+    }
+}
+
+impl PartialEq for Activity {
+    /// Equal as stored: a missing score equals a missing score.
+    fn eq(&self, other: &Self) -> bool {
+        self.to_parts() == other.to_parts()
+    }
+}
+
+impl Activity {
+    /// Counts a joined event of time `creation_date`.
+    pub fn count_event(&mut self, creation_date: i64) {
+        self.events += 1;
+        self.last_event_ms = self.last_event_ms.max(creation_date);
+    }
+
+    /// Records the tenant's latest result's score.
+    pub fn record_score(&mut self, score: Option<f64>, risk: bool) {
+        self.last_score = score.unwrap_or(f64::NAN);
+        self.last_risk = u8::from(risk);
+    }
+
+    /// The newest event time, if there was an event.
+    pub fn last_event(&self) -> Option<i64> {
+        (self.events > 0).then_some(self.last_event_ms)
+    }
+
+    /// The last result's `churnScore`, if it had one.
+    pub fn churn_score(&self) -> Option<f64> {
+        (!self.last_score.is_nan()).then_some(self.last_score)
+    }
+
+    /// The last result's `riskOfChurn`, if there was a result.
+    pub fn risk_of_churn(&self) -> Option<bool> {
+        match self.last_risk {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// As a snapshot stores it: `(events, last_event_ms, score bits, risk)`.
+    pub(crate) fn to_parts(self) -> (u64, i64, u64, u8) {
+        (
+            self.events,
+            self.last_event_ms,
+            self.last_score.to_bits(),
+            self.last_risk,
+        )
+    }
+
+    /// From what [`Activity::to_parts`] gave; `None` for a risk byte out of range.
+    pub(crate) fn from_parts(events: u64, last_event_ms: i64, score: u64, risk: u8) -> Option<Self> {
+        (risk <= 2).then_some(Self {
+            events,
+            last_event_ms,
+            last_score: f64::from_bits(score),
+            last_risk: risk,
+        })
+    }
 }
 
 /// [`Tenant::refresh_at_ms`] of a profile that is never fetched again.
@@ -44,8 +132,9 @@ pub enum ProfileOrigin {
 /// A job event joined, counted and scored.
 #[derive(Debug)]
 pub struct Joined<'t, X> {
-    /// The tenant's state after the event.
-    pub tenant: &'t Tenant<X>,
+    /// The tenant's state after the event (the caller records the result's score in
+    /// its [`Tenant::activity`]).
+    pub tenant: &'t mut Tenant<X>,
     /// `profile.job30` + jobs of the 30 days ending on the event's day.
     pub job30: i64,
     /// `profile.job90` + jobs of the 90 days ending on the event's day.
@@ -102,9 +191,19 @@ impl<X> TenantTable<X> {
         self.tenants.get(company_id).map(|t| &**t)
     }
 
+    /// The state of a tenant, mutable, if it has a profile.
+    pub fn get_mut(&mut self, company_id: &str) -> Option<&mut Tenant<X>> {
+        self.tenants.get_mut(company_id).map(|t| &mut **t)
+    }
+
     /// Every tenant, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tenant<X>)> {
         self.tenants.iter().map(|(id, t)| (&**id, &**t))
+    }
+
+    /// Every tenant's state, mutable, in no particular order.
+    pub fn tenants_mut(&mut self) -> impl Iterator<Item = &mut Tenant<X>> {
+        self.tenants.values_mut().map(|t| &mut **t)
     }
 
     pub(crate) fn insert(&mut self, id: Box<str>, tenant: Tenant<X>) {
@@ -150,6 +249,7 @@ impl<X> TenantTable<X> {
                         industry_weight,
                         window: DayWindow::default(),
                         refresh_at_ms,
+                        activity: Activity::default(),
                         ext,
                     }),
                 );
@@ -195,22 +295,35 @@ impl<X> TenantTable<X> {
             Ok(counts) => counts,
             Err(e) => return JobOutcome::TooLate(e),
         };
+        tenant.activity.count_event(creation_date);
         let p = &tenant.profile;
         let job30 = p.job30.saturating_add(saturating_i64(counts.sum30));
         let job90 = p.job90.saturating_add(saturating_i64(counts.sum90));
         let features = features(p, job30, job90);
         let churn_score = model.score(&features, &p.industry, tenant.industry_weight);
+        let risk_of_churn = model.is_risk(churn_score);
         JobOutcome::Joined(Joined {
             tenant,
             job30,
             job90,
             churn_score,
-            risk_of_churn: model.is_risk(churn_score),
+            risk_of_churn,
         })
     }
 }
 
-/// The model's inputs: the profile with the counts that include the window.
+impl<X> Tenant<X> {
+    /// `(job30, job90)` as of the tenant's newest day: the profile's baseline plus the
+    /// jobs of the windows ending on that day.
+    pub fn counts_at_newest_day(&self) -> (i64, i64) {
+        let counts = self.window.newest_counts();
+        (
+            self.profile.job30.saturating_add(saturating_i64(counts.sum30)),
+            self.profile.job90.saturating_add(saturating_i64(counts.sum90)),
+        )
+    }
+}
+
 /// The scored features of a profile with its counts.
 pub fn features(p: &CompanyProfile, job30: i64, job90: i64) -> Features {
     Features {

@@ -186,6 +186,11 @@ impl DayWindow {
         counts
     }
 
+    /// The sums of the windows ending on the newest day (zero for an empty window).
+    pub fn newest_counts(&self) -> Counts {
+        self.newest
+    }
+
     /// The days held with their jobs, oldest first.
     pub fn days(&self) -> Vec<(i32, u64)> {
         self.older.iter().chain(self.head.iter()).copied().collect()

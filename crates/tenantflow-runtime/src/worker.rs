@@ -502,6 +502,11 @@ impl<O: OutputPort> Worker<'_, O> {
             model_version,
         };
         self.output.result(&result, &row.fragments)?;
+        if let Some(tenant) = self.table.get_mut(&row.company_id) {
+            tenant
+                .activity
+                .record_score(prediction.score, prediction.risk);
+        }
         self.count_result(prediction.risk, local);
         Ok(())
     }
@@ -628,6 +633,10 @@ impl<O: OutputPort> Worker<'_, O> {
                 self.score_remotely(unscored, features, local)
             }
             JobOutcome::Joined(joined) => {
+                joined
+                    .tenant
+                    .activity
+                    .record_score(Some(joined.churn_score), joined.risk_of_churn);
                 let row = ResultRow {
                     company_id: &job.company_id,
                     profile: &joined.tenant.profile,
