@@ -99,6 +99,8 @@ pub struct ConsumerConfig {
     /// Shards already read to their end (from a checkpoint): not read again, and their
     /// children are not held back.
     pub finished: HashSet<String>,
+    /// Where each shard's `MillisBehindLatest` is reported.
+    pub lags: crate::lag::ShardLags,
 }
 
 impl ConsumerConfig {
@@ -112,6 +114,7 @@ impl ConsumerConfig {
             limit: 10_000,
             fan_out: None,
             finished: HashSet::new(),
+            lags: crate::lag::ShardLags::default(),
         }
     }
 }
@@ -278,6 +281,7 @@ impl Readers<'_> {
             out: self.out.clone(),
             counters: Arc::clone(self.counters),
             started: self.started,
+            lags: self.config.lags.clone(),
         };
         reader.run(start)
     }
@@ -293,6 +297,7 @@ struct ShardReader {
     out: mpsc::Sender<RecordBatch>,
     counters: Arc<Counters>,
     started: Instant,
+    lags: crate::lag::ShardLags,
 }
 
 impl ShardReader {
@@ -304,6 +309,7 @@ impl ShardReader {
         };
         drop(caught_up);
         if result.is_ok() {
+            self.lags.ended(&self.shard_id);
             // The shard's end, after its last records: a checkpoint records it as
             // finished, so that a restarted job goes on with its children.
             let end = RecordBatch {
@@ -376,6 +382,7 @@ impl ShardReader {
             backoff.reset();
             failures = 0;
             let behind = out.millis_behind_latest().unwrap_or(0);
+            self.lags.set(&self.shard_id, behind);
             let records = out.records();
             caught_up.set(records.is_empty() && behind == 0);
             if !records.is_empty() {
@@ -503,6 +510,7 @@ impl ShardReader {
                     continue;
                 };
                 let records = event.records();
+                self.lags.set(&self.shard_id, event.millis_behind_latest());
                 let now_caught_up = records.is_empty() && event.millis_behind_latest() == 0;
                 caught_up.set(now_caught_up);
                 if !records.is_empty() {

@@ -7,7 +7,7 @@
 //! - [`writer::RecordWriter`]: PutRecords in batches, retrying only failed records,
 //!   never reordering the records of a partition key.
 //! - [`consumer`]: reads every shard of a stream in lineage order (a child after its
-//!   parents), with typed positions.
+//!   parents), with typed positions, reporting each shard's lag in [`lag::ShardLags`].
 //!
 //! Why a crate of its own: the source, the sink and the `produce`/`streams` commands all
 //! speak Kinesis; the SDK (the heaviest dependency) is compiled once, here.
@@ -19,6 +19,7 @@ pub mod consumer;
 pub mod error;
 pub mod fan_out;
 pub mod kpl;
+pub mod lag;
 pub mod lineage;
 pub mod url;
 pub mod writer;

@@ -138,6 +138,10 @@ pub struct CallStats {
     pub retries: AtomicU64,
     /// Calls that failed for good.
     pub failures: AtomicU64,
+    /// Attempts under way now.
+    pub in_flight: AtomicU64,
+    /// How long attempts took (cut short by the timeout or not).
+    pub latency: LatencyHistogram,
 }
 
 impl CallStats {
@@ -148,6 +152,53 @@ impl CallStats {
             self.retries.load(Ordering::Relaxed),
             self.failures.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// The upper bounds, in seconds, of [`LatencyHistogram`]'s buckets (the last,
+/// unbounded one is implied).
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// A histogram of durations over [`LATENCY_BUCKETS`]: one atomic add per bucket hit,
+/// for the metrics' exporter to read.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Observations per bucket, not cumulative; the last is above every bound.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Counts one duration.
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&bound| secs <= bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// `(sum in seconds, count, cumulative buckets as (upper bound, count))`, the
+    /// last bucket's bound being infinity, as the Prometheus format has them.
+    pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut cumulative = 0;
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&self.buckets)
+            .map(|(bound, n)| {
+                cumulative += n.load(Ordering::Relaxed);
+                (bound, cumulative)
+            })
+            .collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, cumulative, buckets)
     }
 }
 
@@ -205,7 +256,7 @@ fn into_call_error(error: tower::BoxError, timeout: Duration) -> CallError {
     }
 }
 
-/// Counts attempts.
+/// Counts attempts, the attempts under way, and how long each took.
 #[derive(Clone)]
 struct Counted<S> {
     inner: S,
@@ -215,10 +266,13 @@ struct Counted<S> {
 impl<S, Req> Service<Req> for Counted<S>
 where
     S: Service<Req>,
+    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>,
+    >;
 
     fn poll_ready(
         &mut self,
@@ -229,7 +283,32 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         self.stats.attempts.fetch_add(1, Ordering::Relaxed);
-        self.inner.call(request)
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let attempt = Attempt {
+            stats: Arc::clone(&self.stats),
+            started: tokio::time::Instant::now(),
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            drop(attempt);
+            result
+        })
+    }
+}
+
+/// An attempt under way: when it ends (answered, failed, or dropped by the timeout)
+/// it leaves the in-flight gauge and its duration goes into the histogram.
+struct Attempt {
+    stats: Arc<CallStats>,
+    /// Tokio's clock, so that tests with a paused clock measure it.
+    started: tokio::time::Instant,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.stats.latency.observe(self.started.elapsed());
     }
 }
 
@@ -417,12 +496,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_attempt_times_out_and_is_retried() {
         let service = scripted(vec![Ok(1), Ok(2)], Duration::from_secs(2));
-        let stack = stack(service, &config(2), Arc::default());
+        let stats = Arc::new(CallStats::default());
+        let stack = stack(service, &config(2), Arc::clone(&stats));
         let error = stack.oneshot(1).await.unwrap_err();
         let CallError::Exhausted { attempts: 2, last } = error else {
             panic!("{error:?}")
         };
         assert!(matches!(*last, CallError::Timeout { .. }), "{last:?}");
+        // Both attempts were cut at the 1 s timeout: none left in flight, both in the
+        // histogram's bucket up to 1 s, none below.
+        assert_eq!(stats.in_flight.load(Ordering::Relaxed), 0);
+        let (sum, count, buckets) = stats.latency.read();
+        assert_eq!(count, 2);
+        assert!((sum - 2.0).abs() < 0.01, "{sum}");
+        assert_eq!(buckets.iter().find(|(b, _)| *b == 0.5), Some(&(0.5, 0)));
+        assert_eq!(buckets.iter().find(|(b, _)| *b == 1.0), Some(&(1.0, 2)));
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 2)));
     }
 
     #[tokio::test(start_paused = true)]
