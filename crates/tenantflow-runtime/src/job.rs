@@ -31,6 +31,7 @@ use crate::resume::Resume;
 use crate::router::{MissingEventTime, Router, SourceContext};
 use crate::scoring::{ScoringConfig, ScoringService};
 use crate::sources::Sources;
+use crate::status::Phase;
 use crate::stream_reader::StreamRoute;
 use crate::stream_sink::StreamSink;
 use crate::stream_stage::StreamStage;
@@ -135,8 +136,20 @@ pub struct RunSummary {
 /// # Errors
 /// The first error of any stage; files completed before it stay, in-progress files
 /// stay hidden.
-pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError> {
+pub fn run(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, RunError> {
+    let result = run_stages(config, metrics);
+    let status = &metrics.status;
+    match &result {
+        Ok(_) => status.set_phase(Phase::Finished),
+        Err(e) => status.fail(e.to_string()),
+    }
+    status.close_queries();
+    result
+}
+
+fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, RunError> {
     let started = Instant::now();
+    metrics.status.set_phase(Phase::Recovering);
     let workers = config.workers.get();
     let identity = config.identity();
     let staging = config.output.staging.clone();
@@ -159,7 +172,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     }
     let (ack_tx, ack_rx) = mpsc::channel();
     let stop_flag = Arc::new(AtomicBool::new(false));
-    let mut streams = StreamStage::start(&config, &resume, Arc::clone(&stop_flag))?;
+    let mut streams = StreamStage::start(&config, &resume, Arc::clone(&stop_flag), metrics)?;
     let lookup = config
         .lookup
         .as_ref()
@@ -170,6 +183,16 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
         .as_ref()
         .map(|c| ScoringService::new(c, &streams.handle()))
         .transpose()?;
+    if let Some(lookup) = &lookup {
+        metrics
+            .status
+            .remote_service("lookup", Arc::clone(&lookup.stats));
+    }
+    if let Some(scoring) = &scoring {
+        metrics
+            .status
+            .remote_service("scoring", Arc::clone(&scoring.stats));
+    }
     let interval = if config.inputs.iter().any(Input::is_stdin) {
         if config.checkpoint_interval.is_some() {
             tracing::warn!(
@@ -204,6 +227,11 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
     }
     let model = &config.model;
     let sources = source_ids.names();
+    let gauges = metrics.status.worker_gauges(workers);
+    let (doors, queries): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| crossbeam_channel::unbounded())
+        .unzip();
+    let metrics: &Metrics = metrics;
     let waiting: Vec<std::sync::atomic::AtomicUsize> =
         (0..workers).map(|_| Default::default()).collect();
     let waiting = &waiting;
@@ -212,8 +240,9 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
         let handles: Vec<_> = receivers
             .into_iter()
             .zip(worker_parts)
+            .zip(queries)
             .enumerate()
-            .map(|(index, (rx, parts))| {
+            .map(|(index, ((rx, parts), queries))| {
                 let worker = Worker {
                     index,
                     model,
@@ -233,6 +262,8 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     refresh_warnings: tenantflow_core::warn_limit::WarnLimiter::new(10_000),
                     resumed_in_flight: parts.in_flight,
                     waiting: &waiting[index],
+                    gauges: Arc::clone(&gauges[index]),
+                    queries,
                 };
                 let recycle = recycle_tx.clone();
                 std::thread::Builder::new()
@@ -258,6 +289,7 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
             streams_start: resume.streams.clone(),
             locks: &config.locks,
             waiting,
+            status: &metrics.status,
         };
         let coordinator = std::thread::Builder::new()
             .name("tenantflow-checkpoints".into())
@@ -308,6 +340,12 @@ pub fn run(config: JobConfig, metrics: &Metrics) -> Result<RunSummary, RunError>
                     .expect("spawning a stream thread"))
             })
             .collect::<Result<_, RunError>>()?;
+        // Recovered, every stage started: questions about tenants reach the workers,
+        // and the job is ready.
+        metrics.status.open_queries(doors);
+        if metrics.status.phase() == Phase::Recovering {
+            metrics.status.set_phase(Phase::Running);
+        }
         let mut first_error = match resume.dead_letters(&rejected, &staging, "reader") {
             Ok(dead_letters) => {
                 let router = Router::new(

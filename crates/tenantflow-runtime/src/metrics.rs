@@ -32,6 +32,9 @@ pub struct Metrics {
     pub lookups: AtomicU64,
     /// Profiles the lookups brought into state (first fetches and refreshes).
     pub tenants_fetched: AtomicU64,
+    /// Everything else the run shows its operators: phase, sources, shards,
+    /// checkpoints, workers, remote calls, tenant state.
+    pub status: crate::status::JobStatus,
 }
 
 /// A copy of the counters at one moment.

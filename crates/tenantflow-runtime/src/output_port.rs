@@ -36,6 +36,11 @@ pub(crate) trait OutputPort {
     /// Writes a dead letter.
     fn dead_letter(&mut self, letter: &DeadLetter<'_>) -> Result<(), RunError>;
 
+    /// Result files open now.
+    fn open_files(&self) -> usize {
+        0
+    }
+
     /// After a batch: sends what is buffered for the output stream.
     fn flush(&mut self) -> Result<(), RunError>;
 
@@ -57,6 +62,10 @@ pub(crate) struct FileOutput {
 impl OutputPort for FileOutput {
     fn format(&self) -> Format {
         self.sink.format()
+    }
+
+    fn open_files(&self) -> usize {
+        self.sink.open_files()
     }
 
     fn model_version_field(&self) -> bool {

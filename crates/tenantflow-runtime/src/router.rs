@@ -74,6 +74,8 @@ pub(crate) struct Router<'a> {
     /// This source's index at the gate, and its stage name.
     source: usize,
     stage: String,
+    /// Records read by this stage, for the metrics.
+    stage_records: std::sync::Arc<std::sync::atomic::AtomicU64>,
     last_arrived: u64,
     left: bool,
     missing_event_time: MissingEventTime,
@@ -106,9 +108,17 @@ impl<'a> Router<'a> {
             metrics: context.metrics,
             source,
             stage: stage.to_owned(),
+            stage_records: context.metrics.status.stage_counter(stage),
             last_arrived: 0,
             left: false,
         }
+    }
+
+    /// Adds the local counts to the job's (and this stage's records read to its own).
+    fn publish(&mut self) {
+        self.stage_records
+            .fetch_add(self.local.lines_read, Ordering::Relaxed);
+        self.metrics.publish(&mut self.local);
     }
 
     /// The checkpoint this source must stop for now, if any.
@@ -126,7 +136,7 @@ impl<'a> Router<'a> {
         stream: Option<(String, StreamPosition)>,
     ) -> Result<(), RunError> {
         self.flush_partial()?;
-        self.metrics.publish(&mut self.local);
+        self.publish();
         let tails = self.context.checkpoints.checkpoint_folder(n).child("tails");
         let (dead_letters, pending) = self.dead_letters.checkpoint(&tails, now_ms())?;
         self.last_arrived = n;
@@ -298,7 +308,7 @@ impl<'a> Router<'a> {
             .and_then(|r| r.try_recv().ok())
             .unwrap_or_else(|| Batch::with_capacity(BATCH_RECORDS));
         let full = std::mem::replace(&mut self.batches[w], fresh);
-        self.metrics.publish(&mut self.local);
+        self.publish();
         self.workers[w]
             .send(WorkerMessage::Batch(full))
             .map_err(|_| RunError::WorkerStopped(w))
@@ -322,7 +332,7 @@ impl<'a> Router<'a> {
         stream: Option<(String, StreamPosition)>,
     ) -> Result<(), RunError> {
         self.flush_partial()?;
-        self.metrics.publish(&mut self.local);
+        self.publish();
         let (dead_letters, pending) = self.dead_letters.close()?;
         let part = SourcePart {
             stage: self.stage.clone(),

@@ -33,6 +33,7 @@ impl StreamStage {
         config: &JobConfig,
         resume: &Resume<'_>,
         stop: Arc<AtomicBool>,
+        metrics: &Arc<crate::Metrics>,
     ) -> Result<Self, RunError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -54,12 +55,26 @@ impl StreamStage {
             (consumer.start, consumer.finished) = resume.stream_start(input);
             consumer.exit_when_idle = config.exit_when_idle;
             consumer.fan_out = input.consumer.clone();
-            consumers.push(runtime.spawn(tenantflow_kinesis::consumer::consume(
+            consumer.lags = metrics.status.shard_lags(&input.stream);
+            let consume = tenantflow_kinesis::consumer::consume(
                 client.clone(),
                 consumer,
                 tx,
                 stop_rx.clone(),
-            )));
+            );
+            let metrics = Arc::clone(metrics);
+            let stream = input.stream.clone();
+            consumers.push(runtime.spawn(async move {
+                let result = consume.await;
+                // Not ready from the moment a source fails, not only once the run
+                // has wound down.
+                if let Err(e) = &result {
+                    metrics
+                        .status
+                        .fail(format!("reading stream {stream}: {e}"));
+                }
+                result
+            }));
             receivers.push(rx);
         }
         // Ctrl-C or SIGTERM: consumers stop polling, everything read so far is

@@ -28,6 +28,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::output_port::OutputPort;
 use crate::scoring::{Scorings, Unscored};
 use crate::stage::AsyncStage;
+use crate::status::{TenantQuery, WorkerGauges};
 
 /// What goes down a worker's channel.
 pub(crate) enum WorkerMessage {
@@ -64,6 +65,10 @@ pub(crate) struct Worker<'a, O: OutputPort> {
     /// Records waiting for remote answers, published for the coordinator (which goes
     /// on taking checkpoints after the sources end while any wait).
     pub(crate) waiting: &'a AtomicUsize,
+    /// The worker's gauges (tenants, open files, state size), set once per batch.
+    pub(crate) gauges: Arc<WorkerGauges>,
+    /// Questions about the worker's tenants, answered between batches.
+    pub(crate) queries: Receiver<TenantQuery>,
 }
 
 /// A failed refresh is tried again after at most this long (the stale profile is used
@@ -113,6 +118,7 @@ impl<O: OutputPort> Worker<'_, O> {
             self.reissue(in_flight, &mut local)?;
             self.metrics.publish(&mut local);
         }
+        let mut queries = self.queries.clone();
         loop {
             self.waiting
                 .store(self.waiting_records(), Ordering::Release);
@@ -137,6 +143,10 @@ impl<O: OutputPort> Worker<'_, O> {
                 let linger = linger.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
                 crossbeam_channel::select! {
                     recv(messages) -> message => message,
+                    recv(queries) -> query => {
+                        self.answer(query, &mut queries);
+                        continue;
+                    }
                     recv(lookup_answers) -> answer => {
                         if let Ok(answer) = answer {
                             self.resolve(answer, &mut local)?;
@@ -159,7 +169,13 @@ impl<O: OutputPort> Worker<'_, O> {
                     }
                 }
             } else {
-                messages.recv()
+                crossbeam_channel::select! {
+                    recv(messages) -> message => message,
+                    recv(queries) -> query => {
+                        self.answer(query, &mut queries);
+                        continue;
+                    }
+                }
             };
             let Ok(message) = message else {
                 break;
@@ -187,6 +203,7 @@ impl<O: OutputPort> Worker<'_, O> {
             }
             self.output.flush()?;
             self.metrics.publish(&mut local);
+            self.publish_gauges();
             batch.clear();
             // The reader may have stopped, or have enough spare batches: then drop it.
             let _ = recycle.try_send(batch);
@@ -220,6 +237,28 @@ impl<O: OutputPort> Worker<'_, O> {
         })
     }
 
+    /// Answers a question about the worker's tenants from its state as it is between
+    /// two batches; once the admin side is gone, stops listening.
+    fn answer(
+        &self,
+        query: Result<TenantQuery, crossbeam_channel::RecvError>,
+        queries: &mut Receiver<TenantQuery>,
+    ) {
+        match query {
+            Ok(query) => query.answer(&self.table),
+            Err(_) => *queries = crossbeam_channel::never(),
+        }
+    }
+
+    fn publish_gauges(&self) {
+        self.gauges
+            .tenants
+            .store(self.table.len() as u64, Ordering::Relaxed);
+        self.gauges
+            .open_files
+            .store(self.output.open_files() as u64, Ordering::Relaxed);
+    }
+
     /// Checkpoint `n` at this worker: the output stream flushed, files made durable,
     /// tenant state snapshotted, and what waits for remote answers kept (not waited
     /// for).
@@ -227,8 +266,13 @@ impl<O: OutputPort> Worker<'_, O> {
         let tails = self.checkpoints.checkpoint_folder(n).child("tails");
         let port = self.output.checkpoint(&tails)?;
         let results = std::mem::take(&mut self.results);
+        let state = self.table.snapshot();
+        self.gauges
+            .state_bytes
+            .store(state.len() as u64, Ordering::Relaxed);
+        self.publish_gauges();
         Ok(WorkerCheckpoint {
-            state: self.table.snapshot(),
+            state,
             tenants: self.table.len() as u64,
             files: port.files,
             dead_letters: port.dead_letters,
@@ -1016,6 +1060,8 @@ mod tests {
                 refresh_warnings: tenantflow_core::warn_limit::WarnLimiter::new(10_000),
                 resumed_in_flight: self.resumed,
                 waiting: &waiting,
+                gauges: Arc::default(),
+                queries: crossbeam_channel::never(),
             };
             let mut got = Vec::new();
             std::thread::scope(|scope| {

@@ -359,6 +359,11 @@ impl PartitionedFileSink {
         Ok(sink)
     }
 
+    /// Files open now.
+    pub fn open_files(&self) -> usize {
+        self.open.len()
+    }
+
     /// The sink's encoding.
     pub fn format(&self) -> Format {
         self.config.format

@@ -76,6 +76,8 @@ pub(crate) struct Coordinator<'a> {
     pub(crate) locks: &'a [crate::output_lock::OutputLock],
     /// Each worker's records waiting for remote answers, as it last published them.
     pub(crate) waiting: &'a [AtomicUsize],
+    /// Where the last checkpoint is reported.
+    pub(crate) status: &'a crate::status::JobStatus,
 }
 
 /// How often the coordinator looks whether the workers are done, once the sources are.
@@ -114,8 +116,8 @@ impl Coordinator<'_> {
         self.workers.clear();
         let acks = self.collect()?;
         let parts = self.gate.parts();
-        self.complete(self.next, parts, acks, true, &mut stats)?;
-        stats.longest = stats.longest.max(started.elapsed());
+        let bytes = self.complete(self.next, parts, acks, true, &mut stats)?;
+        self.report(self.next, started, bytes, &mut stats);
         Ok(stats)
     }
 
@@ -137,10 +139,24 @@ impl Coordinator<'_> {
         }
         self.gate.release(n);
         let acks = self.collect()?;
-        self.complete(n, parts, acks, false, stats)?;
-        stats.longest = stats.longest.max(started.elapsed());
+        let bytes = self.complete(n, parts, acks, false, stats)?;
+        self.report(n, started, bytes, stats);
         self.next += 1;
         Ok(())
+    }
+
+    /// Checkpoint `n`, requested at `started`, is complete with `bytes` written.
+    fn report(&self, n: u64, started: Instant, bytes: u64, stats: &mut CheckpointStats) {
+        let duration = started.elapsed();
+        stats.longest = stats.longest.max(duration);
+        self.status
+            .checkpoint_done(crate::status::CheckpointReport {
+                number: n,
+                duration,
+                bytes,
+                completed_ms: now_ms(),
+                count: stats.checkpoints,
+            });
     }
 
     /// True when no worker has records queued or waiting for a remote answer.
@@ -179,8 +195,9 @@ impl Coordinator<'_> {
         workers: Vec<WorkerCheckpoint>,
         final_checkpoint: bool,
         stats: &mut CheckpointStats,
-    ) -> Result<(), RunError> {
+    ) -> Result<u64, RunError> {
         let folder = self.store.checkpoint_folder(n);
+        let mut bytes_written = 0;
         let mut pending = Vec::new();
         let mut manifest = Manifest {
             version: MANIFEST_VERSION,
@@ -208,6 +225,7 @@ impl Coordinator<'_> {
         for (w, worker) in workers.into_iter().enumerate() {
             let state = if worker.tenants > 0 {
                 let path = folder.path(&format!("state-w{w:02}.bin"));
+                bytes_written += worker.state.len() as u64;
                 self.store
                     .location
                     .store
@@ -227,6 +245,7 @@ impl Coordinator<'_> {
                         source,
                     })
                 })?;
+                bytes_written += bytes.len() as u64;
                 self.store
                     .location
                     .store
@@ -266,7 +285,7 @@ impl Coordinator<'_> {
             final_checkpoint,
             "Checkpoint complete."
         );
-        Ok(())
+        Ok(bytes_written)
     }
 }
 
@@ -377,6 +396,7 @@ mod tests {
             streams_start: BTreeMap::new(),
             locks: &[],
             waiting: &[],
+            status: Box::leak(Box::default()),
         };
         (coordinator, memory)
     }
