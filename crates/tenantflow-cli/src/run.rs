@@ -29,7 +29,7 @@ use crate::config::run::{
     AttemptTimeout, Attempts, FileAge, FileSize, GeneratedCompanies, GeneratedEvents, InFlight,
     Linger, LongSpan, OpenFiles, RecordSize, RunConfig, ScoreBatch, Scorer, Workers,
 };
-use crate::config::value::{HttpUrl, Interval, NonEmpty, word};
+use crate::config::value::{HttpUrl, Interval, Listen, NonEmpty, word};
 use crate::config::{self, ConfigError};
 use crate::flags::UsageError;
 use crate::progress::{Progress, thousands};
@@ -99,6 +99,18 @@ pub struct RunArgs {
     /// at the end of the run.
     #[arg(long, value_name = "DURATION", env = "TENANTFLOW_CHECKPOINT_INTERVAL")]
     checkpoint_interval: Option<Interval>,
+
+    /// How often the BI aggregates (OUTPUT/aggregates/customers.csv and jobs.csv) are
+    /// rewritten: at the first checkpoint after each interval, and at the end; `off`
+    /// for never.
+    #[arg(long, value_name = "DURATION", env = "TENANTFLOW_AGGREGATES_INTERVAL")]
+    aggregates_interval: Option<Interval>,
+
+    /// Where the admin server listens (/metrics, /healthz, /readyz, /tenants, the
+    /// dashboard at /): an address such as 127.0.0.1:9464 (the default) or
+    /// 0.0.0.0:9464 in a container; port 0 picks a free one; `off` for none.
+    #[arg(long, value_name = "ADDR", env = "TENANTFLOW_ADMIN")]
+    admin: Option<Listen>,
 
     /// Compression of NDJSON and CSV files: `none` or `gzip`.
     #[arg(long, value_name = "WHAT", value_parser = word::<tenantflow_sinks::file::Compression>, env = "TENANTFLOW_COMPRESSION")]
@@ -357,6 +369,8 @@ flag_keys! {
     output => output.url,
     checkpoints => checkpoints.url,
     checkpoint_interval => checkpoints.interval,
+    aggregates_interval => aggregates.interval,
+    admin => admin.listen,
     compression => output.compression,
     max_open_files => output.max_open_files,
     max_file_age => output.max_file_age,
@@ -469,6 +483,8 @@ fn apply_properties(path: &std::path::Path, config: &mut RunConfig) -> Result<()
 /// A job ready to run, and what to say about it.
 struct Plan {
     job: JobConfig,
+    /// Where the admin server listens, if it runs.
+    admin: Option<std::net::SocketAddr>,
     /// The inputs, as the summary names them.
     described: String,
 }
@@ -498,6 +514,7 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
             .collect()
     };
     let inputs = Input::resolve(&specs, sources.input_format)?;
+    let admin = config.admin.listen.get();
     let described = inputs
         .iter()
         .map(|i| i.name().to_owned())
@@ -667,6 +684,7 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         output,
         checkpoints,
         checkpoint_interval: config.checkpoints.interval.get(),
+        aggregates_interval: config.aggregates.interval.get(),
         model,
         workers,
         retention: Retention::new(lateness_days),
@@ -680,7 +698,11 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         scoring: remote_scoring,
         locks,
     };
-    Ok(Plan { job, described })
+    Ok(Plan {
+        job,
+        described,
+        admin,
+    })
 }
 
 /// Runs the job and prints its summary.
@@ -695,6 +717,7 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     let Plan {
         job: config,
         described: inputs,
+        admin,
     } = plan(config, &invocation)?;
     let quiet = invocation.quiet;
     let summary_json = invocation.summary_json;
@@ -710,6 +733,10 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     };
     tracing::info!(%inputs, %output, scoring = %model, workers = config.workers, "Starting run.");
     let metrics = Arc::new(Metrics::default());
+    let _admin = admin
+        .map(|addr| start_admin(addr, &metrics))
+        .transpose()?
+        .flatten();
     let live = Arc::clone(&metrics);
     let progress = Progress::start(!quiet, move |secs| {
         let m = live.snapshot();
@@ -744,6 +771,25 @@ pub fn run(mut args: RunArgs) -> Result<()> {
         print_summary(&summary, &inputs, &output, format, &model);
     }
     Ok(())
+}
+
+/// Starts the admin server on `addr`. The default address taken (another run on this
+/// machine has it) is a warning, not an error: an address the user chose must work.
+fn start_admin(
+    addr: std::net::SocketAddr,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<tenantflow_admin::AdminServer>> {
+    match tenantflow_admin::AdminServer::start(addr, Arc::clone(metrics)) {
+        Ok(server) => Ok(Some(server)),
+        Err(tenantflow_admin::AdminError::Listen { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse
+                && Some(addr) == crate::config::run::DEFAULT_ADMIN_LISTEN.get() =>
+        {
+            tracing::warn!(%addr, "The admin server's default address is taken (another run?): running without it. --admin ADDR (or off) says where.");
+            Ok(None)
+        }
+        Err(e) => Err(UsageError(format!("--admin (admin.listen): {e}")).into()),
+    }
 }
 
 fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String, model: &str) {

@@ -311,7 +311,10 @@ mod tests {
         .unwrap();
         assert_eq!(seen, 20);
         assert_eq!(
-            table.iter().filter(|(_, t)| t.activity.churn_score().is_some()).count(),
+            table
+                .iter()
+                .filter(|(_, t)| t.activity.churn_score().is_some())
+                .count(),
             1
         );
         for i in 0..100_i64 {

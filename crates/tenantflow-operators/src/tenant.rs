@@ -104,7 +104,12 @@ impl Activity {
     }
 
     /// From what [`Activity::to_parts`] gave; `None` for a risk byte out of range.
-    pub(crate) fn from_parts(events: u64, last_event_ms: i64, score: u64, risk: u8) -> Option<Self> {
+    pub(crate) fn from_parts(
+        events: u64,
+        last_event_ms: i64,
+        score: u64,
+        risk: u8,
+    ) -> Option<Self> {
         (risk <= 2).then_some(Self {
             events,
             last_event_ms,
@@ -318,8 +323,12 @@ impl<X> Tenant<X> {
     pub fn counts_at_newest_day(&self) -> (i64, i64) {
         let counts = self.window.newest_counts();
         (
-            self.profile.job30.saturating_add(saturating_i64(counts.sum30)),
-            self.profile.job90.saturating_add(saturating_i64(counts.sum90)),
+            self.profile
+                .job30
+                .saturating_add(saturating_i64(counts.sum30)),
+            self.profile
+                .job90
+                .saturating_add(saturating_i64(counts.sum90)),
         )
     }
 }

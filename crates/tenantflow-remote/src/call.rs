@@ -183,22 +183,20 @@ impl LatencyHistogram {
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// `(sum in seconds, count, cumulative buckets as (upper bound, count))`, the
-    /// last bucket's bound being infinity, as the Prometheus format has them.
+    /// `(sum in seconds, count, buckets as (upper bound, observations in it))`, the
+    /// last bucket's bound being infinity; counts per bucket, not cumulative (the
+    /// exporter accumulates them).
     pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut cumulative = 0;
         let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
             .iter()
             .copied()
             .chain(std::iter::once(f64::INFINITY))
             .zip(&self.buckets)
-            .map(|(bound, n)| {
-                cumulative += n.load(Ordering::Relaxed);
-                (bound, cumulative)
-            })
+            .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
             .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, cumulative, buckets)
+        (sum, count, buckets)
     }
 }
 
@@ -270,9 +268,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>,
-    >;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn poll_ready(
         &mut self,
@@ -511,7 +508,7 @@ mod tests {
         assert!((sum - 2.0).abs() < 0.01, "{sum}");
         assert_eq!(buckets.iter().find(|(b, _)| *b == 0.5), Some(&(0.5, 0)));
         assert_eq!(buckets.iter().find(|(b, _)| *b == 1.0), Some(&(1.0, 2)));
-        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 2)));
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 0)));
     }
 
     #[tokio::test(start_paused = true)]

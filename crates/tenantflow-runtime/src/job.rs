@@ -60,6 +60,9 @@ pub struct JobConfig {
     pub checkpoints: CheckpointStore,
     /// How often a checkpoint is taken; `None`: only at the end.
     pub checkpoint_interval: Option<Duration>,
+    /// How often the BI aggregates are rewritten (at the first checkpoint after each
+    /// interval, and at the final one); `None`: never.
+    pub aggregates_interval: Option<Duration>,
     /// The churn model.
     pub model: Model,
     /// Keyed workers.
@@ -228,9 +231,8 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
     let model = &config.model;
     let sources = source_ids.names();
     let gauges = metrics.status.worker_gauges(workers);
-    let (doors, queries): (Vec<_>, Vec<_>) = (0..workers)
-        .map(|_| crossbeam_channel::unbounded())
-        .unzip();
+    let (doors, queries): (Vec<_>, Vec<_>) =
+        (0..workers).map(|_| crossbeam_channel::unbounded()).unzip();
     let metrics: &Metrics = metrics;
     let waiting: Vec<std::sync::atomic::AtomicUsize> =
         (0..workers).map(|_| Default::default()).collect();

@@ -56,6 +56,6 @@ pub use output_lock::{LockConfig, LockError, OutputLock};
 pub use router::MissingEventTime;
 pub use scoring::ScoringConfig;
 pub use status::{JobStatus, Phase, RiskFilter, TenantView};
-pub use tenantflow_remote::call::CallConfig;
+pub use tenantflow_remote::call::{CallConfig, CallStats};
 pub use tenantflow_remote::keyed::Emission;
 pub use tenantflow_remote::score::ScorerTarget;

@@ -183,7 +183,9 @@ impl TenantQuery {
     pub(crate) fn answer<X>(self, table: &TenantTable<X>) {
         match self {
             TenantQuery::One { company_id, reply } => {
-                let view = table.get(&company_id).map(|t| TenantView::of(&company_id, t));
+                let view = table
+                    .get(&company_id)
+                    .map(|t| TenantView::of(&company_id, t));
                 let _ = reply.send(view);
             }
             TenantQuery::Top { risk, limit, reply } => {
@@ -587,7 +589,10 @@ mod tests {
         assert_eq!((view.job30, view.job90), (2 + 3, 7 + 6));
         assert_eq!(view.events, 2);
         assert_eq!(view.last_event_ms, Some(40 * DAY));
-        assert_eq!((view.churn_score, view.risk_of_churn), (Some(0.9), Some(true)));
+        assert_eq!(
+            (view.churn_score, view.risk_of_churn),
+            (Some(0.9), Some(true))
+        );
         let (tx, mut rx) = oneshot::channel();
         TenantQuery::One {
             company_id: "nobody".into(),
@@ -643,10 +648,7 @@ mod tests {
     async fn questions_without_workers_say_so() {
         let status = JobStatus::default();
         let wait = Duration::from_millis(10);
-        assert_eq!(
-            status.tenant("c0", wait).await,
-            Err(QueryError::NotRunning)
-        );
+        assert_eq!(status.tenant("c0", wait).await, Err(QueryError::NotRunning));
         let (tx, rx) = crossbeam_channel::unbounded();
         status.open_queries(vec![tx]);
         // A worker that does not answer in time.
@@ -660,7 +662,9 @@ mod tests {
                 query.answer(&table);
             }
         });
-        let top = status.top(RiskFilter::High, 5, Duration::from_secs(5)).await;
+        let top = status
+            .top(RiskFilter::High, 5, Duration::from_secs(5))
+            .await;
         assert_eq!(top.unwrap().len(), 2);
         status.close_queries();
         worker.join().unwrap();

@@ -69,9 +69,7 @@ impl StreamStage {
                 // Not ready from the moment a source fails, not only once the run
                 // has wound down.
                 if let Err(e) = &result {
-                    metrics
-                        .status
-                        .fail(format!("reading stream {stream}: {e}"));
+                    metrics.status.fail(format!("reading stream {stream}: {e}"));
                 }
                 result
             }));

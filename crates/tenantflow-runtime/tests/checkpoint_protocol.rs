@@ -154,6 +154,7 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         default_kind: DefaultKind::Infer,
         output,
         checkpoints,
+        aggregates_interval: None,
         checkpoint_interval: Some(Duration::from_millis(20)),
         model: Model::builtin(),
         workers: std::num::NonZeroUsize::new(2).unwrap(),
@@ -207,7 +208,11 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
     ] {
         let what = format!("{compression:?}, uploads listed: {lists_uploads}");
         let clean = Arc::new(MemoryStore::new());
-        let summary = run(config(clean.clone(), compression), &std::sync::Arc::new(Metrics::default())).unwrap();
+        let summary = run(
+            config(clean.clone(), compression),
+            &std::sync::Arc::new(Metrics::default()),
+        )
+        .unwrap();
         let (want, in_progress) = committed(&clean, compression);
         assert_eq!(in_progress, 0);
         assert_eq!(want.len() as u64, summary.metrics.results);
@@ -218,7 +223,11 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
             fail_at: 0,
             lists_uploads,
         });
-        run(config(counter.clone(), compression), &std::sync::Arc::new(Metrics::default())).unwrap();
+        run(
+            config(counter.clone(), compression),
+            &std::sync::Arc::new(Metrics::default()),
+        )
+        .unwrap();
         let total_ops = counter.ops.load(Ordering::Relaxed);
 
         // Each run fails at a random operation within the first half of a clean run's.
@@ -237,13 +246,22 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
         };
         for _ in 0..8 {
             let fail_at = 1 + rng.next_u64() % (total_ops / 2);
-            if run(config(faulty(fail_at), compression), &std::sync::Arc::new(Metrics::default())).is_err() {
+            if run(
+                config(faulty(fail_at), compression),
+                &std::sync::Arc::new(Metrics::default()),
+            )
+            .is_err()
+            {
                 failures += 1;
             }
         }
         assert!(failures >= 3, "only {failures} runs met their failure");
         // The last run fails nowhere, but sees the store as the others did.
-        let last = run(config(faulty(u64::MAX), compression), &std::sync::Arc::new(Metrics::default())).unwrap();
+        let last = run(
+            config(faulty(u64::MAX), compression),
+            &std::sync::Arc::new(Metrics::default()),
+        )
+        .unwrap();
         eprintln!("{what}: {failures} failed runs of {total_ops} operations each at most");
         assert!(last.resumed_from.is_some());
         let (got, in_progress) = committed(&store, compression);

@@ -16,7 +16,7 @@ use tenantflow_sources::InputFormat;
 use tenantflow_sources::generator;
 
 use super::Config;
-use super::value::{Count, HttpUrl, Interval, NonEmpty, Size, Span};
+use super::value::{Count, HttpUrl, Interval, Listen, NonEmpty, Size, Span};
 
 const SECOND_MS: u64 = 1_000;
 const DAY_MS: u64 = 86_400_000;
@@ -64,6 +64,10 @@ pub const DEFAULT_MAX_FILE_AGE: FileAge =
 pub const DEFAULT_MAX_FILE_SIZE: FileSize =
     FileSize::new(tenantflow_sinks::file::DEFAULT_MAX_FILE_BYTES);
 pub const DEFAULT_CHECKPOINT_INTERVAL: Interval = Interval::every(Duration::from_secs(60));
+pub const DEFAULT_ADMIN_LISTEN: Listen = Listen::at(std::net::SocketAddr::V4(
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9464),
+));
+pub const DEFAULT_AGGREGATES_INTERVAL: Interval = Interval::every(Duration::from_secs(300));
 pub const DEFAULT_TENANT_TTL: LongSpan = LongSpan::new(Duration::from_secs(3600));
 pub const DEFAULT_UNKNOWN_TENANT_TTL: LongSpan = LongSpan::new(Duration::from_secs(60));
 pub const DEFAULT_LOOKUP_MAX_IN_FLIGHT: InFlight = InFlight::new(64);
@@ -86,6 +90,8 @@ pub struct RunConfig {
     pub scoring: Scoring,
     pub output: Output,
     pub checkpoints: Checkpoints,
+    pub aggregates: Aggregates,
+    pub admin: Admin,
 }
 
 /// What is read.
@@ -319,6 +325,36 @@ impl Default for Checkpoints {
     }
 }
 
+/// The BI aggregates under `OUTPUT/aggregates/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Aggregates {
+    pub interval: Interval,
+}
+
+impl Default for Aggregates {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_AGGREGATES_INTERVAL,
+        }
+    }
+}
+
+/// The admin server: metrics, health, the tenant state API, the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    pub listen: Listen,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_ADMIN_LISTEN,
+        }
+    }
+}
+
 impl Config for RunConfig {
     const KEYS: &'static [(&'static str, &'static str, Option<&'static str>)] = &[
         (
@@ -541,6 +577,16 @@ impl Config for RunConfig {
             "checkpoints.interval",
             "How often a checkpoint is taken; `off` for only at the end of the run.",
             None,
+        ),
+        (
+            "aggregates.interval",
+            "How often the BI aggregates (OUTPUT/aggregates/customers.csv and jobs.csv) are rewritten, at the first checkpoint after each interval and at the end; `off` for never.",
+            None,
+        ),
+        (
+            "admin.listen",
+            "Where the admin server listens (/metrics, /healthz, /readyz, /tenants, the dashboard at /); `off` for no server.",
+            Some("\"0.0.0.0:9464\""),
         ),
     ];
 

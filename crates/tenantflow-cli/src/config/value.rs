@@ -332,6 +332,45 @@ impl fmt::Display for HttpUrl {
     }
 }
 
+/// An address to listen on, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(Option<std::net::SocketAddr>);
+
+impl Listen {
+    pub const fn at(addr: std::net::SocketAddr) -> Self {
+        Self(Some(addr))
+    }
+
+    pub const fn get(self) -> Option<std::net::SocketAddr> {
+        self.0
+    }
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "off" {
+            return Ok(Self(None));
+        }
+        text.parse().map(|a| Self(Some(a))).map_err(|_| {
+            format!(
+                "`{text}` is not an address to listen on (e.g. 127.0.0.1:9464, 0.0.0.0:9464, off)"
+            )
+        })
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("off"),
+            Some(a) => write!(f, "{a}"),
+        }
+    }
+}
+
 /// Serde for the text types above: written as their `Display`, read through `FromStr`,
 /// whose message says what was expected.
 macro_rules! serde_as_text {
@@ -351,7 +390,7 @@ macro_rules! serde_as_text {
     )*};
 }
 
-serde_as_text!(Interval, NonEmpty, HttpUrl);
+serde_as_text!(Interval, Listen, NonEmpty, HttpUrl);
 
 macro_rules! serde_as_text_bounded {
     ($($ty:ident),*) => {$(
