@@ -15,13 +15,35 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// The release and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TENANTFLOW_GIT_HASH"),
+    ")"
+);
+
 /// Real-time tenant analytics: job events joined with company profiles, 30/90-day job
 /// counts and churn risk per tenant.
 #[derive(Debug, Parser)]
-#[command(name = "tenantflow", version, propagate_version = true)]
+#[command(name = "tenantflow", version = VERSION, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How logs are written to stderr: `text`, or `json` (one JSON object a line, with
+    /// timestamp, level, target, message and fields: for CloudWatch and other
+    /// collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TENANTFLOW_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// JSON lines.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,7 +76,7 @@ fn command_line() -> Cli {
 
 fn main() -> ExitCode {
     let cli = command_line();
-    init_logging();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Produce(args) => produce::run(args),
@@ -82,8 +104,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, filtered by `TENANTFLOW_LOG` (or `RUST_LOG`), warnings by default.
-fn init_logging() {
+/// Logs go to stderr, filtered by `TENANTFLOW_LOG` (or `RUST_LOG`), warnings by default;
+/// as text, or as JSON lines.
+fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("TENANTFLOW_LOG")
         .ok()
@@ -91,9 +114,16 @@ fn init_logging() {
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new("warn"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Fields at the top level beside `message`, as log collectors index them.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }

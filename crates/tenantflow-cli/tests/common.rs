@@ -161,7 +161,8 @@ pub fn gen_w1(dir: &Path, events: u64, companies: u64, seed: u64) -> PathBuf {
     path
 }
 
-/// Every result file under `dir` (names and folders not starting with `_` or `.`).
+/// Every result file under `dir` (names and folders not starting with `_` or `.`, and
+/// not the BI aggregates' folder).
 pub fn result_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -169,7 +170,7 @@ pub fn result_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
         for entry in std::fs::read_dir(&d).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(['_', '.']) {
+            if name.starts_with(['_', '.']) || (d == dir && name == "aggregates") {
                 continue;
             }
             if entry.file_type().unwrap().is_dir() {

@@ -118,7 +118,8 @@ src, dest = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 dest.mkdir(parents=True, exist_ok=True)
 with open(dest / "all.ndjson", "w") as out:
     for f in sorted(src.rglob("*.parquet")):
-        if any(p.startswith(("_", ".")) for p in f.relative_to(src).parts):
+        parts = f.relative_to(src).parts
+        if parts[0] == "aggregates" or any(p.startswith(("_", ".")) for p in parts):
             continue
         table = pq.read_table(f)
         assert table.schema.field("creationDate").type == pa.timestamp("ms", tz="UTC"), table.schema

@@ -16,6 +16,7 @@ use tenantflow_sinks::file::{FileSinkConfig, FileStats};
 use tenantflow_sinks::upload::Location;
 use tenantflow_sources::Input;
 
+use crate::checkpoint::aggregates::Aggregates;
 use crate::checkpoint::coordinator::{CheckpointStats, Coordinator};
 use crate::checkpoint::gate::Gate;
 use crate::checkpoint::manifest::{CheckpointStore, JobIdentity};
@@ -292,6 +293,12 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
             locks: &config.locks,
             waiting,
             status: &metrics.status,
+            aggregates: config.aggregates_interval.map(|interval| {
+                Aggregates::new(
+                    interval,
+                    config.output.format == tenantflow_sinks::encoding::Format::Parquet,
+                )
+            }),
         };
         let coordinator = std::thread::Builder::new()
             .name("tenantflow-checkpoints".into())

@@ -154,7 +154,8 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         default_kind: DefaultKind::Infer,
         output,
         checkpoints,
-        aggregates_interval: None,
+        // Rewritten at every checkpoint: each is staged and committed with it.
+        aggregates_interval: Some(std::time::Duration::ZERO),
         checkpoint_interval: Some(Duration::from_millis(20)),
         model: Model::builtin(),
         workers: std::num::NonZeroUsize::new(2).unwrap(),
@@ -168,12 +169,26 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
     }
 }
 
-/// Every committed result line (not under `_checkpoints/`), sorted; and the uploads
-/// still in progress.
-fn committed(store: &MemoryStore, compression: Compression) -> (Vec<String>, usize) {
+/// What a run committed: every result line (not under `_checkpoints/`), sorted; the
+/// uploads still in progress; and the BI aggregates, by path.
+struct Committed {
+    lines: Vec<String>,
+    in_progress: usize,
+    aggregates: std::collections::BTreeMap<String, bytes::Bytes>,
+}
+
+fn committed(store: &MemoryStore, compression: Compression) -> Committed {
     let mut lines = Vec::new();
+    let mut aggregates = std::collections::BTreeMap::new();
     for object in store.list("").unwrap() {
         if object.path.starts_with("_checkpoints") {
+            continue;
+        }
+        if object.path.starts_with("aggregates/") {
+            aggregates.insert(
+                object.path.clone(),
+                store.get(&object.path).unwrap().unwrap(),
+            );
             continue;
         }
         let data = store.get(&object.path).unwrap().unwrap();
@@ -192,7 +207,11 @@ fn committed(store: &MemoryStore, compression: Compression) -> (Vec<String>, usi
         lines.extend(text.lines().map(str::to_owned));
     }
     lines.sort();
-    (lines, store.list_uploads("").unwrap().unwrap().len())
+    Committed {
+        lines,
+        in_progress: store.list_uploads("").unwrap().unwrap().len(),
+        aggregates,
+    }
 }
 
 /// Small parts, so that files have several, and files of both kinds (uploads with parts,
@@ -213,9 +232,13 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
             &std::sync::Arc::new(Metrics::default()),
         )
         .unwrap();
-        let (want, in_progress) = committed(&clean, compression);
-        assert_eq!(in_progress, 0);
-        assert_eq!(want.len() as u64, summary.metrics.results);
+        let want = committed(&clean, compression);
+        assert_eq!(want.in_progress, 0);
+        assert_eq!(want.lines.len() as u64, summary.metrics.results);
+        assert_eq!(
+            want.aggregates.keys().collect::<Vec<_>>(),
+            ["aggregates/customers.csv", "aggregates/jobs.csv"]
+        );
         // How many store operations one clean run makes: failures land anywhere in it.
         let counter = Arc::new(Faulty {
             inner: Arc::new(MemoryStore::with_part_size(PART)),
@@ -264,8 +287,8 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
         .unwrap();
         eprintln!("{what}: {failures} failed runs of {total_ops} operations each at most");
         assert!(last.resumed_from.is_some());
-        let (got, in_progress) = committed(&store, compression);
-        assert_eq!(in_progress, 0, "{what}: uploads left in progress");
+        let got = committed(&store, compression);
+        assert_eq!(got.in_progress, 0, "{what}: uploads left in progress");
         let leftovers: Vec<String> = store
             .list("_checkpoints")
             .unwrap()
@@ -274,7 +297,16 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
             .filter(|p| p.contains("/uploads/") || p.contains("/staged/"))
             .collect();
         assert!(leftovers.is_empty(), "{what}: left behind: {leftovers:?}");
-        assert_eq!(got.len(), want.len(), "{what}: results lost or doubled");
-        assert!(got == want, "{what}: results differ");
+        assert_eq!(
+            got.lines.len(),
+            want.lines.len(),
+            "{what}: results lost or doubled"
+        );
+        assert!(got.lines == want.lines, "{what}: results differ");
+        // The aggregates of the final checkpoint: the same state, the same files.
+        assert!(
+            got.aggregates == want.aggregates,
+            "{what}: aggregates differ"
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! - [`file`]: each worker's results as files, partitioned by event hour, visible only
 //!   once the checkpoint that recorded them is committed.
 //! - [`dead_letter`]: each stage's dead letters under `_rejected/`.
+//! - [`aggregates`]: the BI aggregates (`customers`, `jobs`) as CSV and Parquet.
 
+pub mod aggregates;
 pub mod dead_letter;
 pub mod encoding;
 pub mod file;

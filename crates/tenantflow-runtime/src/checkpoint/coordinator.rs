@@ -78,6 +78,8 @@ pub(crate) struct Coordinator<'a> {
     pub(crate) waiting: &'a [AtomicUsize],
     /// Where the last checkpoint is reported.
     pub(crate) status: &'a crate::status::JobStatus,
+    /// The BI aggregates, rewritten at checkpoints; `None`: never.
+    pub(crate) aggregates: Option<super::aggregates::Aggregates>,
 }
 
 /// How often the coordinator looks whether the workers are done, once the sources are.
@@ -222,6 +224,17 @@ impl Coordinator<'_> {
             manifest.sources.insert(source.stage, source.dead_letters);
             pending.extend(source.pending);
         }
+        let aggregates = match &mut self.aggregates {
+            Some(a) if a.due(final_checkpoint) => {
+                let states: Vec<&[u8]> = workers
+                    .iter()
+                    .filter(|w| w.tenants > 0)
+                    .map(|w| w.state.as_slice())
+                    .collect();
+                a.stage(n, &states, &self.staging)?
+            }
+            _ => Vec::new(),
+        };
         for (w, worker) in workers.into_iter().enumerate() {
             let state = if worker.tenants > 0 {
                 let path = folder.path(&format!("state-w{w:02}.bin"));
@@ -263,6 +276,7 @@ impl Coordinator<'_> {
             });
             pending.extend(worker.pending);
         }
+        pending.extend(aggregates);
         manifest.pending = pending;
         manifest.results = self.base_results;
         if self.locks.iter().any(crate::output_lock::OutputLock::lost) {
@@ -397,6 +411,7 @@ mod tests {
             locks: &[],
             waiting: &[],
             status: Box::leak(Box::default()),
+            aggregates: None,
         };
         (coordinator, memory)
     }

@@ -259,4 +259,7 @@ pub enum ManifestError {
     /// Another process wrote this checkpoint: two jobs share the checkpoint store.
     #[error("checkpoint manifest {0} exists already: is another job using this checkpoint store?")]
     Exists(String),
+    /// The BI aggregates could not be built.
+    #[error("building the BI aggregates: {0}")]
+    Aggregates(String),
 }

@@ -7,7 +7,10 @@
 //!   commits.
 //! - [`manifest`]: what a checkpoint records, and the checkpoint store's layout.
 //! - [`recovery`]: starting from the latest manifest.
+//! - [`aggregates`]: the BI aggregates, built from a checkpoint's state and committed
+//!   with it.
 
+pub mod aggregates;
 pub mod coordinator;
 pub(crate) mod gate;
 pub mod manifest;

@@ -40,7 +40,7 @@ pub(super) fn encode_row(out: &mut Vec<u8>, row: &ResultRow<'_>, fragments: &Pro
 }
 
 /// RFC 4180: a cell with a comma, quote or line break is quoted, quotes doubled.
-fn push_csv_cell(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_csv_cell(out: &mut Vec<u8>, s: &str) {
     if !s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.extend_from_slice(s.as_bytes());
         return;

@@ -1,6 +1,6 @@
 //! Result encodings.
 
-mod csv;
+pub(crate) mod csv;
 mod ndjson;
 pub mod parquet;
 
@@ -78,11 +78,11 @@ impl ProfileFragments {
     }
 }
 
-fn push_f64(out: &mut Vec<u8>, value: f64) {
+pub(crate) fn push_f64(out: &mut Vec<u8>, value: f64) {
     out.extend_from_slice(ryu::Buffer::new().format(value).as_bytes());
 }
 
-fn push_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
+pub(crate) fn push_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
