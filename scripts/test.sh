@@ -12,6 +12,10 @@
 # - moto (S3 server), pyarrow (an independent Parquet reader) and openapi-spec-validator
 #   (checks the TenantManager's OpenAPI document) from PyPI, in a virtual
 #   environment cached in .cache/test-tools/venv; moto started on a free loopback port.
+# - Chromium from Debian (/usr/bin/chromium), for the dashboard's test in a headless
+#   browser; its screenshot is kept in target/test-artifacts/.
+# - The admin server of every run a test starts listens on a free port
+#   (TENANTFLOW_ADMIN=127.0.0.1:0), so that parallel runs do not compete for 9464.
 # - PostgreSQL 15 from Debian: a throwaway cluster (initdb as user postgres) started with
 #   pg_ctl on a free loopback port, for the TenantManager's tests.
 set -euo pipefail
@@ -30,6 +34,7 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 pg_bin=/usr/lib/postgresql/15/bin
 [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/postgres" ] || need_apt+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} ..." >&2
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
@@ -115,6 +120,7 @@ export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$s3_port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export TENANTFLOW_TEST_S3_BUCKET=tenantflow-test
 export TENANTFLOW_TEST_PYTHON="$venv/bin/python"
+export TENANTFLOW_ADMIN=127.0.0.1:0
 "$venv/bin/python" -c "
 import boto3
 boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL_S3').create_bucket(Bucket='$TENANTFLOW_TEST_S3_BUCKET')
@@ -128,5 +134,5 @@ else
 fi
 cargo test --workspace --locked \
   --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests \
-  --features tenantflow-cli/openapi-validation-tests \
+  --features tenantflow-cli/openapi-validation-tests,tenantflow-cli/browser-tests \
   --features tenantflow-tenants/postgres-integration-tests "$@"

@@ -224,27 +224,25 @@ impl Collector for JobCollector {
             "Checkpoints completed by this process.",
             &ConstCounter::new(checkpoint.map_or(0, |c| c.count)),
         )?;
-        if let Some(c) = checkpoint {
-            single(
-                e,
-                "tenantflow_checkpoint_duration_seconds",
-                "How long the last checkpoint took, from its request to the commit of its files.",
-                &ConstGauge::new(c.duration.as_secs_f64()),
-            )?;
-            single(
-                e,
-                "tenantflow_checkpoint_bytes",
-                "Bytes the last checkpoint wrote (state snapshots and waiting work).",
-                &ConstGauge::new(c.bytes),
-            )?;
-            let age_ms = now_ms().saturating_sub(c.completed_ms).max(0);
-            single(
-                e,
-                "tenantflow_checkpoint_age_seconds",
-                "Time since the last checkpoint completed.",
-                &ConstGauge::new(age_ms as f64 / 1000.0),
-            )?;
-        }
+        single(
+            e,
+            "tenantflow_checkpoint_duration_seconds",
+            "How long the last checkpoint took, from its request to the commit of its files (0 before the first).",
+            &ConstGauge::new(checkpoint.map_or(0.0, |c| c.duration.as_secs_f64())),
+        )?;
+        single(
+            e,
+            "tenantflow_checkpoint_bytes",
+            "Bytes the last checkpoint wrote: state snapshots and waiting work (0 before the first).",
+            &ConstGauge::new(checkpoint.map_or(0, |c| c.bytes)),
+        )?;
+        let since_ms = checkpoint.map_or(status.started_ms(), |c| c.completed_ms);
+        single(
+            e,
+            "tenantflow_checkpoint_age_seconds",
+            "Time since the last checkpoint completed, or since the run started before the first: how much work a crash now would replay.",
+            &ConstGauge::new(now_ms().saturating_sub(since_ms).max(0) as f64 / 1000.0),
+        )?;
         let workers = status.workers();
         let per_worker = |read: fn(&tenantflow_runtime::status::WorkerGauges) -> u64| {
             workers

@@ -76,7 +76,8 @@ fn command_line() -> Cli {
 
 fn main() -> ExitCode {
     let cli = command_line();
-    init_logging(cli.log_format);
+    let log_format = cli.log_format;
+    init_logging(log_format);
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Produce(args) => produce::run(args),
@@ -89,7 +90,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("tenantflow: error: {error:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("tenantflow: error: {error:#}"),
+                // A log collector reads every line as JSON: the last one too.
+                LogFormat::Json => tracing::error!("tenantflow: error: {error:#}"),
+            }
             // A refused configuration, or flags that do not fit together, are a usage
             // error, as clap's own are: status 2. Every other error is 1.
             if error.downcast_ref::<flags::UsageError>().is_some()

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tenantflow` binary: one integration test binary.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod bad_input;
 mod common;
 mod config;

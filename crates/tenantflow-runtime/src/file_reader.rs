@@ -49,6 +49,9 @@ pub(crate) fn read_inputs(
         let decoder = Decoder::new(default_kind);
         let format = input.format();
         let reader = LineReader::new(stream, max_record_bytes).starting_at(offset, line);
+        // A pipe's records go on as they come: when it has nothing more for now, what
+        // was read is sent to the workers instead of waiting for full batches.
+        let interactive = input.is_stdin();
         let result = { reader }.read_all(|event| {
             let here = FilesPosition {
                 input: index,
@@ -80,6 +83,9 @@ pub(crate) fn read_inputs(
                 Line::TooLarge { prefix, len } => {
                     router.too_large(prefix, len, max_record_bytes, &origin)?;
                 }
+            }
+            if interactive && event.last_of_read {
+                router.flush_partial()?;
             }
             Ok(ControlFlow::Continue(()))
         });

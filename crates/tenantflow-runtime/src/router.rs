@@ -321,6 +321,8 @@ impl<'a> Router<'a> {
                 self.send(worker)?;
             }
         }
+        // Dead letters alone send no batch: their counts go out here.
+        self.publish();
         Ok(())
     }
 

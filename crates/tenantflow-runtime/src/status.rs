@@ -286,6 +286,8 @@ pub enum QueryError {
 #[derive(Debug, Default)]
 pub struct JobStatus {
     phase: AtomicU8,
+    /// When the run started (epoch milliseconds).
+    started_ms: std::sync::atomic::AtomicI64,
     /// Why the run failed, once it has.
     failure: Mutex<Option<String>>,
     /// Records read per source stage (`reader`, `stream-NAME`).
@@ -331,7 +333,16 @@ impl JobStatus {
     }
 
     pub(crate) fn set_phase(&self, phase: Phase) {
+        if phase == Phase::Recovering {
+            self.started_ms
+                .store(tenantflow_core::clock::now_ms(), Ordering::Relaxed);
+        }
         self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// When the run started (epoch milliseconds; 0 before).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms.load(Ordering::Relaxed)
     }
 
     /// Marks the run failed, with why (the first failure is kept).

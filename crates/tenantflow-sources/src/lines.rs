@@ -42,6 +42,11 @@ pub struct LineEvent<'a> {
     pub arrival_ms: i64,
     /// The line.
     pub line: Line<'a>,
+    /// The last line of a read that returned less than it asked for: the stream (a
+    /// pipe, a terminal) had nothing more at that moment, and the next read may wait.
+    /// A reader of such a stream hands on what it holds here, not only when its
+    /// batches fill.
+    pub last_of_read: bool,
 }
 
 /// How reading ended.
@@ -119,6 +124,7 @@ impl<R: Read> LineReader<R> {
                 end -= start;
                 start = 0;
             }
+            let asked = buf.len() - end;
             let n = loop {
                 match self.inner.read(&mut buf[end..]) {
                     Ok(n) => break n,
@@ -127,6 +133,7 @@ impl<R: Read> LineReader<R> {
                 }
             };
             let arrival_ms = now_ms();
+            let short = n > 0 && n < asked;
             let mut scan = end;
             end += n;
             if let Some((offset, len)) = skipping {
@@ -141,6 +148,7 @@ impl<R: Read> LineReader<R> {
                                 prefix: &prefix,
                                 len: total,
                             },
+                            last_of_read: false,
                         })
                         .map_err(ReadError::Handler)?;
                         if flow.is_break() {
@@ -160,6 +168,7 @@ impl<R: Read> LineReader<R> {
                                 prefix: &prefix,
                                 len,
                             },
+                            last_of_read: false,
                         })
                         .map_err(ReadError::Handler)?;
                         return Ok(if flow.is_break() {
@@ -175,13 +184,21 @@ impl<R: Read> LineReader<R> {
                     }
                 }
             }
+            let last_nl = if short {
+                memchr::memrchr(b'\n', &buf[scan..end]).map(|i| scan + i)
+            } else {
+                None
+            };
             for i in memchr::memchr_iter(b'\n', &buf[scan..end]) {
                 let nl = scan + i;
                 if emit(
                     &buf[start..nl],
-                    number,
-                    base + start as u64,
-                    arrival_ms,
+                    Emitted {
+                        number,
+                        offset: base + start as u64,
+                        arrival_ms,
+                        last_of_read: last_nl == Some(nl),
+                    },
                     max,
                     &mut on_line,
                 )?
@@ -196,9 +213,12 @@ impl<R: Read> LineReader<R> {
                 if start < end
                     && emit(
                         &buf[start..end],
-                        number,
-                        base + start as u64,
-                        arrival_ms,
+                        Emitted {
+                            number,
+                            offset: base + start as u64,
+                            arrival_ms,
+                            last_of_read: false,
+                        },
                         max,
                         &mut on_line,
                     )?
@@ -218,14 +238,26 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-fn emit<E>(
-    raw: &[u8],
+/// Where and when a line was read.
+struct Emitted {
     number: u64,
     offset: u64,
     arrival_ms: i64,
+    last_of_read: bool,
+}
+
+fn emit<E>(
+    raw: &[u8],
+    at: Emitted,
     max: usize,
     on_line: &mut impl FnMut(LineEvent<'_>) -> Result<ControlFlow<()>, E>,
 ) -> Result<ControlFlow<()>, ReadError<E>> {
+    let Emitted {
+        number,
+        offset,
+        arrival_ms,
+        last_of_read,
+    } = at;
     let mut bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
     if offset == 0 {
         // A UTF-8 byte-order mark at the start of the stream is not part of a record.
@@ -244,6 +276,7 @@ fn emit<E>(
         offset,
         arrival_ms,
         line,
+        last_of_read,
     })
     .map_err(ReadError::Handler)
 }
@@ -288,6 +321,26 @@ mod tests {
             .unwrap();
         assert_eq!(end, ReadEnd::EndOfInput);
         out
+    }
+
+    #[test]
+    fn the_last_line_of_a_short_read_says_so() {
+        let data = b"a\nb\nc\nd";
+        let mut reader = LineReader::new(Trickle { data, step: 5 }, 100);
+        let mut seen = Vec::new();
+        reader
+            .read_all(|e| {
+                let Line::Record(bytes) = e.line else {
+                    panic!("a record");
+                };
+                seen.push((String::from_utf8_lossy(bytes).into_owned(), e.last_of_read));
+                Ok::<_, ()>(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        // Reads of "a\nb\nc" and "\nd": the last complete line of each is marked; the
+        // line the end of the stream completes is not (the reader ends there anyway).
+        let want = [("a", false), ("b", true), ("c", true), ("d", false)];
+        assert_eq!(seen, want.map(|(l, last)| (l.to_owned(), last)).to_vec());
     }
 
     #[test]

@@ -341,6 +341,23 @@ pub(crate) fn commit_all(
     })
 }
 
+/// A pause on purpose, for tests of what the job shows while it recovers:
+/// `TENANTFLOW_PAUSE=recovery:MILLIS` holds the recovery that long before it starts.
+pub(crate) fn pause_point(point: &str) {
+    let Ok(spec) = std::env::var("TENANTFLOW_PAUSE") else {
+        return;
+    };
+    let Some(ms) = spec
+        .strip_prefix(point)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|ms| ms.parse::<u64>().ok())
+    else {
+        return;
+    };
+    tracing::warn!(point, ms, "Pausing on purpose (TENANTFLOW_PAUSE).");
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
 /// A crash on purpose, for tests of recovery: `TENANTFLOW_FAULT=POINT:N` aborts the
 /// process at `POINT` of checkpoint `N` (`after-manifest`: the manifest is written, its
 /// files not yet committed; `recovery`: in the middle of committing a restored

@@ -11,7 +11,7 @@ use tenantflow_sinks::file::Partitioning;
 use tenantflow_sinks::store::Store;
 use tenantflow_sinks::upload::{Staging, UploadState, commit};
 
-use super::coordinator::{commit_all, fault_point};
+use super::coordinator::{commit_all, fault_point, pause_point};
 use super::manifest::{CheckpointStore, JobIdentity, Manifest, ManifestError};
 
 /// Why a job cannot resume from its checkpoint.
@@ -135,6 +135,7 @@ pub fn recover(
     staging: &Staging,
     identity: &JobIdentity,
 ) -> Result<Option<Manifest>, RecoveryError> {
+    pause_point("recovery");
     let started = std::time::Instant::now();
     let manifest = store.latest()?;
     // The files the manifest left open, with their uploads: a path can also have an
