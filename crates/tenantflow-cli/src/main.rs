@@ -2,6 +2,7 @@
 
 mod config;
 mod flags;
+mod health;
 mod produce;
 mod progress;
 mod run;
@@ -62,6 +63,8 @@ enum Command {
     Scorer(scorer::ScorerArgs),
     /// Print an example configuration file, or check one.
     Config(config::command::ConfigArgs),
+    /// Ask a running job's admin server whether it is alive (or ready): exit 0 if so.
+    Health(health::HealthArgs),
 }
 
 /// The command line, each flag's default in its help taken from its configuration key.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Scorer(args) => scorer::run(args),
         Command::Config(args) => config::command::run(args),
+        Command::Health(args) => health::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

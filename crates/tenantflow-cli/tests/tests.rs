@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod config;
 mod crash;
+mod deploy;
 mod fault_http;
 mod fault_proxy;
 mod hostile;

@@ -25,11 +25,11 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::admin::{ShardInfo, list_shards};
 use crate::backoff::Backoff;
 use crate::error::{KinesisError, Retry};
 use crate::kpl;
 use crate::lineage::{ShardLineage, StartAt};
+use crate::shards::{ShardInfo, list_shards};
 
 /// Where reading starts in shards that exist when the consumer starts. Shards created
 /// later (children of a split or merge) are always read from their start.

@@ -21,6 +21,7 @@ pub mod fan_out;
 pub mod kpl;
 pub mod lag;
 pub mod lineage;
+pub mod shards;
 pub mod url;
 pub mod writer;
 

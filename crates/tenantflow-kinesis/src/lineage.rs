@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::admin::ShardInfo;
+use crate::shards::ShardInfo;
 
 /// Where a shard starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
