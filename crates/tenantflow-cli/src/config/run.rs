@@ -585,8 +585,8 @@ impl Config for RunConfig {
         ),
         (
             "admin.listen",
-            "Where the admin server listens (/metrics, /healthz, /readyz, /tenants, the dashboard at /); `off` for no server.",
-            Some("\"0.0.0.0:9464\""),
+            "Where the admin server listens (/metrics, /healthz, /readyz, /tenants, the dashboard at /): 0.0.0.0:9464 in a container; `off` for no server.",
+            None,
         ),
     ];
 
