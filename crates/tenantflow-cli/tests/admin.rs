@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -297,39 +297,6 @@ impl Metrics {
     }
 }
 
-fn contract(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../contracts")
-        .join(name)
-}
-
-/// The industries of the linear-learner contract, in its order.
-fn linear_learner_industries() -> Vec<String> {
-    let text = std::fs::read_to_string(contract("linear-learner.toml")).unwrap();
-    let table: toml_like::Table = toml_like::parse(&text);
-    table.industries
-}
-
-/// Enough TOML for the one list the test needs.
-mod toml_like {
-    pub struct Table {
-        pub industries: Vec<String>,
-    }
-
-    pub fn parse(text: &str) -> Table {
-        let start = text.find("industries").unwrap();
-        let list = &text[start..];
-        let list = &list[list.find('[').unwrap() + 1..list.find(']').unwrap()];
-        Table {
-            industries: list
-                .split(',')
-                .map(|s| s.trim().trim_matches('"').to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-        }
-    }
-}
-
 /// The last result of each tenant (its newest event), by `companyID`.
 fn last_results(out: &Path) -> BTreeMap<String, Value> {
     let mut last: BTreeMap<String, Value> = BTreeMap::new();
@@ -380,16 +347,9 @@ fn metrics_health_and_tenant_state_of_a_live_run() {
         })
         .unwrap();
     let manager = OriginalTenantManager::start(vec![(watched[2].into(), looked_up)], "tm-key");
-    // The endpoint's rows: the six numbers, then the industries one-hot.
-    let industries = linear_learner_industries();
+    let industries = crate::stand_ins::linear_learner_industries();
     let contract_path = dir.path().join("contract.toml");
-    std::fs::write(
-        &contract_path,
-        format!(
-            "request = \"csv\"\ncolumns = [\"revenu\", \"employees\", \"job30\", \"job90\", \"monthlyFee\", \"totalFee\", \"industry\"]\nindustry = \"one-hot\"\nindustries = {industries:?}\nanswer = \"sagemaker\"\n"
-        ),
-    )
-    .unwrap();
+    crate::stand_ins::write_linear_learner_contract(&contract_path, &industries);
     let endpoint = LinearLearner::start("churn-ll", Model::builtin(), industries);
     let all = lines(&tenants, &[watched[2]]);
     let mut run = LiveRun::start(

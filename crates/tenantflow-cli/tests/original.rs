@@ -173,29 +173,9 @@ fn sigv4_requests_pass_an_iam_route_and_wrong_credentials_do_not() {
 #[test]
 fn a_linear_learner_endpoint_with_one_hot_rows_scores_as_the_embedded_model() {
     let dir = tempfile::tempdir().unwrap();
-    // The built-in model's industries, in the order of the shipped contract; the
-    // generator's tenants are of these.
-    let industries: Vec<String> = [
-        "IT",
-        "consulting",
-        "energy",
-        "finance",
-        "gov",
-        "health",
-        "retail",
-        "service",
-        "travel",
-    ]
-    .map(String::from)
-    .to_vec();
+    let industries = crate::stand_ins::linear_learner_industries();
     let contract = dir.path().join("contract.toml");
-    std::fs::write(
-        &contract,
-        format!(
-            "request = \"csv\"\ncolumns = [\"revenu\", \"employees\", \"job30\", \"job90\", \"monthlyFee\", \"totalFee\", \"industry\"]\nindustry = \"one-hot\"\nindustries = {industries:?}\nanswer = \"sagemaker\"\n"
-        ),
-    )
-    .unwrap();
+    crate::stand_ins::write_linear_learner_contract(&contract, &industries);
     let endpoint = LinearLearner::start("churn-ll", Model::builtin(), industries);
 
     let generated = ["--generate", "20000", "--companies", "300", "--seed", "9"];

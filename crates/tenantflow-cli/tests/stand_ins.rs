@@ -303,6 +303,36 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// The built-in model's industries, in the order of the shipped contract
+/// (`contracts/linear-learner.toml`); the generator's tenants are of these.
+pub fn linear_learner_industries() -> Vec<String> {
+    [
+        "IT",
+        "consulting",
+        "energy",
+        "finance",
+        "gov",
+        "health",
+        "retail",
+        "service",
+        "travel",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Writes to `path` the scoring contract of [`LinearLearner`]'s rows: the six numbers,
+/// then `industries` one-hot.
+pub fn write_linear_learner_contract(path: &std::path::Path, industries: &[String]) {
+    std::fs::write(
+        path,
+        format!(
+            "request = \"csv\"\ncolumns = [\"revenu\", \"employees\", \"job30\", \"job90\", \"monthlyFee\", \"totalFee\", \"industry\"]\nindustry = \"one-hot\"\nindustries = {industries:?}\nanswer = \"sagemaker\"\n"
+        ),
+    )
+    .unwrap();
+}
+
 /// A running linear-learner endpoint stand-in.
 pub struct LinearLearner {
     /// `http://127.0.0.1:PORT`: the SageMaker runtime URL (`--sagemaker-endpoint-url`).
