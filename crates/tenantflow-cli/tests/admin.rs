@@ -664,16 +664,17 @@ fn the_dashboard_draws_its_charts_in_headless_chromium() {
         std::thread::sleep(Duration::from_millis(100));
     }
     run.write(&all[half..]);
-    let done = run.wait_for_metrics("every record", |m| {
+    let results = tenants.iter().map(|t| t.events.len()).sum::<usize>() as f64;
+    run.wait_for_metrics("every record", |m| {
         m.samples
             .get("tenantflow_dead_letters_total{reason=\"malformed\"}")
             == Some(&1.0)
             && m.samples
                 .get("tenantflow_dead_letters_total{reason=\"unknown_company\"}")
                 == Some(&1.0)
+            && m.samples.get("tenantflow_results_total") == Some(&results)
     });
     // A sample taken after the last record, so that the chart ends where the run is.
-    let results = done.get("tenantflow_results_total");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, series) = run.json("/api/series");
