@@ -379,6 +379,12 @@ fn metrics_health_and_tenant_state_of_a_live_run() {
     }
     let (_, ready) = run.json("/readyz");
     assert_eq!(ready["phase"], "running");
+    // The container's health check says so too.
+    let health = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args(["health", "--ready", "--admin", &run.admin])
+        .output()
+        .unwrap();
+    assert!(health.status.success(), "{health:?}");
 
     // Half the records, then the rest: two scrapes, each once the job has caught up.
     let half = all.len() / 2;
@@ -582,6 +588,12 @@ fn aggregates_are_never_torn_across_a_kill_and_the_job_is_not_ready_while_recove
     }
     first.child.kill().unwrap();
     first.child.wait().unwrap();
+    let health = Command::new(env!("CARGO_BIN_EXE_tenantflow"))
+        .args(["health", "--admin", &first.admin])
+        .output()
+        .unwrap();
+    assert_eq!(health.status.code(), Some(1), "{health:?}");
+    assert!(String::from_utf8_lossy(&health.stderr).contains("asking the admin server"));
     assert!(out.join("aggregates/customers.csv").exists());
 
     // The second resumes; while it recovers it is alive but not ready.

@@ -118,7 +118,7 @@ impl<O: OutputPort> Worker<'_, O> {
             self.reissue(in_flight, &mut local)?;
             self.metrics.publish(&mut local);
         }
-        let mut queries = self.queries.clone();
+        let mut queries = std::mem::replace(&mut self.queries, crossbeam_channel::never());
         loop {
             self.waiting
                 .store(self.waiting_records(), Ordering::Release);

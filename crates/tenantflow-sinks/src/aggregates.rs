@@ -77,15 +77,13 @@ pub struct CustomerRow {
     pub events: u64,
 }
 
-/// One tenant's jobs on one day.
+/// One tenant's days with jobs, for `jobs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobsRow<'a> {
+pub struct TenantDays<'a> {
     /// The tenant.
     pub company_id: &'a str,
-    /// Days since 1970-01-01 (UTC).
-    pub day: i32,
-    /// Jobs submitted that day.
-    pub jobs: u64,
+    /// `(day, jobs)`, days since 1970-01-01 (UTC), oldest first.
+    pub days: &'a [(i32, u64)],
 }
 
 /// `customers.csv`.
@@ -129,18 +127,25 @@ pub fn customers_csv(rows: &[CustomerRow]) -> Vec<u8> {
     out
 }
 
-/// `jobs.csv`.
-pub fn jobs_csv(rows: &[JobsRow<'_>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + rows.len() * 32);
+/// `jobs.csv`: a row per tenant and day, written straight from the days (no row
+/// objects, no allocation per row).
+pub fn jobs_csv(tenants: &[TenantDays<'_>]) -> Vec<u8> {
+    let rows: usize = tenants.iter().map(|t| t.days.len()).sum();
+    let mut out = Vec::with_capacity(32 + rows * 28);
     out.extend_from_slice(JOBS_HEADER.as_bytes());
     out.push(b'\n');
-    for r in rows {
-        push_csv_cell(&mut out, r.company_id);
-        out.push(b',');
-        out.extend_from_slice(iso_day(r.day).as_bytes());
-        out.push(b',');
-        push_int(&mut out, r.jobs);
-        out.push(b'\n');
+    let mut cell = Vec::new();
+    for t in tenants {
+        cell.clear();
+        push_csv_cell(&mut cell, t.company_id);
+        for &(day, jobs) in t.days {
+            out.extend_from_slice(&cell);
+            out.push(b',');
+            push_iso_day(&mut out, i64::from(day));
+            out.push(b',');
+            push_int(&mut out, jobs);
+            out.push(b'\n');
+        }
     }
     out
 }
@@ -196,24 +201,27 @@ pub fn customers_parquet(rows: &[CustomerRow]) -> Result<Vec<u8>, SinkError> {
 ///
 /// # Errors
 /// When the Parquet writer fails.
-pub fn jobs_parquet(rows: &[JobsRow<'_>]) -> Result<Vec<u8>, SinkError> {
+pub fn jobs_parquet(tenants: &[TenantDays<'_>]) -> Result<Vec<u8>, SinkError> {
+    let rows = || {
+        tenants
+            .iter()
+            .flat_map(|t| t.days.iter().map(move |d| (t.company_id, d)))
+    };
     write_parquet(
         JOBS_SCHEMA,
         "aggregates/jobs.parquet",
         |index, column| match index {
             0 => {
-                let ids: Vec<ByteArray> =
-                    rows.iter().map(|r| ByteArray::from(r.company_id)).collect();
+                let ids: Vec<ByteArray> = rows().map(|(id, _)| ByteArray::from(id)).collect();
                 write_all::<ByteArrayType>(column, &ids, None)
             }
             1 => {
-                let days: Vec<i32> = rows.iter().map(|r| r.day).collect();
+                let days: Vec<i32> = rows().map(|(_, d)| d.0).collect();
                 write_all::<Int32Type>(column, &days, None)
             }
             2 => {
-                let jobs: Vec<i64> = rows
-                    .iter()
-                    .map(|r| i64::try_from(r.jobs).unwrap_or(i64::MAX))
+                let jobs: Vec<i64> = rows()
+                    .map(|(_, d)| i64::try_from(d.1).unwrap_or(i64::MAX))
                     .collect();
                 write_all::<Int64Type>(column, &jobs, None)
             }
@@ -291,17 +299,36 @@ fn iso_millis(ms: i64) -> String {
         in_day / 1000 % 60,
         in_day % 1000,
     );
-    format!("{}T{h:02}:{m:02}:{s:02}.{milli:03}Z", iso_day_i64(day))
+    let mut date = Vec::with_capacity(10);
+    push_iso_day(&mut date, day);
+    format!(
+        "{}T{h:02}:{m:02}:{s:02}.{milli:03}Z",
+        String::from_utf8_lossy(&date)
+    )
 }
 
-/// `2026-01-29`.
-fn iso_day(day: i32) -> String {
-    iso_day_i64(i64::from(day))
-}
-
-fn iso_day_i64(day: i64) -> String {
+/// Appends `2026-01-29` (a year outside 0..=9999 as it comes).
+fn push_iso_day(out: &mut Vec<u8>, day: i64) {
     let (y, m, d) = tenantflow_core::time::civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
+    if (0..=9999).contains(&y) {
+        let y = y as u32;
+        out.extend_from_slice(&[
+            b'0' + (y / 1000) as u8,
+            b'0' + (y / 100 % 10) as u8,
+            b'0' + (y / 10 % 10) as u8,
+            b'0' + (y % 10) as u8,
+        ]);
+    } else {
+        push_int(out, y);
+    }
+    out.extend_from_slice(&[
+        b'-',
+        b'0' + (m / 10) as u8,
+        b'0' + (m % 10) as u8,
+        b'-',
+        b'0' + (d / 10) as u8,
+        b'0' + (d % 10) as u8,
+    ]);
 }
 
 #[cfg(test)]
@@ -349,13 +376,21 @@ mod tests {
 
     #[test]
     fn jobs_csv_names_days() {
-        let csv = String::from_utf8(jobs_csv(&[JobsRow {
-            company_id: "c1",
-            day: 20_482,
-            jobs: 7,
-        }]))
+        let csv = String::from_utf8(jobs_csv(&[
+            TenantDays {
+                company_id: "c1",
+                days: &[(20_482, 7), (20_483, 1)],
+            },
+            TenantDays {
+                company_id: "c,2",
+                days: &[(-1, 2)],
+            },
+        ]))
         .unwrap();
-        assert_eq!(csv, "companyID,day,jobs\nc1,2026-01-29,7\n");
+        assert_eq!(
+            csv,
+            "companyID,day,jobs\nc1,2026-01-29,7\nc1,2026-01-30,1\n\"c,2\",1969-12-31,2\n"
+        );
     }
 
     #[test]
@@ -367,14 +402,13 @@ mod tests {
             parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
         use parquet::file::reader::FileReader;
         assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
-        let jobs = jobs_parquet(&[JobsRow {
+        let jobs = jobs_parquet(&[TenantDays {
             company_id: "c1",
-            day: 1,
-            jobs: 2,
+            days: &[(1, 2), (2, 5)],
         }])
         .unwrap();
         let reader =
             parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(jobs)).unwrap();
-        assert_eq!(reader.metadata().file_metadata().num_rows(), 1);
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tenantflow_operators::snapshot::{SnapshotError, read_snapshot};
 use tenantflow_sinks::aggregates::{
-    CustomerRow, JobsRow, customers_csv, customers_parquet, jobs_csv, jobs_parquet,
+    CustomerRow, TenantDays, customers_csv, customers_parquet, jobs_csv, jobs_parquet,
 };
 use tenantflow_sinks::upload::{PendingBody, PendingFile, Staging};
 
@@ -60,20 +60,18 @@ impl Aggregates {
                 "reading a state snapshot: {e}"
             )))
         })?;
-        let jobs: Vec<JobsRow<'_>> = customers
+        let jobs: Vec<TenantDays<'_>> = customers
             .iter()
             .zip(&days)
-            .flat_map(|(c, days)| {
-                days.iter().map(|&(day, jobs)| JobsRow {
-                    company_id: &c.company_id,
-                    day,
-                    jobs,
-                })
+            .map(|(c, days)| TenantDays {
+                company_id: &c.company_id,
+                days,
             })
             .collect();
+        let day_rows: usize = days.iter().map(Vec::len).sum();
         let mut files = vec![
             ("customers.csv", customers_csv(&customers), customers.len()),
-            ("jobs.csv", jobs_csv(&jobs), jobs.len()),
+            ("jobs.csv", jobs_csv(&jobs), day_rows),
         ];
         if self.parquet {
             let parquet = |e: tenantflow_sinks::SinkError| {
@@ -87,7 +85,7 @@ impl Aggregates {
             files.push((
                 "jobs.parquet",
                 jobs_parquet(&jobs).map_err(parquet)?,
-                jobs.len(),
+                day_rows,
             ));
         }
         let mut pending = Vec::with_capacity(files.len());
@@ -113,7 +111,7 @@ impl Aggregates {
         tracing::debug!(
             checkpoint = n,
             tenants = customers.len(),
-            days = jobs.len(),
+            days = day_rows,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Aggregates staged."
         );
