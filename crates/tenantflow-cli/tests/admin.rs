@@ -146,7 +146,7 @@ fn lines(tenants: &[Tenant], looked_up: &[&str]) -> Vec<String> {
 }
 
 /// A `tenantflow run` in progress, its admin server on a free port, its JSON logs read.
-struct LiveRun {
+pub(crate) struct LiveRun {
     child: Child,
     stdin: Option<ChildStdin>,
     admin: String,
@@ -155,7 +155,12 @@ struct LiveRun {
 }
 
 impl LiveRun {
-    fn start(out: &Path, input: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(
+        out: &Path,
+        input: Option<&Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
         local_aws(&mut cmd)
             .args(["--log-format", "json", "run", "--quiet", "--output"])
@@ -211,7 +216,7 @@ impl LiveRun {
         http(&self.admin, "GET", path, &[], None)
     }
 
-    fn json(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn json(&self, path: &str) -> (u16, Value) {
         let (status, body) = self.get(path);
         let value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
@@ -227,7 +232,7 @@ impl LiveRun {
     }
 
     /// Polls (bounded) until `done` holds of the metrics text.
-    fn wait_for_metrics(&self, what: &str, done: impl Fn(&Metrics) -> bool) -> Metrics {
+    pub(crate) fn wait_for_metrics(&self, what: &str, done: impl Fn(&Metrics) -> bool) -> Metrics {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let metrics = Metrics::parse(&self.get("/metrics").1);
@@ -244,7 +249,7 @@ impl LiveRun {
     }
 
     /// Closes stdin and waits for the run to end well; returns the logs it wrote.
-    fn finish(&mut self) -> Vec<Value> {
+    pub(crate) fn finish(&mut self) -> Vec<Value> {
         drop(self.stdin.take());
         let status = self.child.wait().unwrap();
         assert!(status.success(), "the run failed: {status}");
@@ -268,9 +273,9 @@ impl Drop for LiveRun {
 }
 
 /// A scrape: every sample's value by its name and labels, as written.
-struct Metrics {
-    text: String,
-    samples: BTreeMap<String, f64>,
+pub(crate) struct Metrics {
+    pub(crate) text: String,
+    pub(crate) samples: BTreeMap<String, f64>,
 }
 
 impl Metrics {

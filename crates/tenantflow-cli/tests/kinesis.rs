@@ -998,3 +998,70 @@ fn a_managed_flink_properties_file_runs_the_job_of_the_equivalent_flags() {
     assert_eq!(lines, sorted_result_lines(&from_flags));
     stream.delete();
 }
+
+#[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
+fn the_admin_server_reports_every_shards_lag_during_a_w1_stream_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 3_000, 100, 43);
+    let lines = std::fs::read_to_string(&input).unwrap().lines().count() as f64;
+    let stream = TestStream::create("admin-lag", 2);
+    kinesis(&[
+        "produce",
+        "--stream",
+        &stream,
+        "--input",
+        input.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let out = dir.path().join("out");
+    let url = format!("kinesis://{stream}");
+    let endpoint = endpoint();
+    // Stdin stays open (the run reads it too) until the checks are done; then the
+    // stream's idleness ends the run.
+    let mut run = crate::admin::LiveRun::start(
+        &out,
+        None,
+        &[
+            "--input",
+            &url,
+            "--exit-when-idle",
+            "2s",
+            "--model",
+            &model(),
+        ],
+        &[("AWS_ENDPOINT_URL", &endpoint)],
+    );
+    let read = format!("tenantflow_records_read_total{{source=\"stream-{stream}\"}}");
+    let m = run.wait_for_metrics("every record of the stream", |m| {
+        m.samples.get(&read) == Some(&lines)
+    });
+    let lags: Vec<&String> = m
+        .samples
+        .keys()
+        .filter(|k| k.starts_with("tenantflow_shard_lag_milliseconds{"))
+        .collect();
+    assert_eq!(lags.len(), 2, "{}", m.text);
+    assert!(
+        lags.iter()
+            .all(|k| k.contains(&format!("stream=\"{stream}\""))),
+        "{lags:?}"
+    );
+    // The dashboard's series carry both shards (a sample a second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, series) = run.json("/api/series");
+        let shards = series["samples"]
+            .as_array()
+            .unwrap()
+            .last()
+            .map_or(0, |s| s["lags"].as_object().unwrap().len());
+        if shards == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no lag in the series");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run.finish();
+    stream.delete();
+}
