@@ -123,24 +123,13 @@ impl SnapshotTenant<'_> {
     /// `(job30, job90)` as of the tenant's newest day, as
     /// [`Tenant::counts_at_newest_day`] gives them.
     pub fn counts_at_newest_day(&self) -> (i64, i64) {
-        let mut counts = crate::window::Counts::default();
-        if let Some(&(newest, _)) = self.days.last() {
-            for &(day, jobs) in self.days.iter().rev() {
-                let age = i64::from(newest) - i64::from(day);
-                if age >= crate::window::WINDOW_90 {
-                    break;
-                }
-                counts.sum90 = counts.sum90.saturating_add(jobs);
-                if age < crate::window::WINDOW_30 {
-                    counts.sum30 = counts.sum30.saturating_add(jobs);
-                }
-            }
-        }
-        let add = |base: i64, n: u64| base.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
-        (
-            add(self.profile.job30, counts.sum30),
-            add(self.profile.job90, counts.sum90),
-        )
+        let counts = self
+            .days
+            .last()
+            .map_or_else(Default::default, |&(newest, _)| {
+                crate::window::sums_at(self.days.iter().rev(), i64::from(newest))
+            });
+        crate::tenant::with_baseline(&self.profile, counts)
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tenantflow_core::{Company, CompanyProfile};
 
 use crate::score::{Features, Model};
-use crate::window::{DayWindow, Retention, WindowError};
+use crate::window::{Counts, DayWindow, Retention, WindowError};
 
 /// One tenant's state. `X` is whatever the worker keeps beside the profile (for
 /// instance the profile pre-encoded for the output format), rebuilt on each update.
@@ -302,8 +302,7 @@ impl<X> TenantTable<X> {
         };
         tenant.activity.count_event(creation_date);
         let p = &tenant.profile;
-        let job30 = p.job30.saturating_add(saturating_i64(counts.sum30));
-        let job90 = p.job90.saturating_add(saturating_i64(counts.sum90));
+        let (job30, job90) = with_baseline(p, counts);
         let features = features(p, job30, job90);
         let churn_score = model.score(&features, &p.industry, tenant.industry_weight);
         let risk_of_churn = model.is_risk(churn_score);
@@ -321,16 +320,16 @@ impl<X> Tenant<X> {
     /// `(job30, job90)` as of the tenant's newest day: the profile's baseline plus the
     /// jobs of the windows ending on that day.
     pub fn counts_at_newest_day(&self) -> (i64, i64) {
-        let counts = self.window.newest_counts();
-        (
-            self.profile
-                .job30
-                .saturating_add(saturating_i64(counts.sum30)),
-            self.profile
-                .job90
-                .saturating_add(saturating_i64(counts.sum90)),
-        )
+        with_baseline(&self.profile, self.window.newest_counts())
     }
+}
+
+/// `(job30, job90)`: the profile's baselines plus the window's `counts`.
+pub(crate) fn with_baseline(p: &CompanyProfile, counts: Counts) -> (i64, i64) {
+    (
+        p.job30.saturating_add(saturating_i64(counts.sum30)),
+        p.job90.saturating_add(saturating_i64(counts.sum90)),
+    )
 }
 
 /// The scored features of a profile with its counts.

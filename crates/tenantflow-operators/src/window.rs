@@ -169,21 +169,7 @@ impl DayWindow {
 
     /// The sums of the windows ending on `day`, scanning from the newest day back.
     fn sums_at(&self, day: i64) -> Counts {
-        let mut counts = Counts { sum30: 0, sum90: 0 };
-        for &(d, jobs) in self.head.iter().chain(self.older.iter().rev()) {
-            let age = day - i64::from(d);
-            if age < 0 {
-                continue;
-            }
-            if age >= WINDOW_90 {
-                break;
-            }
-            counts.sum90 = counts.sum90.saturating_add(jobs);
-            if age < WINDOW_30 {
-                counts.sum30 = counts.sum30.saturating_add(jobs);
-            }
-        }
-        counts
+        sums_at(self.head.iter().chain(self.older.iter().rev()), day)
     }
 
     /// The sums of the windows ending on the newest day (zero for an empty window).
@@ -224,6 +210,26 @@ impl DayWindow {
     pub fn is_empty(&self) -> bool {
         self.head.is_none()
     }
+}
+
+/// The sums of the windows ending on `day` over `(day, jobs)` given newest first (the
+/// scan stops at the first day 90 or more days before `day`).
+pub(crate) fn sums_at<'a>(newest_first: impl Iterator<Item = &'a (i32, u64)>, day: i64) -> Counts {
+    let mut counts = Counts { sum30: 0, sum90: 0 };
+    for &(d, jobs) in newest_first {
+        let age = day - i64::from(d);
+        if age < 0 {
+            continue;
+        }
+        if age >= WINDOW_90 {
+            break;
+        }
+        counts.sum90 = counts.sum90.saturating_add(jobs);
+        if age < WINDOW_30 {
+            counts.sum30 = counts.sum30.saturating_add(jobs);
+        }
+    }
+    counts
 }
 
 /// Days are stored as `i32` (±5.8 million years around 1970); event times beyond that
