@@ -30,6 +30,7 @@ pub const NAMES: &[&str] = &[
     "tenantflow_dead_letters",
     "tenantflow_shard_lag_milliseconds",
     "tenantflow_lookups",
+    "tenantflow_other_shard_records",
     "tenantflow_remote_calls",
     "tenantflow_remote_retries",
     "tenantflow_remote_failures",
@@ -168,6 +169,12 @@ impl Collector for JobCollector {
             "tenantflow_lookups",
             "TenantManager lookups answered (a profile, unknown, or a failure for good).",
             &ConstCounter::new(m.lookups),
+        )?;
+        single(
+            e,
+            "tenantflow_other_shard_records",
+            "Records of tenants another shard owns, left to that shard's job (a stream read in full by a job holding leases).",
+            &ConstCounter::new(m.other_shard_records),
         )?;
         let remote = status.remote();
         let by_service = |read: fn(&tenantflow_runtime::CallStats) -> u64| {

@@ -697,6 +697,7 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         lookup,
         scoring: remote_scoring,
         locks,
+        shard: None,
     };
     Ok(Plan {
         job,

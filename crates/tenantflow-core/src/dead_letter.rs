@@ -29,11 +29,15 @@ pub enum DeadLetterReason {
     /// A job event from a file without `creationDate`, while arrival time is not asked
     /// for (`--missing-event-time arrival`).
     MissingEventTime,
+    /// A record of a leased stream whose partition key is not its `companyID`: with
+    /// leases, a tenant's records must all be in the shard that owns its state
+    /// (`tenantflow repartition` re-keys such a stream).
+    NotKeyedByTenant,
 }
 
 impl DeadLetterReason {
     /// Every reason, in a stable order (for counters and summaries).
-    pub const ALL: [DeadLetterReason; 8] = [
+    pub const ALL: [DeadLetterReason; 9] = [
         DeadLetterReason::Malformed,
         DeadLetterReason::RecordTooLarge,
         DeadLetterReason::UnknownCompany,
@@ -42,6 +46,7 @@ impl DeadLetterReason {
         DeadLetterReason::ScoringFailed,
         DeadLetterReason::EventTimeOutOfRange,
         DeadLetterReason::MissingEventTime,
+        DeadLetterReason::NotKeyedByTenant,
     ];
 
     /// The reason as written in dead letters and metrics.
@@ -55,6 +60,7 @@ impl DeadLetterReason {
             DeadLetterReason::ScoringFailed => "scoring_failed",
             DeadLetterReason::EventTimeOutOfRange => "event_time_out_of_range",
             DeadLetterReason::MissingEventTime => "missing_event_time",
+            DeadLetterReason::NotKeyedByTenant => "not_keyed_by_tenant",
         }
     }
 

@@ -65,6 +65,8 @@ pub struct ConsumedRecord {
     pub data: Bytes,
     /// ApproximateArrivalTimestamp, epoch milliseconds.
     pub arrival_ms: i64,
+    /// The partition key it was put with (a KPL sub-record's own).
+    pub partition_key: Arc<str>,
     /// Where it was read.
     pub position: ShardPosition,
 }
@@ -101,6 +103,9 @@ pub struct ConsumerConfig {
     pub finished: HashSet<String>,
     /// Where each shard's `MillisBehindLatest` is reported.
     pub lags: crate::lag::ShardLags,
+    /// Only these shards (a worker's leases), not their children; the consumer ends
+    /// once each was read to its end. `None`: every shard, in lineage order.
+    pub only: Option<HashSet<String>>,
 }
 
 impl ConsumerConfig {
@@ -115,6 +120,7 @@ impl ConsumerConfig {
             fan_out: None,
             finished: HashSet::new(),
             lags: crate::lag::ShardLags::default(),
+            only: None,
         }
     }
 }
@@ -181,6 +187,9 @@ pub async fn consume(
         None => None,
     };
     let mut lineage = ShardLineage::new(config.finished.clone());
+    if let Some(only) = &config.only {
+        lineage = lineage.only(only.clone());
+    }
     let reader = Readers {
         client: &client,
         config: &config,
@@ -200,6 +209,9 @@ pub async fn consume(
             // Cancel safety: `interval::tick`, `watch::changed` and `JoinSet::join_next`
             // are cancel-safe; nothing is lost when another arm wins.
             _ = discovery.tick() => {
+                if lineage.all_ended() {
+                    break;
+                }
                 lineage.listed(list_shards(&client, &config.stream).await?);
                 for (shard, at) in lineage.ready() {
                     tasks.spawn(reader.start(shard, at));
@@ -214,6 +226,10 @@ pub async fn consume(
                 tracing::debug!(stream = %config.stream, shard = %shard_id, "Shard read to its end.");
                 lineage.finished(&shard_id);
                 stats.shards_finished += 1;
+                if lineage.all_ended() {
+                    tracing::info!(stream = %config.stream, "Every leased shard read to its end.");
+                    break;
+                }
                 // Children appear in ListShards when their parents close: look now, and
                 // start them before the idle check can see a moment with nothing running.
                 lineage.listed(list_shards(&client, &config.stream).await?);
@@ -644,6 +660,7 @@ impl ShardReader {
                         out.push(ConsumedRecord {
                             data: Bytes::copy_from_slice(sub.data),
                             arrival_ms,
+                            partition_key: Arc::from(sub.partition_key),
                             position: ShardPosition {
                                 shard_id: Arc::clone(&self.shard_id),
                                 sequence: Arc::clone(&sequence),
@@ -655,9 +672,9 @@ impl ShardReader {
                 Some(Err(e)) => {
                     // Delivered as is: the decoder makes it a dead letter with the record.
                     tracing::warn!(%e, shard = %self.shard.id, "Malformed KPL aggregate.");
-                    out.push(self.plain(data, arrival_ms, sequence));
+                    out.push(self.plain(r, arrival_ms, sequence));
                 }
-                None => out.push(self.plain(data, arrival_ms, sequence)),
+                None => out.push(self.plain(r, arrival_ms, sequence)),
             }
         }
         RecordBatch {
@@ -667,10 +684,16 @@ impl ShardReader {
         }
     }
 
-    fn plain(&self, data: &[u8], arrival_ms: i64, sequence: Arc<str>) -> ConsumedRecord {
+    fn plain(
+        &self,
+        record: &aws_sdk_kinesis::types::Record,
+        arrival_ms: i64,
+        sequence: Arc<str>,
+    ) -> ConsumedRecord {
         ConsumedRecord {
-            data: Bytes::copy_from_slice(data),
+            data: Bytes::copy_from_slice(record.data().as_ref()),
             arrival_ms,
+            partition_key: Arc::from(record.partition_key()),
             position: ShardPosition {
                 shard_id: Arc::clone(&self.shard_id),
                 sequence,

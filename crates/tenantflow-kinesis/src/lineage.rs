@@ -28,6 +28,8 @@ pub struct ShardLineage {
     running: HashSet<String>,
     /// The shards of the first listing: they start where the consumer was told.
     initial: Option<HashSet<String>>,
+    /// Only these shards are read (a worker's leases), not their children.
+    only: Option<HashSet<String>>,
 }
 
 impl ShardLineage {
@@ -37,6 +39,20 @@ impl ShardLineage {
             finished,
             ..Self::default()
         }
+    }
+
+    /// Reads only `shards` (a worker's leases): no other shard, and not their children
+    /// (each child has a lease of its own).
+    pub fn only(mut self, shards: HashSet<String>) -> Self {
+        self.only = Some(shards);
+        self
+    }
+
+    /// With [`Self::only`]: every one of its shards was read to its end.
+    pub fn all_ended(&self) -> bool {
+        self.only
+            .as_ref()
+            .is_some_and(|only| only.iter().all(|id| self.finished.contains(id)))
     }
 
     /// What a `ListShards` showed: shards not known yet are added, in its order. The
@@ -62,7 +78,10 @@ impl ShardLineage {
         };
         let mut ready = Vec::new();
         for id in &self.order {
-            if self.finished.contains(id) || self.running.contains(id) {
+            if self.finished.contains(id)
+                || self.running.contains(id)
+                || self.only.as_ref().is_some_and(|only| !only.contains(id))
+            {
                 continue;
             }
             let shard = &self.known[id];
@@ -164,5 +183,17 @@ mod tests {
             [("c", StartAt::Configured), ("x", StartAt::Configured)]
         );
         assert!(lineage.listed_once());
+    }
+
+    #[test]
+    fn a_leased_shard_is_read_alone_and_its_children_are_left_to_their_leases() {
+        let mut lineage = ShardLineage::new(HashSet::new()).only(["a".to_owned()].into());
+        lineage.listed(vec![shard("a", None, None), shard("b", None, None)]);
+        assert_eq!(ids(&lineage.ready()), [("a", StartAt::Configured)]);
+        assert!(!lineage.all_ended());
+        lineage.listed(vec![shard("c", Some("a"), None)]);
+        lineage.finished("a");
+        assert!(lineage.ready().is_empty());
+        assert!(lineage.all_ended());
     }
 }

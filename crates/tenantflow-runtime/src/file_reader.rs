@@ -75,6 +75,7 @@ pub(crate) fn read_inputs(
                 name: input.name(),
                 line: Some(event.number),
                 shard: None,
+                partition_key: None,
             };
             match event.line {
                 Line::Record(bytes) => {

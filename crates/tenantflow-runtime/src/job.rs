@@ -1,5 +1,6 @@
 //! Wiring: builds the stages of a run, starts them, joins them.
 
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use tenantflow_core::RecordKind;
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_core::time::EventTimeBounds;
+use tenantflow_kinesis::hash_key::HashRange;
 use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_kinesis::writer::WriterStats;
 use tenantflow_operators::score::Model;
@@ -29,7 +31,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::output_lock::OutputLock;
 use crate::output_port::FileOutput;
 use crate::resume::Resume;
-use crate::router::{MissingEventTime, Router, SourceContext};
+use crate::router::{KeyRule, MissingEventTime, Router, SourceContext};
 use crate::scoring::{ScoringConfig, ScoringService};
 use crate::sources::Sources;
 use crate::status::Phase;
@@ -85,6 +87,40 @@ pub struct JobConfig {
     pub scoring: Option<ScoringConfig>,
     /// The locks held on the output and the checkpoints, for the whole run.
     pub locks: Vec<OutputLock>,
+    /// The shard whose lease this job holds; `None`: a job without leases, reading
+    /// every shard of its streams.
+    pub shard: Option<ShardScope>,
+}
+
+/// The shard a job holds the lease of: of the leased stream it reads only that shard,
+/// whose records must be keyed by tenant; of the other streams (read in full, such as
+/// `companies`) only the tenants whose hash key the shard's range holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardScope {
+    /// The leased stream.
+    pub stream: String,
+    /// The shard.
+    pub shard_id: String,
+    /// Its hash-key range.
+    pub hash_range: HashRange,
+}
+
+impl ShardScope {
+    /// The rule for the records of `stream`.
+    pub(crate) fn key_rule(scope: Option<&ShardScope>, stream: &str) -> KeyRule {
+        match scope {
+            None => KeyRule::All,
+            Some(scope) if scope.stream == stream => KeyRule::KeyedByTenant,
+            Some(scope) => KeyRule::InRange(scope.hash_range),
+        }
+    }
+
+    /// The shards the consumer of `stream` reads: the leased one alone, or every one.
+    pub(crate) fn only(scope: Option<&ShardScope>, stream: &str) -> Option<HashSet<String>> {
+        scope
+            .filter(|scope| scope.stream == stream)
+            .map(|scope| HashSet::from([scope.shard_id.clone()]))
+    }
 }
 
 impl JobConfig {
@@ -326,7 +362,8 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
                     source_ids.stream_slot(i),
                     &stage,
                     MissingEventTime::ArrivalTime,
-                );
+                )
+                .with_key_rule(ShardScope::key_rule(config.shard.as_ref(), &input.stream));
                 let route = StreamRoute {
                     batches: rx,
                     source,

@@ -48,7 +48,7 @@ mod worker;
 pub use checkpoint::coordinator::CheckpointStats;
 pub use checkpoint::manifest::CheckpointStore;
 pub use error::RunError;
-pub use job::{JobConfig, RunSummary, run};
+pub use job::{JobConfig, RunSummary, ShardScope, run};
 pub use lookup::LookupConfig;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputError, OutputStart, prepare_output};

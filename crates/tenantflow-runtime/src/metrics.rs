@@ -32,6 +32,9 @@ pub struct Metrics {
     pub lookups: AtomicU64,
     /// Profiles the lookups brought into state (first fetches and refreshes).
     pub tenants_fetched: AtomicU64,
+    /// Records of tenants another shard owns, skipped (a stream read in full, such as
+    /// `companies`, by a job that holds leases: that shard's job applies them).
+    pub other_shard_records: AtomicU64,
     /// Everything else the run shows its operators: phase, sources, shards,
     /// checkpoints, workers, remote calls, tenant state.
     pub status: crate::status::JobStatus,
@@ -62,6 +65,8 @@ pub struct MetricsSnapshot {
     pub lookups: u64,
     /// See [`Metrics::tenants_fetched`].
     pub tenants_fetched: u64,
+    /// See [`Metrics::other_shard_records`].
+    pub other_shard_records: u64,
 }
 
 impl MetricsSnapshot {
@@ -87,6 +92,7 @@ impl Metrics {
             dead_letters: std::array::from_fn(|i| get(&self.dead_letters[i])),
             lookups: get(&self.lookups),
             tenants_fetched: get(&self.tenants_fetched),
+            other_shard_records: get(&self.other_shard_records),
         }
     }
 
@@ -114,5 +120,6 @@ impl Metrics {
         }
         add(&self.lookups, &mut local.lookups);
         add(&self.tenants_fetched, &mut local.tenants_fetched);
+        add(&self.other_shard_records, &mut local.other_shard_records);
     }
 }

@@ -36,6 +36,22 @@ pub(crate) struct Origin<'a> {
     pub(crate) line: Option<u64>,
     /// Shard, sequence number and index in a KPL aggregate, for stream records.
     pub(crate) shard: Option<(&'a str, &'a str, Option<u32>)>,
+    /// The partition key, for stream records.
+    pub(crate) partition_key: Option<&'a str>,
+}
+
+/// Which tenants' records a source routes, in a job that holds a shard's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyRule {
+    /// Every record (a job without leases).
+    #[default]
+    All,
+    /// The leased stream: a record must be keyed by its tenant (its partition key is its
+    /// `companyID`), else it is a dead letter `not_keyed_by_tenant`.
+    KeyedByTenant,
+    /// A stream read in full (`companies`): only the tenants whose hash key the shard's
+    /// range holds; the others are counted and left to their own shard's job.
+    InRange(tenantflow_kinesis::hash_key::HashRange),
 }
 
 /// What a source thread shares with the others: the job's counters, the stop flag,
@@ -79,6 +95,7 @@ pub(crate) struct Router<'a> {
     last_arrived: u64,
     left: bool,
     missing_event_time: MissingEventTime,
+    key_rule: KeyRule,
     /// The latest accepted event time, from the wall clock when last read (read again
     /// only when an event is past it, so the clock is not read per record).
     max_event_ms: i64,
@@ -96,6 +113,7 @@ impl<'a> Router<'a> {
     ) -> Self {
         Self {
             missing_event_time,
+            key_rule: KeyRule::All,
             max_event_ms: context.event_time.max_ms(now_ms()),
             batches: (0..workers.len())
                 .map(|_| Batch::with_capacity(BATCH_RECORDS))
@@ -112,6 +130,12 @@ impl<'a> Router<'a> {
             last_arrived: 0,
             left: false,
         }
+    }
+
+    /// Routes only the records `rule` lets through.
+    pub(crate) fn with_key_rule(mut self, rule: KeyRule) -> Self {
+        self.key_rule = rule;
+        self
     }
 
     /// Adds the local counts to the job's (and this stage's records read to its own).
@@ -194,6 +218,33 @@ impl<'a> Router<'a> {
                 );
             }
         };
+        match self.key_rule {
+            KeyRule::All => {}
+            KeyRule::KeyedByTenant => {
+                let key = origin.partition_key.unwrap_or_default();
+                if key != record.company_id() {
+                    let error = format!(
+                        "partition key {key:?} is not the record's companyID {:?}: with leases, \
+                         a tenant's records must be put with its companyID as partition key \
+                         (tenantflow repartition re-keys a stream)",
+                        record.company_id()
+                    );
+                    return self.dead_letter(
+                        DeadLetterReason::NotKeyedByTenant,
+                        &error,
+                        origin,
+                        bytes,
+                        None,
+                    );
+                }
+            }
+            KeyRule::InRange(range) => {
+                if !range.holds(record.company_id()) {
+                    self.local.other_shard_records += 1;
+                    return Ok(());
+                }
+            }
+        }
         match &record {
             Record::Job(job) => {
                 self.local.job_events += 1;
@@ -451,6 +502,7 @@ mod tests {
                 name: "in.ndjson",
                 line: Some(line),
                 shard: None,
+                partition_key: None,
             };
             router
                 .record(text.as_bytes(), InputFormat::Ndjson, decoder, T0, &origin)
@@ -479,5 +531,92 @@ mod tests {
         assert_eq!(m.dead_letters_total(), 1, "the malformed line");
         // It left the gate with its part.
         assert_eq!(gate.wait_all_left(std::time::Duration::ZERO), Ok(true));
+    }
+
+    #[test]
+    fn a_leased_stream_takes_only_records_keyed_by_their_tenant_and_a_full_one_only_its_range() {
+        use tenantflow_kinesis::hash_key::{HashRange, hash_key};
+        let memory = Arc::new(MemoryStore::new());
+        let root = Location::root(memory);
+        let checkpoints = CheckpointStore {
+            location: root.child("_checkpoints"),
+        };
+        let metrics = Metrics::default();
+        let stop = AtomicBool::new(false);
+        let gate = Gate::new(2);
+        let context = SourceContext {
+            metrics: &metrics,
+            stop: &stop,
+            gate: &gate,
+            checkpoints: &checkpoints,
+            event_time: EventTimeBounds {
+                max_future_skew_ms: 86_400_000,
+            },
+        };
+        let staging = Staging {
+            location: checkpoints.location.clone(),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let router = |source, rule| {
+            Router::new(
+                vec![tx.clone()],
+                None,
+                DeadLetterSink::new(root.child("_rejected"), staging.clone(), "stream"),
+                context,
+                source,
+                "stream",
+                MissingEventTime::ArrivalTime,
+            )
+            .with_key_rule(rule)
+        };
+        let decoder = Decoder::new(DefaultKind::Infer);
+        let feed = |router: &mut Router<'_>, text: &str, key: &str| {
+            let origin = Origin {
+                source: 0,
+                name: "kinesis://s",
+                line: None,
+                shard: Some(("shardId-000000000000", "1", None)),
+                partition_key: Some(key),
+            };
+            router
+                .record(text.as_bytes(), InputFormat::Ndjson, decoder, T0, &origin)
+                .unwrap();
+        };
+        let mut keyed = router(0, KeyRule::KeyedByTenant);
+        feed(&mut keyed, &job("t-1", 0), "t-1");
+        feed(&mut keyed, &job("t-1", 1), "0b1c2d");
+        keyed.finish(None, None).unwrap();
+        // The lower half of the hash keys: of two tenants, the one it holds passes.
+        let half = HashRange {
+            start: 0,
+            end: u128::MAX / 2,
+        };
+        let (inside, outside) = if half.contains(hash_key("t-1")) {
+            ("t-1", "t-2")
+        } else {
+            ("t-2", "t-1")
+        };
+        assert_ne!(
+            half.holds(inside),
+            half.holds(outside),
+            "pick two tenants apart"
+        );
+        let company = |id: &str| {
+            format!(
+                r#"{{"type":"company","companyID":"{id}","industry":"retail","revenu":1,"employees":1,"job30":0,"job90":0,"monthlyFee":1,"totalFee":1}}"#
+            )
+        };
+        let mut full = router(1, KeyRule::InRange(half));
+        feed(&mut full, &company(inside), "any");
+        feed(&mut full, &company(outside), "any");
+        full.finish(None, None).unwrap();
+        assert_eq!(received(&rx).1, ["t-1@0".to_owned(), format!("{inside}@0")]);
+        let m = metrics.snapshot();
+        assert_eq!(
+            m.dead_letters[DeadLetterReason::NotKeyedByTenant.index()],
+            1,
+            "the job event put with another key"
+        );
+        assert_eq!(m.other_shard_records, 1);
     }
 }

@@ -83,6 +83,7 @@ impl StreamRoute<'_> {
                     &position.sequence,
                     position.sub_sequence,
                 )),
+                partition_key: Some(&record.partition_key),
             };
             let data = record.data.strip_suffix(b"\n").unwrap_or(&record.data);
             for line in data.split(|&b| b == b'\n') {

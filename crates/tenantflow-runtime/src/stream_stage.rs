@@ -56,6 +56,7 @@ impl StreamStage {
             consumer.exit_when_idle = config.exit_when_idle;
             consumer.fan_out = input.consumer.clone();
             consumer.lags = metrics.status.shard_lags(&input.stream);
+            consumer.only = crate::job::ShardScope::only(config.shard.as_ref(), &input.stream);
             let consume = tenantflow_kinesis::consumer::consume(
                 client.clone(),
                 consumer,

@@ -166,6 +166,7 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         lookup: None,
         scoring: None,
         locks: Vec::new(),
+        shard: None,
     }
 }
 
