@@ -698,6 +698,7 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         scoring: remote_scoring,
         locks,
         shard: None,
+        fence: None,
     };
     Ok(Plan {
         job,

@@ -137,6 +137,11 @@ impl LeaseCoordinator {
             .map(|h| &h.lease)
     }
 
+    /// The held lease `key`, as last written by this worker.
+    pub fn lease(&self, key: &str) -> Option<&Lease> {
+        self.held.get(key).map(|h| &h.lease)
+    }
+
     /// Whether `key` is held at `now_ms`.
     pub fn holds(&self, key: &str, now_ms: u64) -> bool {
         self.held(now_ms).any(|l| l.key == key)

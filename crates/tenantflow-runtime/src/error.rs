@@ -62,6 +62,10 @@ pub enum RunError {
         "another job took over the output's lock (this job could not renew it); stopped before writing another checkpoint"
     )]
     LockLost,
+    /// The job's shard lease was taken by another worker: it stopped without committing
+    /// its last checkpoint (the new owner resumes from the one before).
+    #[error("the shard's lease is no longer this worker's: {0}; stopped without committing")]
+    LeaseLost(String),
     /// Another stage failed, and this one stopped for it (that stage's error says why).
     #[error("stopped because another stage failed")]
     Aborted,

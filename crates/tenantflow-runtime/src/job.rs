@@ -20,6 +20,7 @@ use tenantflow_sources::Input;
 
 use crate::checkpoint::aggregates::Aggregates;
 use crate::checkpoint::coordinator::{CheckpointStats, Coordinator};
+use crate::checkpoint::fence::CommitFence;
 use crate::checkpoint::gate::Gate;
 use crate::checkpoint::manifest::{CheckpointStore, JobIdentity};
 use crate::checkpoint::recovery::recover;
@@ -90,6 +91,9 @@ pub struct JobConfig {
     /// The shard whose lease this job holds; `None`: a job without leases, reading
     /// every shard of its streams.
     pub shard: Option<ShardScope>,
+    /// With a shard's lease: the commit point of each checkpoint, after its manifest
+    /// and before its files (see [`crate::checkpoint::fence`]).
+    pub fence: Option<Arc<dyn CommitFence>>,
 }
 
 /// The shard a job holds the lease of: of the leased stream it reads only that shard,
@@ -335,6 +339,7 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
                     config.output.format == tenantflow_sinks::encoding::Format::Parquet,
                 )
             }),
+            fence: config.fence.as_deref(),
         };
         let coordinator = std::thread::Builder::new()
             .name("tenantflow-checkpoints".into())

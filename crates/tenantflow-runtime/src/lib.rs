@@ -28,6 +28,7 @@ mod error;
 mod file_reader;
 mod in_flight;
 mod job;
+pub mod lease_fence;
 mod lookup;
 mod metrics;
 mod output;

@@ -167,6 +167,7 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         scoring: None,
         locks: Vec::new(),
         shard: None,
+        fence: None,
     }
 }
 

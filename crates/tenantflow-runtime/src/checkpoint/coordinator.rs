@@ -80,6 +80,8 @@ pub(crate) struct Coordinator<'a> {
     pub(crate) status: &'a crate::status::JobStatus,
     /// The BI aggregates, rewritten at checkpoints; `None`: never.
     pub(crate) aggregates: Option<super::aggregates::Aggregates>,
+    /// With a shard's lease: the commit point after the manifest is written.
+    pub(crate) fence: Option<&'a dyn super::fence::CommitFence>,
 }
 
 /// How often the coordinator looks whether the workers are done, once the sources are.
@@ -284,6 +286,17 @@ impl Coordinator<'_> {
         }
         self.store.write(&manifest).map_err(RunError::Checkpoint)?;
         fault_point("after-manifest", n);
+        if let Some(fence) = self.fence {
+            let path = self.store.manifest_path(n);
+            fence
+                .commit(&super::fence::FencedCheckpoint {
+                    checkpoint: n,
+                    manifest: &path,
+                    streams: &manifest.streams,
+                    final_checkpoint,
+                })
+                .map_err(RunError::LeaseLost)?;
+        }
         commit_all(&self.output, &self.staging, &manifest.pending)
             .map_err(|e| RunError::Checkpoint(e.into()))?;
         self.store
@@ -429,6 +442,7 @@ mod tests {
             waiting: &[],
             status: Box::leak(Box::default()),
             aggregates: None,
+            fence: None,
         };
         (coordinator, memory)
     }
@@ -553,5 +567,69 @@ mod tests {
         assert_eq!(coordinator.store.manifests().unwrap(), [4]);
         assert!(store.get(&in_flight).unwrap().is_none());
         drop(memory);
+    }
+
+    /// A lease that says yes or no, and what it was asked.
+    #[derive(Debug, Default)]
+    struct Lease {
+        lost: std::sync::atomic::AtomicBool,
+        asked: std::sync::Mutex<Vec<(u64, String, bool)>>,
+    }
+
+    impl super::super::fence::CommitFence for Lease {
+        fn commit(&self, c: &super::super::fence::FencedCheckpoint<'_>) -> Result<(), String> {
+            self.asked.lock().unwrap().push((
+                c.checkpoint,
+                c.manifest.to_owned(),
+                c.final_checkpoint,
+            ));
+            if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+                Err("lease shardId-000000000000 was taken by worker-b".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn with_a_lease_files_are_committed_only_after_the_lease_row_took_the_checkpoint() {
+        let gate = Gate::new(1);
+        let (_tx, rx) = std::sync::mpsc::channel();
+        let (mut coordinator, memory) = coordinator(&gate, 1, rx);
+        let lease = Lease::default();
+        coordinator.fence = Some(&lease);
+        let staging = coordinator.staging.clone();
+        let with_file = |n: u64| {
+            let staged = staging.staged(&format!("f{n}.ndjson"));
+            memory.put(&staged, Bytes::from_static(b"{}\n")).unwrap();
+            let mut part = part(1, 1);
+            part.pending.push(tenantflow_sinks::upload::PendingFile {
+                path: format!("out/f{n}.ndjson"),
+                body: tenantflow_sinks::upload::PendingBody::Staged(staged),
+                len: 3,
+                rows: 1,
+            });
+            part
+        };
+        let mut stats = CheckpointStats::default();
+        let first = with_file(1);
+        coordinator
+            .complete(1, Vec::new(), vec![first], false, &mut stats)
+            .unwrap();
+        assert!(memory.get("out/f1.ndjson").unwrap().is_some());
+        // The lease is lost: the manifest is written, but nothing is committed.
+        lease.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        let second = with_file(2);
+        let refused = coordinator.complete(2, Vec::new(), vec![second], false, &mut stats);
+        assert!(
+            matches!(refused, Err(RunError::LeaseLost(_))),
+            "{refused:?}"
+        );
+        assert!(memory.get("out/f2.ndjson").unwrap().is_none());
+        assert_eq!(stats.checkpoints, 1);
+        let asked = lease.asked.lock().unwrap();
+        assert_eq!(asked.len(), 2);
+        assert_eq!(asked[0].1, coordinator.store.manifest_path(1));
+        assert_eq!((asked[1].0, asked[1].2), (2, false));
     }
 }

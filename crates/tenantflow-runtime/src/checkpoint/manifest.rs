@@ -186,12 +186,17 @@ impl CheckpointStore {
         Ok(Some(manifest))
     }
 
+    /// The path of checkpoint `n`'s manifest.
+    pub fn manifest_path(&self, n: u64) -> String {
+        self.location.path(&manifest_name(n))
+    }
+
     /// Writes a manifest, once: a second writer of the same number loses.
     ///
     /// # Errors
     /// When the store fails, or the manifest exists already.
     pub fn write(&self, manifest: &Manifest) -> Result<(), ManifestError> {
-        let path = self.location.path(&manifest_name(manifest.checkpoint));
+        let path = self.manifest_path(manifest.checkpoint);
         let bytes = serde_json::to_vec_pretty(manifest).map_err(|source| ManifestError::Parse {
             path: path.clone(),
             source,

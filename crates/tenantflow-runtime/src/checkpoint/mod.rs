@@ -6,12 +6,14 @@
 //! - [`coordinator`]: triggers checkpoints, collects the parts, writes the manifest,
 //!   commits.
 //! - [`manifest`]: what a checkpoint records, and the checkpoint store's layout.
+//! - [`fence`]: with leases, the lease row's conditional update is the commit point.
 //! - [`recovery`]: starting from the latest manifest.
 //! - [`aggregates`]: the BI aggregates, built from a checkpoint's state and committed
 //!   with it.
 
 pub mod aggregates;
 pub mod coordinator;
+pub mod fence;
 pub(crate) mod gate;
 pub mod manifest;
 pub mod recovery;
