@@ -25,6 +25,10 @@ use tenantflow_sinks::upload::{Location, Staging};
 use tenantflow_sources::generator::GeneratorConfig;
 use tenantflow_sources::{Input, InputSpec};
 
+use tenantflow_cluster::LeaseSettings;
+use tenantflow_cluster::dynamo::DynamoLeaseStore;
+use tenantflow_runtime::cluster::ClusterConfig;
+
 use crate::config::run::{
     AttemptTimeout, Attempts, FileAge, FileSize, GeneratedCompanies, GeneratedEvents, InFlight,
     Linger, LongSpan, OpenFiles, RecordSize, RunConfig, ScoreBatch, Scorer, Workers,
@@ -111,6 +115,17 @@ pub struct RunArgs {
     /// 0.0.0.0:9464 in a container; port 0 picks a free one; `off` for none.
     #[arg(long, value_name = "ADDR", env = "TENANTFLOW_ADMIN")]
     admin: Option<Listen>,
+
+    /// A DynamoDB table of leases (created if missing): the workers that name it share
+    /// the first Kinesis input's shards, each running the job of the shards it holds
+    /// (the Kinesis Client Library's model). Its records must be keyed by companyID.
+    #[arg(long, value_name = "TABLE", env = "TENANTFLOW_LEASE_TABLE")]
+    lease_table: Option<NonEmpty>,
+
+    /// This worker's name in the lease table; default: host name, process id and a
+    /// random suffix.
+    #[arg(long, value_name = "NAME", env = "TENANTFLOW_WORKER_ID")]
+    worker_id: Option<NonEmpty>,
 
     /// Compression of NDJSON and CSV files: `none` or `gzip`.
     #[arg(long, value_name = "WHAT", value_parser = word::<tenantflow_sinks::file::Compression>, env = "TENANTFLOW_COMPRESSION")]
@@ -371,6 +386,8 @@ flag_keys! {
     checkpoint_interval => checkpoints.interval,
     aggregates_interval => aggregates.interval,
     admin => admin.listen,
+    lease_table => cluster.lease_table,
+    worker_id => cluster.worker_id,
     compression => output.compression,
     max_open_files => output.max_open_files,
     max_file_age => output.max_file_age,
@@ -483,6 +500,8 @@ fn apply_properties(path: &std::path::Path, config: &mut RunConfig) -> Result<()
 /// A job ready to run, and what to say about it.
 struct Plan {
     job: JobConfig,
+    /// With a lease table: this worker's part, and the table.
+    cluster: Option<(ClusterConfig, String)>,
     /// Where the admin server listens, if it runs.
     admin: Option<std::net::SocketAddr>,
     /// The inputs, as the summary names them.
@@ -585,25 +604,33 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         },
     };
     check_inputs_outside(&specs, "--checkpoints", &checkpoints.location)?;
-    // One job at a time on an output: taken before anything in it is looked at.
-    let mut locks = vec![OutputLock::acquire(
-        &output_location,
-        LockConfig::default(),
-    )?];
-    let (output_at, checkpoints_at) = (output_location.url(), checkpoints.location.url());
-    if checkpoints_at != output_at && !checkpoints_at.starts_with(&format!("{output_at}/")) {
+    let cluster = cluster_of(&config, &streams, &inputs, invocation)?;
+    let mut locks = Vec::new();
+    // With leases, many workers share the output: each shard's files, checkpoints and
+    // commit point are its lease's, and no worker starts it over.
+    let start = if cluster.is_some() {
+        OutputStart::Resume
+    } else {
+        // One job at a time on an output: taken before anything in it is looked at.
         locks.push(OutputLock::acquire(
-            &checkpoints.location,
+            &output_location,
             LockConfig::default(),
         )?);
-    }
-    let start = prepare_output(
-        &output_location,
-        &checkpoints,
-        invocation.overwrite,
-        invocation.from_scratch,
-    )?;
-    if start == OutputStart::Resume {
+        let (output_at, checkpoints_at) = (output_location.url(), checkpoints.location.url());
+        if checkpoints_at != output_at && !checkpoints_at.starts_with(&format!("{output_at}/")) {
+            locks.push(OutputLock::acquire(
+                &checkpoints.location,
+                LockConfig::default(),
+            )?);
+        }
+        prepare_output(
+            &output_location,
+            &checkpoints,
+            invocation.overwrite,
+            invocation.from_scratch,
+        )?
+    };
+    if start == OutputStart::Resume && cluster.is_none() {
         if inputs.iter().any(Input::is_stdin) {
             bail!(
                 "{} holds the checkpoint of an earlier run, and stdin cannot be resumed (it cannot be positioned): pass --overwrite to start over, or choose another --output",
@@ -627,6 +654,7 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         max_file_age: out.max_file_age.get(),
         max_open_files: out.max_open_files.non_zero_usize(),
         model_version_field: out.model_version_field,
+        name_tag: None,
     };
     let lookup_auth = AuthConfig::new(config.lookup.auth, config.lookup.api_key.as_deref())
         .map_err(|e| UsageError(format!("`lookup.auth` (--lookup-auth): {e}")))?;
@@ -699,12 +727,90 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         locks,
         shard: None,
         fence: None,
+        resume_from: tenantflow_runtime::ResumeFrom::Latest,
+        stop: None,
     };
     Ok(Plan {
         job,
+        cluster,
         described,
         admin,
     })
+}
+
+/// This worker's part with a lease table (`cluster.lease_table`), checked against the
+/// rest of the configuration.
+fn cluster_of(
+    config: &RunConfig,
+    streams: &[KinesisInput],
+    inputs: &[Input],
+    invocation: &Invocation,
+) -> Result<Option<(ClusterConfig, String)>> {
+    let cluster = &config.cluster;
+    let Some(table) = &cluster.lease_table else {
+        return Ok(None);
+    };
+    let refuse = |why: &str| -> Result<Option<(ClusterConfig, String)>> {
+        Err(UsageError(format!("--lease-table (`cluster.lease_table`): {why}")).into())
+    };
+    if streams.is_empty() {
+        return refuse(
+            "leases share a Kinesis stream's shards: give it as the first --input kinesis://STREAM",
+        );
+    }
+    if !inputs.is_empty() {
+        return refuse(
+            "file inputs and the generator cannot be shared among workers: with leases, every input is a kinesis:// stream",
+        );
+    }
+    if config.sources.exit_when_idle.is_some() {
+        return refuse(
+            "a worker runs until Ctrl-C or SIGTERM (its shards may come back to it); --exit-when-idle is for a job without leases",
+        );
+    }
+    if invocation.overwrite || invocation.from_scratch {
+        return refuse(
+            "--overwrite and --from-scratch would delete other workers' results; delete the output and the lease table to start over",
+        );
+    }
+    let timeout = cluster.lease_timeout.get();
+    if cluster.lease_renew_interval.get() * 3 > timeout {
+        return Err(UsageError(format!(
+            "`cluster.lease_renew_interval` is {}, more than a third of `cluster.lease_timeout` ({}): a lease could expire between two renewals",
+            humantime::format_duration(cluster.lease_renew_interval.get()),
+            humantime::format_duration(timeout)
+        ))
+        .into());
+    }
+    let worker_id = match &cluster.worker_id {
+        Some(id) => id.as_str().to_owned(),
+        None => default_worker_id(),
+    };
+    Ok(Some((
+        ClusterConfig {
+            worker_id,
+            settings: LeaseSettings {
+                lease_timeout: timeout,
+                renew_interval: cluster.lease_renew_interval.get(),
+                take_interval: cluster.lease_take_interval.get(),
+                max_take_per_round: cluster.max_leases_per_round.non_zero_usize().get(),
+                max_steal_per_round: 1,
+            },
+            shard_sync_interval: cluster.shard_sync_interval.get(),
+        },
+        table.as_str().to_owned(),
+    )))
+}
+
+/// A worker name unique among the live ones: host, process and a random suffix (a
+/// restarted process is a new worker; its old leases expire).
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tenantflow".to_owned());
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
 
 /// Runs the job and prints its summary.
@@ -718,9 +824,13 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     };
     let Plan {
         job: config,
+        cluster,
         described: inputs,
         admin,
     } = plan(config, &invocation)?;
+    if let Some((cluster, table)) = cluster {
+        return run_worker(config, cluster, &table, admin, &invocation);
+    }
     let quiet = invocation.quiet;
     let summary_json = invocation.summary_json;
     let has_streams = !config.streams.is_empty();
@@ -771,6 +881,63 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     }
     if !quiet {
         print_summary(&summary, &inputs, &output, format, &model);
+    }
+    Ok(())
+}
+
+/// Runs this worker's part of a job shared through leases, until Ctrl-C or SIGTERM.
+fn run_worker(
+    template: JobConfig,
+    cluster: ClusterConfig,
+    table: &str,
+    admin: Option<std::net::SocketAddr>,
+    invocation: &Invocation,
+) -> Result<()> {
+    let output = template.output.output.url();
+    tracing::info!(worker = %cluster.worker_id, lease_table = %table, %output, "Starting a worker: its shards come from the lease table.");
+    let metrics = Arc::new(Metrics::default());
+    let _admin = admin
+        .map(|addr| start_admin(addr, &metrics))
+        .transpose()?
+        .flatten();
+    let store = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a runtime")?;
+        runtime.block_on(DynamoLeaseStore::connect(table))
+    };
+    let worker = cluster.worker_id.clone();
+    let summary =
+        tenantflow_runtime::cluster::run_cluster(template, cluster, Arc::new(store), &metrics)
+            .context("the worker failed")?;
+    let m = metrics.snapshot();
+    if let Some(path) = &invocation.summary_json {
+        let json = serde_json::json!({
+            "worker": worker,
+            "leasesTaken": summary.taken,
+            "leasesLost": summary.lost,
+            "shardJobs": summary.jobs.len(),
+            "recordsRead": m.lines_read,
+            "results": m.results,
+            "deadLetters": m.dead_letters_total(),
+            "notKeyedByTenant": m.dead_letters[tenantflow_core::DeadLetterReason::NotKeyedByTenant.index()],
+            "otherShardRecords": m.other_shard_records,
+        });
+        let mut text = serde_json::to_string_pretty(&json).context("encoding the summary")?;
+        text.push('\n');
+        std::fs::write(path.as_str(), text)
+            .with_context(|| format!("writing --summary-json {path}"))?;
+    }
+    if !invocation.quiet {
+        println!(
+            "worker {worker}: {} leases taken, {} lost; {} records read, {} results, {} dead letters",
+            summary.taken,
+            summary.lost,
+            thousands(m.lines_read),
+            thousands(m.results),
+            thousands(m.dead_letters_total()),
+        );
     }
     Ok(())
 }

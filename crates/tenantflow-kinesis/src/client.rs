@@ -2,7 +2,7 @@
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_sdk_kinesis::Client;
+pub use aws_sdk_kinesis::Client;
 
 /// A client configured from the environment: region, credentials and profiles from the
 /// standard chain, and `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_KINESIS` for a local

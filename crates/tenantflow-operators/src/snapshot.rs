@@ -83,9 +83,28 @@ impl<X> TenantTable<X> {
         &mut self,
         bytes: &[u8],
         model: &Model,
+        ext: impl FnMut(&str, &CompanyProfile) -> X,
+    ) -> Result<usize, SnapshotError> {
+        self.restore_some(bytes, model, |_| true, ext)
+    }
+
+    /// Adds the tenants of a snapshot that `keep` accepts (by `companyID`): a child
+    /// shard takes its parents' tenants whose hash key its range holds. Returns how
+    /// many tenants the snapshot had.
+    ///
+    /// # Errors
+    /// As [`TenantTable::restore`].
+    pub fn restore_some(
+        &mut self,
+        bytes: &[u8],
+        model: &Model,
+        mut keep: impl FnMut(&str) -> bool,
         mut ext: impl FnMut(&str, &CompanyProfile) -> X,
     ) -> Result<usize, SnapshotError> {
         read_snapshot(bytes, |t| {
+            if !keep(t.id) {
+                return Ok(());
+            }
             let window = DayWindow::from_days(t.days).ok_or(SnapshotError::Corrupt(t.at))?;
             let ext = ext(t.id, &t.profile);
             let tenant = Tenant {

@@ -66,6 +66,9 @@ pub enum RunError {
     /// its last checkpoint (the new owner resumes from the one before).
     #[error("the shard's lease is no longer this worker's: {0}; stopped without committing")]
     LeaseLost(String),
+    /// Leases: the lease table, the stream's shards, or a shard job could not be used.
+    #[error("leases: {0}")]
+    Cluster(String),
     /// Another stage failed, and this one stopped for it (that stage's error says why).
     #[error("stopped because another stage failed")]
     Aborted,

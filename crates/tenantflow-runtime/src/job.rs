@@ -22,8 +22,9 @@ use crate::checkpoint::aggregates::Aggregates;
 use crate::checkpoint::coordinator::{CheckpointStats, Coordinator};
 use crate::checkpoint::fence::CommitFence;
 use crate::checkpoint::gate::Gate;
+use crate::checkpoint::manifest::read_manifest;
 use crate::checkpoint::manifest::{CheckpointStore, JobIdentity};
-use crate::checkpoint::recovery::recover;
+use crate::checkpoint::recovery::{ShardRecovery, recover, recover_shard};
 pub use crate::error::RunError;
 use crate::error::{StageEnds, outcome};
 use crate::file_reader::read_inputs;
@@ -94,6 +95,34 @@ pub struct JobConfig {
     /// With a shard's lease: the commit point of each checkpoint, after its manifest
     /// and before its files (see [`crate::checkpoint::fence`]).
     pub fence: Option<Arc<dyn CommitFence>>,
+    /// Where the job resumes from.
+    pub resume_from: ResumeFrom,
+    /// Stops the job as Ctrl-C would, when it turns true (a shard job, told by its
+    /// worker).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Where a job resumes from.
+#[derive(Debug, Clone, Default)]
+pub enum ResumeFrom {
+    /// The latest checkpoint in [`JobConfig::checkpoints`] (a job without leases).
+    #[default]
+    Latest,
+    /// What a shard's lease row names.
+    Lease(LeaseResume),
+}
+
+/// Where a shard job resumes from, as its lease row says.
+#[derive(Debug, Clone)]
+pub struct LeaseResume {
+    /// Every owner's checkpoint folder of the shard (`…/shards/SHARD/`); this owner's
+    /// is [`JobConfig::checkpoints`], under it.
+    pub shard_root: Location,
+    /// The manifest of the shard's last committed checkpoint (`tenantflowState`).
+    pub manifest: Option<String>,
+    /// A child shard's first start (no manifest of its own): its parents' final
+    /// manifests, whose tenants in its hash-key range it takes over.
+    pub parents: Vec<String>,
 }
 
 /// The shard a job holds the lease of: of the leased stream it reads only that shard,
@@ -130,7 +159,11 @@ impl ShardScope {
 impl JobConfig {
     /// The folder dead letters go to.
     pub fn rejected(&self) -> Location {
-        self.output.output.child("_rejected")
+        let rejected = self.output.output.child("_rejected");
+        match &self.shard {
+            Some(shard) => rejected.child(&shard.shard_id),
+            None => rejected,
+        }
     }
 
     /// What the job is, as its checkpoints record it.
@@ -181,7 +214,12 @@ pub struct RunSummary {
 /// The first error of any stage; files completed before it stay, in-progress files
 /// stay hidden.
 pub fn run(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, RunError> {
+    // A shard job shares its worker's status, which the worker's loop keeps.
+    let shard_job = config.shard.is_some();
     let result = run_stages(config, metrics);
+    if shard_job {
+        return result;
+    }
     let status = &metrics.status;
     match &result {
         Ok(_) => status.set_phase(Phase::Finished),
@@ -193,17 +231,54 @@ pub fn run(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, RunE
 
 fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    metrics.status.set_phase(Phase::Recovering);
+    let shard_job = config.shard.is_some();
+    if !shard_job {
+        metrics.status.set_phase(Phase::Recovering);
+    }
     let workers = config.workers.get();
     let identity = config.identity();
     let staging = config.output.staging.clone();
-    let restored = recover(
-        &config.checkpoints,
-        &config.output.output.store,
-        &staging,
-        &identity,
-    )?;
-    let resume = Resume::of(restored.as_ref());
+    let (restored, parents) = match (&config.resume_from, &config.shard) {
+        (ResumeFrom::Lease(lease), Some(shard)) => {
+            let restored = recover_shard(
+                ShardRecovery {
+                    store: &config.checkpoints,
+                    shard_root: &lease.shard_root,
+                    manifest: lease.manifest.as_deref(),
+                    tag: &shard.shard_id,
+                },
+                &config.output.output.store,
+                &staging,
+                &identity,
+            )?;
+            let parents = if restored.is_none() {
+                lease
+                    .parents
+                    .iter()
+                    .map(|path| read_manifest(config.checkpoints.location.store.as_ref(), path))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| RunError::Recovery(e.into()))?
+            } else {
+                Vec::new()
+            };
+            (restored, parents)
+        }
+        _ => (
+            recover(
+                &config.checkpoints,
+                &config.output.output.store,
+                &staging,
+                &identity,
+            )?,
+            Vec::new(),
+        ),
+    };
+    let resume = match (&restored, &config.shard) {
+        (None, Some(shard)) if !parents.is_empty() => {
+            Resume::from_parents(&parents, shard.hash_range, &shard.stream)
+        }
+        _ => Resume::of(restored.as_ref()),
+    };
     let rejected = config.rejected();
     let source_ids = Sources::of(&config);
     let (recycle_tx, recycle_rx) = mpsc::sync_channel(workers * (QUEUE_BATCHES + 2));
@@ -334,10 +409,14 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
             waiting,
             status: &metrics.status,
             aggregates: config.aggregates_interval.map(|interval| {
-                Aggregates::new(
+                let aggregates = Aggregates::new(
                     interval,
                     config.output.format == tenantflow_sinks::encoding::Format::Parquet,
-                )
+                );
+                match &config.shard {
+                    Some(shard) => aggregates.of_shard(&shard.shard_id),
+                    None => aggregates,
+                }
             }),
             fence: config.fence.as_deref(),
         };
@@ -393,8 +472,10 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
             .collect::<Result<_, RunError>>()?;
         // Recovered, every stage started: questions about tenants reach the workers,
         // and the job is ready.
-        metrics.status.open_queries(doors);
-        if metrics.status.phase() == Phase::Recovering {
+        if !shard_job {
+            metrics.status.open_queries(doors);
+        }
+        if !shard_job && metrics.status.phase() == Phase::Recovering {
             metrics.status.set_phase(Phase::Running);
         }
         let mut first_error = match resume.dead_letters(&rejected, &staging, "reader") {

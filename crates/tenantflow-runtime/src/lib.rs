@@ -24,6 +24,7 @@
 //! core. Async sources (Kinesis, lookups) feed the same channels.
 
 pub mod checkpoint;
+pub mod cluster;
 mod error;
 mod file_reader;
 mod in_flight;
@@ -49,7 +50,7 @@ mod worker;
 pub use checkpoint::coordinator::CheckpointStats;
 pub use checkpoint::manifest::CheckpointStore;
 pub use error::RunError;
-pub use job::{JobConfig, RunSummary, ShardScope, run};
+pub use job::{JobConfig, LeaseResume, ResumeFrom, RunSummary, ShardScope, run};
 pub use lookup::LookupConfig;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use output::{OutputError, OutputStart, prepare_output};

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tenantflow_kinesis::consumer::StartPosition;
+use tenantflow_kinesis::hash_key::HashRange;
 use tenantflow_kinesis::url::KinesisInput;
 use tenantflow_sinks::dead_letter::DeadLetterSink;
 use tenantflow_sinks::file::PartitionedFileSink;
@@ -19,6 +20,10 @@ use crate::worker::new_table;
 /// Where a run starts: from a checkpoint's manifest, or from the beginning.
 pub(crate) struct Resume<'m> {
     manifest: Option<&'m Manifest>,
+    /// A child shard's first start: its parents' final checkpoints, and the child's
+    /// hash-key range (it takes their tenants in it).
+    parents: &'m [Manifest],
+    range: Option<HashRange>,
     pub(crate) next_checkpoint: u64,
     pub(crate) results: u64,
     pub(crate) files: FilesPosition,
@@ -39,6 +44,8 @@ impl<'m> Resume<'m> {
         match manifest {
             Some(m) => Self {
                 manifest,
+                parents: &[],
+                range: None,
                 next_checkpoint: m.checkpoint + 1,
                 results: m.results,
                 files: m.files,
@@ -46,6 +53,8 @@ impl<'m> Resume<'m> {
             },
             None => Self {
                 manifest: None,
+                parents: &[],
+                range: None,
                 next_checkpoint: 1,
                 results: 0,
                 files: FilesPosition {
@@ -59,6 +68,38 @@ impl<'m> Resume<'m> {
         }
     }
 
+    /// A child shard's first start: the tenants of `parents` (their final checkpoints)
+    /// whose hash key `range` holds, and, of the streams other than `leased` (read in
+    /// full), the earliest position any parent reached, so that no profile update is
+    /// missed (one applied twice changes nothing).
+    pub(crate) fn from_parents(parents: &'m [Manifest], range: HashRange, leased: &str) -> Self {
+        let mut resume = Self::of(None);
+        resume.parents = parents;
+        resume.range = Some(range);
+        for parent in parents {
+            for (stream, position) in parent.streams.iter().filter(|(s, _)| *s != leased) {
+                let merged = resume
+                    .streams
+                    .entry(stream.clone())
+                    .or_insert_with(|| position.clone());
+                for (shard, sequence) in &position.positions {
+                    let earliest = merged
+                        .positions
+                        .entry(shard.clone())
+                        .or_insert_with(|| sequence.clone());
+                    if sequence_order(sequence, earliest).is_lt() {
+                        earliest.clone_from(sequence);
+                    }
+                }
+                // A shard is finished only if every parent read it to its end.
+                merged
+                    .finished
+                    .retain(|shard| position.finished.contains(shard));
+            }
+        }
+        resume
+    }
+
     /// Worker `w`'s state, files and dead letters.
     pub(crate) fn worker(
         &self,
@@ -70,6 +111,33 @@ impl<'m> Resume<'m> {
         let part = self.manifest.and_then(|m| m.workers.get(w));
         let name = format!("worker-{w:02}");
         let Some(part) = part else {
+            for parent in self.parents {
+                let Some(path) = parent.workers.get(w).and_then(|p| p.state.as_ref()) else {
+                    continue;
+                };
+                let bytes = config
+                    .checkpoints
+                    .location
+                    .store
+                    .get(path)
+                    .map_err(|e| RunError::Recovery(e.into()))?
+                    .ok_or_else(|| RunError::Recovery(RecoveryError::MissingState(path.clone())))?;
+                let format = config.output.format;
+                let range = self.range.unwrap_or(HashRange::ALL);
+                table
+                    .restore_some(
+                        &bytes,
+                        &config.model,
+                        |id| range.holds(id),
+                        |id, profile| format.profile_fragments(id, profile),
+                    )
+                    .map_err(|source| {
+                        RunError::Recovery(RecoveryError::State {
+                            path: path.clone(),
+                            source,
+                        })
+                    })?;
+            }
             return Ok(WorkerParts {
                 table,
                 sink: PartitionedFileSink::new(config.output.clone(), w),
@@ -163,5 +231,28 @@ impl<'m> Resume<'m> {
             ),
             _ => (input.start.clone(), HashSet::new()),
         }
+    }
+}
+
+/// Kinesis sequence numbers (decimal strings of up to 128 bits) in their order.
+fn sequence_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_order_as_numbers() {
+        assert!(sequence_order("99", "100").is_lt());
+        assert!(
+            sequence_order(
+                "49590338271490256608559692538361571095921575989136588898",
+                "49590338271490256608559692538361571095921575989136588899"
+            )
+            .is_lt()
+        );
+        assert!(sequence_order("7", "7").is_eq());
     }
 }

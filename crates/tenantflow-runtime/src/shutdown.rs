@@ -6,15 +6,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Waits for Ctrl-C or SIGTERM, then raises `stop` (the file reader looks at it) and
 /// tells the stream consumers through `consumers`.
-pub(crate) async fn on_signal(stop: Arc<AtomicBool>, consumers: tokio::sync::watch::Sender<bool>) {
-    wait_for_signal().await;
+pub(crate) async fn on_signal(
+    stop: Arc<AtomicBool>,
+    consumers: tokio::sync::watch::Sender<bool>,
+    told: Option<tokio::sync::watch::Receiver<bool>>,
+) {
+    match told {
+        // A shard job stops on a signal, or when its worker tells it (lease lost, or
+        // the worker stopping).
+        Some(mut told) => {
+            tokio::select! {
+                () = wait_for_signal() => {}
+                _ = told.wait_for(|stop| *stop) => {}
+            }
+        }
+        None => wait_for_signal().await,
+    }
     tracing::warn!("Stopping: finishing the records in flight.");
     stop.store(true, Ordering::Relaxed);
     let _ = consumers.send(true);
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

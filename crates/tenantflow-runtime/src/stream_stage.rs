@@ -42,6 +42,18 @@ impl StreamStage {
             .build()
             .map_err(RunError::Runtime)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // A shard job stops as on a signal when its worker tells it (lease lost, worker
+        // stopping) or when its shard was read to its end.
+        let (told_tx, told_rx) = tokio::sync::watch::channel(false);
+        let told_tx = Arc::new(told_tx);
+        if let Some(mut outside) = config.stop.clone() {
+            let told = Arc::clone(&told_tx);
+            runtime.spawn(async move {
+                if outside.wait_for(|stop| *stop).await.is_ok() {
+                    let _ = told.send(true);
+                }
+            });
+        }
         let client = if config.streams.is_empty() && config.output_stream.is_none() {
             None
         } else {
@@ -65,8 +77,13 @@ impl StreamStage {
             );
             let metrics = Arc::clone(metrics);
             let stream = input.stream.clone();
+            let leased = consumer_only_leased(config, &input.stream).then(|| Arc::clone(&told_tx));
             consumers.push(runtime.spawn(async move {
                 let result = consume.await;
+                if let (Ok(_), Some(told)) = (&result, leased) {
+                    // The leased shard was read to its end: the job finishes.
+                    let _ = told.send(true);
+                }
                 // Not ready from the moment a source fails, not only once the run
                 // has wound down.
                 if let Err(e) = &result {
@@ -78,7 +95,8 @@ impl StreamStage {
         }
         // Ctrl-C or SIGTERM: consumers stop polling, everything read so far is
         // processed and flushed, and the run ends normally.
-        runtime.spawn(shutdown::on_signal(stop, stop_tx));
+        let told = config.shard.is_some().then_some(told_rx);
+        runtime.spawn(shutdown::on_signal(stop, stop_tx, told));
         let (sink, sink_task) = match (&config.output_stream, &client) {
             (Some(stream), Some(client)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(
@@ -158,4 +176,12 @@ impl StreamStage {
         runtime.shutdown_timeout(Duration::from_secs(1));
         result
     }
+}
+
+/// Whether `stream` is the leased stream of a shard job.
+fn consumer_only_leased(config: &JobConfig, stream: &str) -> bool {
+    config
+        .shard
+        .as_ref()
+        .is_some_and(|shard| shard.stream == stream)
 }

@@ -168,6 +168,8 @@ fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
         locks: Vec::new(),
         shard: None,
         fence: None,
+        resume_from: tenantflow_runtime::ResumeFrom::Latest,
+        stop: None,
     }
 }
 

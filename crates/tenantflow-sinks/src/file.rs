@@ -115,6 +115,9 @@ pub struct FileSinkConfig {
     pub max_open_files: std::num::NonZeroUsize,
     /// Results carry the version of the model that scored them (`modelVersion`).
     pub model_version_field: bool,
+    /// A tag in every file name (a shard id, when several jobs write one output):
+    /// `part-TAG-wNN-…` instead of `part-wNN-…`.
+    pub name_tag: Option<String>,
 }
 
 impl FileSinkConfig {
@@ -132,6 +135,7 @@ impl FileSinkConfig {
             max_file_age: DEFAULT_MAX_FILE_AGE,
             max_open_files: DEFAULT_MAX_OPEN_FILES,
             model_version_field: false,
+            name_tag: None,
         }
     }
 
@@ -322,9 +326,13 @@ pub struct PartitionedFileSink {
 impl PartitionedFileSink {
     /// A sink for worker `worker`.
     pub fn new(config: FileSinkConfig, worker: usize) -> Self {
+        let prefix = match &config.name_tag {
+            Some(tag) => format!("part-{tag}-w{worker:02}"),
+            None => format!("part-w{worker:02}"),
+        };
         Self {
             config,
-            prefix: format!("part-w{worker:02}"),
+            prefix,
             seq: 0,
             clock: 0,
             open: Vec::new(),

@@ -76,6 +76,15 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: AttemptTimeout = AttemptTimeout::new(Duration
 pub const DEFAULT_ATTEMPTS: Attempts = Attempts::new(5);
 pub const DEFAULT_SCORE_BATCH: ScoreBatch = ScoreBatch::new(100);
 pub const DEFAULT_SCORE_LINGER: Linger = Linger::new(Duration::from_millis(10));
+/// A lease setting: a tenth of a second to an hour.
+pub type LeaseSpan = Span<100, { 3600 * SECOND_MS }>;
+/// Leases a worker takes per scan.
+pub type LeasesPerRound = Count<1, 1000>;
+pub const DEFAULT_LEASE_TIMEOUT: LeaseSpan = LeaseSpan::new(Duration::from_secs(10));
+pub const DEFAULT_LEASE_RENEW_INTERVAL: LeaseSpan = LeaseSpan::new(Duration::from_secs(3));
+pub const DEFAULT_LEASE_TAKE_INTERVAL: LeaseSpan = LeaseSpan::new(Duration::from_secs(5));
+pub const DEFAULT_SHARD_SYNC_INTERVAL: LeaseSpan = LeaseSpan::new(Duration::from_secs(10));
+pub const DEFAULT_MAX_LEASES_PER_ROUND: LeasesPerRound = LeasesPerRound::new(4);
 
 /// Everything `tenantflow run` can be told, validated by its types.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -92,6 +101,7 @@ pub struct RunConfig {
     pub checkpoints: Checkpoints,
     pub aggregates: Aggregates,
     pub admin: Admin,
+    pub cluster: Cluster,
 }
 
 /// What is read.
@@ -355,6 +365,35 @@ impl Default for Admin {
     }
 }
 
+/// Scale-out: workers share the first Kinesis input's shards through leases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_table: Option<NonEmpty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<NonEmpty>,
+    pub lease_timeout: LeaseSpan,
+    pub lease_renew_interval: LeaseSpan,
+    pub lease_take_interval: LeaseSpan,
+    pub shard_sync_interval: LeaseSpan,
+    pub max_leases_per_round: LeasesPerRound,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            lease_table: None,
+            worker_id: None,
+            lease_timeout: DEFAULT_LEASE_TIMEOUT,
+            lease_renew_interval: DEFAULT_LEASE_RENEW_INTERVAL,
+            lease_take_interval: DEFAULT_LEASE_TAKE_INTERVAL,
+            shard_sync_interval: DEFAULT_SHARD_SYNC_INTERVAL,
+            max_leases_per_round: DEFAULT_MAX_LEASES_PER_ROUND,
+        }
+    }
+}
+
 impl Config for RunConfig {
     const KEYS: &'static [(&'static str, &'static str, Option<&'static str>)] = &[
         (
@@ -586,6 +625,41 @@ impl Config for RunConfig {
         (
             "admin.listen",
             "Where the admin server listens (/metrics, /healthz, /readyz, /tenants, the dashboard at /): 0.0.0.0:9464 in a container; `off` for no server.",
+            None,
+        ),
+        (
+            "cluster.lease_table",
+            "A DynamoDB table (created if missing, on-demand billing) of leases on the first Kinesis input's shards, in the Kinesis Client Library's format: the workers that name it share the shards, each running the job of the shards it holds. Without it, one process reads every shard.",
+            Some("\"tenantflow-leases\""),
+        ),
+        (
+            "cluster.worker_id",
+            "This worker's name in the lease table (`leaseOwner`), unique among the live workers; without it, the host name, the process id and a random suffix.",
+            Some("\"worker-1\""),
+        ),
+        (
+            "cluster.lease_timeout",
+            "A lease not renewed for this long may be taken by another worker: how long a dead worker's shards wait.",
+            None,
+        ),
+        (
+            "cluster.lease_renew_interval",
+            "How often a worker renews its leases; at most a third of `cluster.lease_timeout`.",
+            None,
+        ),
+        (
+            "cluster.lease_take_interval",
+            "How often a worker scans the lease table to take free or expired leases, or to steal one from a worker above its share.",
+            None,
+        ),
+        (
+            "cluster.shard_sync_interval",
+            "How often the stream's shards are listed and given leases (children after a reshard).",
+            None,
+        ),
+        (
+            "cluster.max_leases_per_round",
+            "Most free or expired leases a worker takes per scan.",
             None,
         ),
     ];

@@ -28,6 +28,8 @@ pub(crate) struct Aggregates {
     parquet: bool,
     /// When they were last written by this process.
     last: Option<Instant>,
+    /// Their folder under the output: [`FOLDER`], or a shard's under it.
+    folder: String,
 }
 
 impl Aggregates {
@@ -36,7 +38,15 @@ impl Aggregates {
             interval,
             parquet,
             last: None,
+            folder: FOLDER.to_owned(),
         }
+    }
+
+    /// A shard's aggregates, when one job per shard writes the output:
+    /// `aggregates/shard=ID/` (a query engine reading `aggregates/` sees them all).
+    pub(crate) fn of_shard(mut self, shard_id: &str) -> Self {
+        self.folder = format!("{FOLDER}/shard={shard_id}");
+        self
     }
 
     /// Whether a checkpoint now should rewrite them: the final one always, the first
@@ -90,7 +100,7 @@ impl Aggregates {
         }
         let mut pending = Vec::with_capacity(files.len());
         for (name, bytes, rows) in files {
-            let path = format!("{FOLDER}/{name}");
+            let path = format!("{}/{name}", self.folder);
             // A name of its own per checkpoint: a later checkpoint's staging never
             // overwrites what an earlier manifest lists.
             let staged = staging.staged(&format!("{FOLDER}-{n}/{name}"));

@@ -167,23 +167,7 @@ impl CheckpointStore {
             return Ok(None);
         };
         let path = self.location.path(&manifest_name(n));
-        let bytes = self
-            .location
-            .store
-            .get(&path)?
-            .ok_or_else(|| ManifestError::Missing(path.clone()))?;
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|source| ManifestError::Parse {
-                path: path.clone(),
-                source,
-            })?;
-        if manifest.version != MANIFEST_VERSION {
-            return Err(ManifestError::Version {
-                path,
-                version: manifest.version,
-            });
-        }
-        Ok(Some(manifest))
+        read_manifest(self.location.store.as_ref(), &path).map(Some)
     }
 
     /// The path of checkpoint `n`'s manifest.
@@ -267,4 +251,29 @@ pub enum ManifestError {
     /// The BI aggregates could not be built.
     #[error("building the BI aggregates: {0}")]
     Aggregates(String),
+}
+
+/// Reads the manifest at `path` (a path in `store`, as a lease row names it).
+///
+/// # Errors
+/// Missing, unreadable, or of another format version.
+pub fn read_manifest(
+    store: &dyn tenantflow_sinks::store::Store,
+    path: &str,
+) -> Result<Manifest, ManifestError> {
+    let bytes = store
+        .get(path)?
+        .ok_or_else(|| ManifestError::Missing(path.to_owned()))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|source| ManifestError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+    if manifest.version != MANIFEST_VERSION {
+        return Err(ManifestError::Version {
+            path: path.to_owned(),
+            version: manifest.version,
+        });
+    }
+    Ok(manifest)
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tenantflow_sinks::StoreError;
 use tenantflow_sinks::file::Partitioning;
 use tenantflow_sinks::store::Store;
-use tenantflow_sinks::upload::{Staging, UploadState, commit};
+use tenantflow_sinks::upload::{Location, Staging, UploadState, commit};
 
 use super::coordinator::{commit_all, fault_point, pause_point};
 use super::manifest::{CheckpointStore, JobIdentity, Manifest, ManifestError};
@@ -224,6 +224,117 @@ pub fn recover(
     Ok(manifest)
 }
 
+/// Where a shard job resumes: the manifest its lease row names (written by this
+/// shard's previous owner, in that owner's folder), if any.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardRecovery<'a> {
+    /// The new owner's checkpoint folder (`…/shards/SHARD/WORKER/`).
+    pub store: &'a CheckpointStore,
+    /// Every owner's folder of the shard (`…/shards/SHARD/`): where earlier owners'
+    /// upload markers are.
+    pub shard_root: &'a Location,
+    /// The manifest the lease row names.
+    pub manifest: Option<&'a str>,
+    /// The shard's tag in its files' names (`part-TAG-…`, `_rejected/TAG/`): other
+    /// shards' uploads are never touched.
+    pub tag: &'a str,
+}
+
+/// Whether `path` is one of the files of the shard tagged `tag`.
+pub(crate) fn shard_owns(path: &str, tag: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let result = name
+        .strip_prefix("part-")
+        .and_then(|rest| rest.strip_prefix(tag))
+        .is_some_and(|rest| rest.starts_with('-'));
+    let mut folders = path.split('/');
+    result || folders.any(|f| f == "_rejected") && folders.next() == Some(tag)
+}
+
+/// Brings a shard's output to the checkpoint its lease row names: that checkpoint's
+/// pending files are committed (from its owner's folder), this shard's uploads it does
+/// not record as open are aborted (a previous owner's, or a zombie's begun after it),
+/// the markers of those it records are moved into the new owner's folder, and the
+/// manifest is returned for state and sources to resume from.
+///
+/// # Errors
+/// A store failure, an unreadable manifest, or a checkpoint of another job.
+pub fn recover_shard(
+    at: ShardRecovery<'_>,
+    output: &Arc<dyn Store>,
+    staging: &Staging,
+    identity: &JobIdentity,
+) -> Result<Option<Manifest>, RecoveryError> {
+    let started = std::time::Instant::now();
+    let manifest = match at.manifest {
+        Some(path) => Some(super::manifest::read_manifest(
+            at.store.location.store.as_ref(),
+            path,
+        )?),
+        None => None,
+    };
+    let mut open: HashMap<&str, Option<&str>> = HashMap::new();
+    if let (Some(m), Some(path)) = (&manifest, at.manifest) {
+        check(at.store, &m.job, identity)?;
+        // The checkpoint's own folder: where its staged files and markers are.
+        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let written_by = Staging {
+            location: Location {
+                store: Arc::clone(&at.store.location.store),
+                prefix: folder.to_owned(),
+            },
+        };
+        commit_all(output, &written_by, &m.pending)?;
+        for worker in &m.workers {
+            open.extend(worker.files.open.iter().map(|(_, u)| recorded(u)));
+            open.extend(worker.dead_letters.open.iter().map(recorded));
+        }
+        for source in m.sources.values() {
+            open.extend(source.open.iter().map(recorded));
+        }
+    }
+    let mut aborted = 0;
+    if let Some(uploads) = output.list_uploads("")? {
+        for (path, upload) in uploads {
+            if shard_owns(&path, at.tag) && open.get(path.as_str()) != Some(&Some(upload.as_str()))
+            {
+                output.abort_upload(&path, &upload)?;
+                aborted += 1;
+            }
+        }
+    }
+    let checkpoints = &at.shard_root.store;
+    for object in checkpoints.list(&at.shard_root.prefix)? {
+        let Some((_, path)) = object.path.split_once("/uploads/") else {
+            continue;
+        };
+        let Some(id) = checkpoints.get(&object.path)? else {
+            continue;
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        if open.get(path) == Some(&Some(id.as_str())) {
+            // Still open: its marker moves to the new owner's folder.
+            let marker = staging.marker(path);
+            if marker != object.path {
+                checkpoints.put(&marker, bytes::Bytes::from(id.clone().into_bytes()))?;
+                checkpoints.delete(&object.path)?;
+            }
+            continue;
+        }
+        output.abort_upload(path, &id)?;
+        checkpoints.delete(&object.path)?;
+        aborted += 1;
+    }
+    tracing::info!(
+        checkpoint = manifest.as_ref().map(|m| m.checkpoint),
+        committed = manifest.as_ref().map_or(0, |m| m.pending.len()),
+        aborted_uploads = aborted,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Brought the shard's output to the checkpoint its lease names."
+    );
+    Ok(manifest)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -245,6 +356,31 @@ mod tests {
             opened_ms: 0,
         };
         (0, state)
+    }
+
+    #[test]
+    fn a_shard_owns_its_tagged_files_only() {
+        let tag = "shardId-000000000001";
+        assert!(shard_owns(
+            "out/2026-01-01--05/part-shardId-000000000001-w00-000003.ndjson",
+            tag
+        ));
+        assert!(shard_owns(
+            "out/_rejected/shardId-000000000001/worker-00-000001.ndjson",
+            tag
+        ));
+        assert!(!shard_owns(
+            "out/2026-01-01--05/part-shardId-000000000011-w00-000003.ndjson",
+            tag
+        ));
+        assert!(!shard_owns(
+            "out/2026-01-01--05/part-w00-000003.ndjson",
+            tag
+        ));
+        assert!(!shard_owns(
+            "out/_rejected/shardId-000000000002/worker-00-000001.ndjson",
+            tag
+        ));
     }
 
     /// A file recorded before its first part can have an upload begun for it by a run

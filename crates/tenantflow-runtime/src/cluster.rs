@@ -1,0 +1,437 @@
+//! Scale-out: a worker process holds leases on shards of one stream (the Kinesis Client
+//! Library's model, `tenantflow-cluster`) and runs one *shard job* per lease: the job
+//! of `run`, scoped to the shard ([`ShardScope`]), with its own checkpoints
+//! (`CHECKPOINTS/shards/SHARD/WORKER/`), whose commit point is the lease row
+//! ([`LeaseFence`]). A shard's state moves with its lease: the next owner resumes from
+//! the manifest the row names; a child shard starts from its parents' final state,
+//! restricted to its hash-key range.
+//!
+//! The loop, on a small Tokio runtime: every `lease_renew_interval` renew the held
+//! leases (a lost one stops its job, which then cannot commit); every
+//! `lease_take_interval` scan the table and take or steal what the balance allows
+//! (each taken lease starts a job); every `shard_sync_interval` give every shard of
+//! the stream a lease (children after a reshard). On Ctrl-C or SIGTERM every job takes
+//! its final checkpoint (committed through its lease) and then the leases are
+//! released, so other workers take them at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tenantflow_cluster::shard_sync::{ShardSpec, sync_leases};
+use tenantflow_cluster::{Checkpoint, Lease, LeaseCoordinator, LeaseSettings, LeaseStore};
+use tenantflow_kinesis::consumer::StartPosition;
+use tenantflow_kinesis::hash_key::HashRange;
+
+use crate::checkpoint::manifest::CheckpointStore;
+use crate::error::RunError;
+use crate::job::{JobConfig, LeaseResume, ResumeFrom, RunSummary, ShardScope, run};
+use crate::lease_fence::{LeaseFence, SharedLeases};
+use crate::metrics::Metrics;
+use crate::status::Phase;
+
+/// How a worker process takes part.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// This worker's name in the lease table (`leaseOwner`): unique among the live
+    /// ones.
+    pub worker_id: String,
+    /// How leases are held, taken and balanced.
+    pub settings: LeaseSettings,
+    /// How often the stream's shards are listed and given leases.
+    pub shard_sync_interval: Duration,
+}
+
+/// What a worker process did.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSummary {
+    /// Shard jobs run, with what each did (a job that lost its lease has none).
+    pub jobs: Vec<(String, Option<RunSummary>)>,
+    /// Leases taken over the run.
+    pub taken: usize,
+    /// Leases lost to other workers.
+    pub lost: usize,
+}
+
+impl JobConfig {
+    /// The job of one shard, from this template (the job as configured): only that
+    /// shard of the leased stream, its own checkpoint folder under
+    /// `CHECKPOINTS/shards/SHARD/WORKER/`, its commit point in the lease row, and file
+    /// names tagged with the shard.
+    fn for_shard(
+        &self,
+        scope: ShardScope,
+        checkpoints: CheckpointStore,
+        resume: LeaseResume,
+        start: StartPosition,
+        fence: Arc<LeaseFence>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> JobConfig {
+        let mut output = self.output.clone();
+        output.staging = tenantflow_sinks::upload::Staging {
+            location: checkpoints.location.clone(),
+        };
+        output.name_tag = Some(scope.shard_id.clone());
+        let streams = self
+            .streams
+            .iter()
+            .map(|input| {
+                let mut input = input.clone();
+                if input.stream == scope.stream {
+                    input.start = start.clone();
+                }
+                input
+            })
+            .collect();
+        JobConfig {
+            inputs: Vec::new(),
+            streams,
+            exit_when_idle: None,
+            output_stream: self.output_stream.clone(),
+            default_kind: self.default_kind,
+            output,
+            checkpoints,
+            checkpoint_interval: self.checkpoint_interval,
+            aggregates_interval: self.aggregates_interval,
+            model: self.model.clone(),
+            workers: self.workers,
+            retention: self.retention,
+            max_record_bytes: self.max_record_bytes,
+            event_time: self.event_time,
+            file_missing_event_time: self.file_missing_event_time,
+            lookup: self.lookup.clone(),
+            scoring: self.scoring.clone(),
+            locks: Vec::new(),
+            shard: Some(scope),
+            fence: Some(fence),
+            resume_from: ResumeFrom::Lease(resume),
+            stop: Some(stop),
+        }
+    }
+}
+
+/// A shard job under way.
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: JoinHandle<Result<RunSummary, RunError>>,
+}
+
+/// Runs this worker's part of the job described by `template` (its first Kinesis
+/// input is the leased stream) until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// The lease table cannot be prepared, or a shard job failed (the other jobs are then
+/// stopped with their final checkpoints, and the leases released).
+pub fn run_cluster(
+    template: JobConfig,
+    cluster: ClusterConfig,
+    store: Arc<dyn LeaseStore>,
+    metrics: &Arc<Metrics>,
+) -> Result<ClusterSummary, RunError> {
+    let Some(leased) = template.streams.first().cloned() else {
+        return Err(RunError::Cluster(
+            "leases need a kinesis:// input (its shards are what workers share)".into(),
+        ));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tenantflow-leases")
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Cluster(format!("starting the lease runtime: {e}")))?;
+    let seed = cluster
+        .worker_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let leases = Arc::new(SharedLeases::new(LeaseCoordinator::new(
+        cluster.worker_id.clone(),
+        Arc::clone(&store),
+        cluster.settings.clone(),
+        seed,
+    )));
+    let handle = runtime.handle().clone();
+    metrics.status.set_phase(Phase::Recovering);
+    let result = runtime.block_on(async {
+        let kinesis = tenantflow_kinesis::client::connect().await;
+        store
+            .prepare()
+            .await
+            .map_err(|e| RunError::Cluster(e.to_string()))?;
+        let initial = match &leased.start {
+            StartPosition::Latest => Checkpoint::Latest,
+            _ => Checkpoint::TrimHorizon,
+        };
+        let mut supervisor = Supervisor {
+            template: &template,
+            cluster: &cluster,
+            leases: &leases,
+            store: store.as_ref(),
+            runtime: &handle,
+            stream: &leased.stream,
+            metrics,
+            running: HashMap::new(),
+            summary: ClusterSummary::default(),
+            failed: None,
+        };
+        let mut stop = std::pin::pin!(crate::shutdown::wait_for_signal());
+        let mut renew = tokio::time::interval(cluster.settings.renew_interval);
+        let mut take = tokio::time::interval(cluster.settings.take_interval);
+        let mut sync = tokio::time::interval(cluster.shard_sync_interval);
+        let mut reap = tokio::time::interval(Duration::from_millis(200));
+        for timer in [&mut renew, &mut take, &mut sync, &mut reap] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        // The shards first, so that the first scan finds their leases.
+        supervisor.sync_shards(&kinesis, &initial).await?;
+        metrics.status.set_phase(Phase::Running);
+        loop {
+            tokio::select! {
+                () = &mut stop => {
+                    tracing::warn!("Stopping: every shard job takes its final checkpoint, then the leases are released.");
+                    break;
+                }
+                _ = sync.tick() => {
+                    if let Err(error) = supervisor.sync_shards(&kinesis, &initial).await {
+                        tracing::warn!(%error, "Failed to give the stream's shards leases; retrying.");
+                    }
+                }
+                _ = renew.tick() => supervisor.renew().await,
+                _ = take.tick() => supervisor.take().await,
+                _ = reap.tick() => {
+                    supervisor.reap();
+                    if supervisor.failed.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        supervisor.stop_all().await;
+        match supervisor.failed.take() {
+            Some(error) => Err(error),
+            None => Ok(supervisor.summary),
+        }
+    });
+    match &result {
+        Ok(_) => metrics.status.set_phase(Phase::Finished),
+        Err(e) => metrics.status.fail(e.to_string()),
+    }
+    result
+}
+
+struct Supervisor<'a> {
+    template: &'a JobConfig,
+    cluster: &'a ClusterConfig,
+    leases: &'a Arc<SharedLeases>,
+    store: &'a dyn LeaseStore,
+    runtime: &'a tokio::runtime::Handle,
+    stream: &'a str,
+    metrics: &'a Arc<Metrics>,
+    running: HashMap<String, Running>,
+    summary: ClusterSummary,
+    failed: Option<RunError>,
+}
+
+impl Supervisor<'_> {
+    async fn sync_shards(
+        &self,
+        kinesis: &tenantflow_kinesis::client::Client,
+        initial: &Checkpoint,
+    ) -> Result<(), RunError> {
+        let shards = tenantflow_kinesis::shards::list_shards(kinesis, self.stream)
+            .await
+            .map_err(|e| RunError::Cluster(e.to_string()))?;
+        let specs: Vec<ShardSpec> = shards
+            .iter()
+            .map(|s| ShardSpec {
+                id: s.id.clone(),
+                parents: s.parent.iter().chain(&s.adjacent_parent).cloned().collect(),
+                hash_range: (s.hash_start.clone(), s.hash_end.clone()),
+            })
+            .collect();
+        sync_leases(self.store, &specs, initial)
+            .await
+            .map_err(|e| RunError::Cluster(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn renew(&mut self) {
+        let now = self.leases.now_ms();
+        let lost = self.leases.coordinator.lock().await.renew(now).await;
+        for key in lost {
+            self.summary.lost += 1;
+            if let Some(job) = self.running.get(&key) {
+                tracing::warn!(shard = %key, "Lost the lease: stopping the shard's job; it commits nothing more.");
+                let _ = job.stop.send(true);
+            }
+        }
+    }
+
+    async fn take(&mut self) {
+        if self.failed.is_some() {
+            return;
+        }
+        let now = self.leases.now_ms();
+        let taken = {
+            let mut coordinator = self.leases.coordinator.lock().await;
+            match coordinator.take(now).await {
+                Ok(taken) => taken,
+                Err(error) => {
+                    tracing::warn!(%error, "Failed to scan the lease table; retrying.");
+                    return;
+                }
+            }
+        };
+        if taken.is_empty() {
+            return;
+        }
+        // The parents' final manifests, for a child's first start.
+        let table = match self.store.list().await {
+            Ok(table) => table,
+            Err(error) => {
+                tracing::warn!(%error, "Failed to read the lease table.");
+                Vec::new()
+            }
+        };
+        for lease in taken {
+            self.summary.taken += 1;
+            if let Err(error) = self.start(&lease, &table) {
+                tracing::error!(%error, shard = %lease.key, "Failed to start the shard's job.");
+                self.failed.get_or_insert(error);
+            }
+        }
+    }
+
+    fn start(&mut self, lease: &Lease, table: &[Lease]) -> Result<(), RunError> {
+        if let Some(old) = self.running.remove(&lease.key) {
+            // A job of an earlier tenure of this worker that has not wound down yet.
+            let _ = old.stop.send(true);
+            let _ = old.thread.join();
+        }
+        let range = match &lease.hash_range {
+            Some((start, end)) => HashRange::parse(start, end).map_err(RunError::Cluster)?,
+            None => HashRange::ALL,
+        };
+        let scope = ShardScope {
+            stream: self.stream.to_owned(),
+            shard_id: lease.key.clone(),
+            hash_range: range,
+        };
+        let shard_root = self
+            .template
+            .checkpoints
+            .location
+            .child("shards")
+            .child(&lease.key);
+        let checkpoints = CheckpointStore {
+            location: shard_root.child(&self.cluster.worker_id),
+        };
+        let parents = if lease.state.is_none() {
+            lease
+                .parents
+                .iter()
+                .filter_map(|p| table.iter().find(|l| &l.key == p))
+                .filter_map(|p| p.state.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let start = match &lease.checkpoint {
+            Checkpoint::Latest => StartPosition::Latest,
+            Checkpoint::Sequence { sequence, .. } => {
+                StartPosition::After(HashMap::from([(lease.key.clone(), sequence.clone())]))
+            }
+            Checkpoint::TrimHorizon | Checkpoint::ShardEnd => StartPosition::TrimHorizon,
+        };
+        let fence = Arc::new(LeaseFence {
+            leases: Arc::clone(self.leases),
+            stream: self.stream.to_owned(),
+            shard_id: lease.key.clone(),
+            runtime: self.runtime.clone(),
+        });
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let config = self.template.for_shard(
+            scope,
+            checkpoints,
+            LeaseResume {
+                shard_root,
+                manifest: lease.state.clone(),
+                parents,
+            },
+            start,
+            fence,
+            stop_rx,
+        );
+        let metrics = Arc::clone(self.metrics);
+        tracing::info!(shard = %lease.key, manifest = lease.state.as_deref().unwrap_or("none"), "Starting the shard's job.");
+        let thread = std::thread::Builder::new()
+            .name(format!("tenantflow-{}", lease.key))
+            .spawn(move || run(config, &metrics))
+            .map_err(|e| RunError::Cluster(format!("starting a shard job: {e}")))?;
+        self.running
+            .insert(lease.key.clone(), Running { stop, thread });
+        Ok(())
+    }
+
+    /// Collects the jobs that ended.
+    fn reap(&mut self) {
+        let ended: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, job)| job.thread.is_finished())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in ended {
+            let Some(job) = self.running.remove(&key) else {
+                continue;
+            };
+            self.ended(key, job.thread.join());
+        }
+    }
+
+    fn ended(&mut self, key: String, joined: std::thread::Result<Result<RunSummary, RunError>>) {
+        match joined {
+            Ok(Ok(summary)) => {
+                tracing::info!(shard = %key, results = summary.metrics.results, "Shard job ended.");
+                self.summary.jobs.push((key, Some(summary)));
+            }
+            Ok(Err(RunError::LeaseLost(reason))) => {
+                tracing::info!(shard = %key, %reason, "Shard job stopped: its lease went to another worker.");
+                self.summary.jobs.push((key, None));
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, shard = %key, "Shard job failed.");
+                self.failed.get_or_insert(error);
+            }
+            Err(_) => {
+                self.failed
+                    .get_or_insert(RunError::Panicked(format!("the job of shard {key}")));
+            }
+        }
+    }
+
+    /// Stops every job (each takes its final checkpoint through its lease), then
+    /// releases the leases.
+    async fn stop_all(&mut self) {
+        for job in self.running.values() {
+            let _ = job.stop.send(true);
+        }
+        let running: Vec<(String, Running)> = self.running.drain().collect();
+        for (key, job) in running {
+            // Joined off the runtime: the job's final checkpoint calls into it.
+            match tokio::task::spawn_blocking(move || job.thread.join()).await {
+                Ok(joined) => self.ended(key, joined),
+                Err(_) => {
+                    self.failed
+                        .get_or_insert(RunError::Panicked(format!("the job of shard {key}")));
+                }
+            }
+        }
+        let errors = self.leases.coordinator.lock().await.release_all().await;
+        if errors.is_empty() {
+            tracing::info!("Released every lease.");
+        }
+    }
+}
