@@ -655,6 +655,7 @@ fn plan(config: RunConfig, invocation: &Invocation) -> Result<Plan> {
         max_open_files: out.max_open_files.non_zero_usize(),
         model_version_field: out.model_version_field,
         name_tag: None,
+        finish_at_checkpoint: false,
     };
     let lookup_auth = AuthConfig::new(config.lookup.auth, config.lookup.api_key.as_deref())
         .map_err(|e| UsageError(format!("`lookup.auth` (--lookup-auth): {e}")))?;

@@ -136,6 +136,7 @@ fn actions_of_the_code() -> BTreeSet<String> {
     for (package, service) in [
         ("aws-sdk-kinesis", "kinesis"),
         ("aws-sdk-sagemakerruntime", "sagemaker"),
+        ("aws-sdk-dynamodb", "dynamodb"),
     ] {
         for operation in sdk_operations(package) {
             if calls.contains(&operation) {
@@ -203,6 +204,7 @@ fn the_task_policy_grants_exactly_what_the_code_calls() {
     // The job reads streams, and writes to S3: a parser that found nothing is wrong.
     assert!(code.contains("kinesis:GetRecords"), "{code:?}");
     assert!(code.contains("sagemaker:InvokeEndpoint"), "{code:?}");
+    assert!(code.contains("dynamodb:UpdateItem"), "{code:?}");
     assert!(!code.contains("kinesis:CreateStream"), "{code:?}");
     let missing: Vec<_> = code.difference(&policy).collect();
     let extra: Vec<_> = policy.difference(&code).collect();

@@ -12,7 +12,7 @@ use crate::common::{
     summary_path, tenantflow,
 };
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("TENANTFLOW_TEST_KINESIS_ENDPOINT").expect(
         "TENANTFLOW_TEST_KINESIS_ENDPOINT is set by scripts/test.sh, which starts the server",
     )
@@ -412,7 +412,7 @@ fn read_stream(stream: &str) -> Vec<tenantflow_kinesis::consumer::RecordBatch> {
     })
 }
 
-fn local_client() -> aws_sdk_kinesis::Client {
+pub(crate) fn local_client() -> aws_sdk_kinesis::Client {
     let config = aws_sdk_kinesis::config::Builder::new()
         .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
         .endpoint_url(endpoint())

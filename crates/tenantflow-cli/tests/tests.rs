@@ -12,6 +12,7 @@ mod fault_proxy;
 mod hostile;
 mod inputs;
 mod kinesis;
+mod leases;
 mod lookup;
 mod original;
 mod readme;

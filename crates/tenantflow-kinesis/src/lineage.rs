@@ -85,10 +85,13 @@ impl ShardLineage {
                 continue;
             }
             let shard = &self.known[id];
-            let blocked = [&shard.parent, &shard.adjacent_parent]
-                .into_iter()
-                .flatten()
-                .any(|p| self.known.contains_key(p) && !self.finished.contains(p));
+            // A leased shard's parents were read to their end before it was leased:
+            // the lease table keeps that order, across workers.
+            let blocked = self.only.is_none()
+                && [&shard.parent, &shard.adjacent_parent]
+                    .into_iter()
+                    .flatten()
+                    .any(|p| self.known.contains_key(p) && !self.finished.contains(p));
             if blocked {
                 continue;
             }
@@ -195,5 +198,9 @@ mod tests {
         lineage.finished("a");
         assert!(lineage.ready().is_empty());
         assert!(lineage.all_ended());
+        // The child's own lease: its parent, ended on another worker, holds nothing back.
+        let mut child = ShardLineage::new(HashSet::new()).only(["c".to_owned()].into());
+        child.listed(vec![shard("a", None, None), shard("c", Some("a"), None)]);
+        assert_eq!(ids(&child.ready()), [("c", StartAt::Configured)]);
     }
 }

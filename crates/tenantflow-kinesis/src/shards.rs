@@ -70,3 +70,43 @@ pub async fn list_shards(client: &Client, name: &str) -> Result<Vec<ShardInfo>, 
         }
     }
 }
+
+/// How far behind the newest record of `shard` a reader at `after` (the last sequence
+/// number read; `None`: nothing read yet) is, in milliseconds, as Kinesis reports it
+/// (`MillisBehindLatest` of one GetRecords call that reads at most one record).
+///
+/// # Errors
+/// A failed call.
+pub async fn millis_behind(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+    after: Option<&str>,
+) -> Result<Option<i64>, KinesisError> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let request = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard);
+    let request = match after {
+        Some(sequence) => request
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(sequence),
+        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    };
+    let iterator = request
+        .send()
+        .await
+        .map_err(|e| KinesisError::from_sdk("GetShardIterator", stream, e))?;
+    let Some(iterator) = iterator.shard_iterator() else {
+        return Ok(None);
+    };
+    let out = client
+        .get_records()
+        .shard_iterator(iterator)
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| KinesisError::from_sdk("GetRecords", stream, e))?;
+    Ok(out.millis_behind_latest())
+}

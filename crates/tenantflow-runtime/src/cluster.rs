@@ -72,7 +72,8 @@ impl JobConfig {
         output.staging = tenantflow_sinks::upload::Staging {
             location: checkpoints.location.clone(),
         };
-        output.name_tag = Some(scope.shard_id.clone());
+        output.name_tag = Some(format!("{}-{}", scope.shard_id, scope.tenure));
+        output.finish_at_checkpoint = true;
         let streams = self
             .streams
             .iter()
@@ -318,6 +319,7 @@ impl Supervisor<'_> {
             stream: self.stream.to_owned(),
             shard_id: lease.key.clone(),
             hash_range: range,
+            tenure: format!("t{}", lease.counter),
         };
         let shard_root = self
             .template
@@ -368,7 +370,14 @@ impl Supervisor<'_> {
         tracing::info!(shard = %lease.key, manifest = lease.state.as_deref().unwrap_or("none"), "Starting the shard's job.");
         let thread = std::thread::Builder::new()
             .name(format!("tenantflow-{}", lease.key))
-            .spawn(move || run(config, &metrics))
+            .spawn(move || {
+                let cleanup = Tenure::of(&config);
+                let result = run(config, &metrics);
+                if let (Err(RunError::LeaseLost(_)), Some(tenure)) = (&result, cleanup) {
+                    tenure.abort_uploads();
+                }
+                result
+            })
             .map_err(|e| RunError::Cluster(format!("starting a shard job: {e}")))?;
         self.running
             .insert(lease.key.clone(), Running { stop, thread });
@@ -412,26 +421,96 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Stops every job (each takes its final checkpoint through its lease), then
-    /// releases the leases.
+    /// Stops every job (each takes its final checkpoint through its lease, renewed
+    /// meanwhile), then releases the leases.
     async fn stop_all(&mut self) {
         for job in self.running.values() {
             let _ = job.stop.send(true);
         }
-        let running: Vec<(String, Running)> = self.running.drain().collect();
-        for (key, job) in running {
+        let mut renew = tokio::time::interval(self.cluster.settings.renew_interval);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut joins = tokio::task::JoinSet::new();
+        for (key, job) in self.running.drain() {
             // Joined off the runtime: the job's final checkpoint calls into it.
-            match tokio::task::spawn_blocking(move || job.thread.join()).await {
-                Ok(joined) => self.ended(key, joined),
-                Err(_) => {
-                    self.failed
-                        .get_or_insert(RunError::Panicked(format!("the job of shard {key}")));
-                }
+            joins.spawn_blocking(move || (key, job.thread.join()));
+        }
+        loop {
+            tokio::select! {
+                joined = joins.join_next() => match joined {
+                    Some(Ok((key, joined))) => self.ended(key, joined),
+                    Some(Err(_)) => {
+                        self.failed
+                            .get_or_insert(RunError::Panicked("a shard job".into()));
+                    }
+                    None => break,
+                },
+                _ = renew.tick() => self.renew().await,
             }
         }
         let errors = self.leases.coordinator.lock().await.release_all().await;
         if errors.is_empty() {
             tracing::info!("Released every lease.");
+        }
+    }
+}
+
+/// What a shard job's tenure wrote, to clean up when it lost its lease: files that will
+/// never be committed (its names carry its tenure, so no other owner's are touched).
+struct Tenure {
+    output: Arc<dyn tenantflow_sinks::store::Store>,
+    markers: tenantflow_sinks::upload::Location,
+    names: String,
+    rejected: String,
+}
+
+impl Tenure {
+    fn of(config: &JobConfig) -> Option<Self> {
+        let shard = config.shard.as_ref()?;
+        Some(Self {
+            output: Arc::clone(&config.output.output.store),
+            markers: config.checkpoints.location.child("uploads"),
+            names: format!("part-{}-{}-", shard.shard_id, shard.tenure),
+            rejected: config.rejected().prefix,
+        })
+    }
+
+    /// Aborts this tenure's uploads; a failure leaves them to the next owner's
+    /// recovery, which aborts every upload of the shard its manifest does not record.
+    fn abort_uploads(&self) {
+        let mine = |path: &str| {
+            path.rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with(&self.names))
+                || path.starts_with(&format!("{}/", self.rejected))
+        };
+        let mut aborted = 0;
+        let result = (|| -> Result<(), tenantflow_sinks::StoreError> {
+            if let Some(uploads) = self.output.list_uploads("")? {
+                for (path, upload) in uploads.into_iter().filter(|(p, _)| mine(p)) {
+                    self.output.abort_upload(&path, &upload)?;
+                    aborted += 1;
+                }
+            }
+            let store = &self.markers.store;
+            for object in store.list(&self.markers.prefix)? {
+                let path = object
+                    .path
+                    .trim_start_matches(&self.markers.prefix)
+                    .trim_start_matches('/');
+                if let Some(id) = store.get(&object.path)? {
+                    self.output
+                        .abort_upload(path, &String::from_utf8_lossy(&id))?;
+                    aborted += 1;
+                }
+                store.delete(&object.path)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => tracing::info!(aborted, "Aborted the uploads of a lost lease's job."),
+            Err(error) => {
+                tracing::warn!(%error, "Failed to abort the uploads of a lost lease's job; the shard's next recovery will.")
+            }
         }
     }
 }

@@ -136,6 +136,9 @@ pub struct ShardScope {
     pub shard_id: String,
     /// Its hash-key range.
     pub hash_range: HashRange,
+    /// This owner's tenure of the lease (`t` and the lease counter when it was taken):
+    /// in the names of the files it writes, so that no two owners ever write one file.
+    pub tenure: String,
 }
 
 impl ShardScope {
@@ -161,7 +164,7 @@ impl JobConfig {
     pub fn rejected(&self) -> Location {
         let rejected = self.output.output.child("_rejected");
         match &self.shard {
-            Some(shard) => rejected.child(&shard.shard_id),
+            Some(shard) => rejected.child(&shard.shard_id).child(&shard.tenure),
             None => rejected,
         }
     }
@@ -441,7 +444,7 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
                 let router = Router::new(
                     senders.clone(),
                     None,
-                    resume.dead_letters(&rejected, &staging, &stage)?,
+                    resume.dead_letters(&config, &rejected, &staging, &stage)?,
                     context,
                     source_ids.stream_slot(i),
                     &stage,
@@ -478,7 +481,7 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
         if !shard_job && metrics.status.phase() == Phase::Recovering {
             metrics.status.set_phase(Phase::Running);
         }
-        let mut first_error = match resume.dead_letters(&rejected, &staging, "reader") {
+        let mut first_error = match resume.dead_letters(&config, &rejected, &staging, "reader") {
             Ok(dead_letters) => {
                 let router = Router::new(
                     senders,

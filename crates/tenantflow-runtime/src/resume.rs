@@ -141,10 +141,9 @@ impl<'m> Resume<'m> {
             return Ok(WorkerParts {
                 table,
                 sink: PartitionedFileSink::new(config.output.clone(), w),
-                dead_letters: DeadLetterSink::new(
-                    rejected.clone(),
-                    config.output.staging.clone(),
-                    &name,
+                dead_letters: finishing(
+                    DeadLetterSink::new(rejected.clone(), config.output.staging.clone(), &name),
+                    config.output.finish_at_checkpoint,
                 ),
                 in_flight: None,
             });
@@ -181,6 +180,7 @@ impl<'m> Resume<'m> {
             &part.dead_letters,
         )
         .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))?;
+        let dead_letters = finishing(dead_letters, config.output.finish_at_checkpoint);
         let in_flight = match &part.in_flight {
             Some(path) => Some(InFlight::decode(&read(path)?).map_err(|source| {
                 RunError::Recovery(RecoveryError::InFlight {
@@ -201,6 +201,7 @@ impl<'m> Resume<'m> {
     /// A source stage's dead letters.
     pub(crate) fn dead_letters(
         &self,
+        config: &JobConfig,
         rejected: &Location,
         staging: &tenantflow_sinks::upload::Staging,
         stage: &str,
@@ -211,6 +212,7 @@ impl<'m> Resume<'m> {
             .cloned()
             .unwrap_or_default();
         DeadLetterSink::restore(rejected.clone(), staging.clone(), stage, &state)
+            .map(|sink| finishing(sink, config.output.finish_at_checkpoint))
             .map_err(|e| RunError::Recovery(RecoveryError::Sink(e)))
     }
 
@@ -232,6 +234,15 @@ impl<'m> Resume<'m> {
             _ => (input.start.clone(), HashSet::new()),
         }
     }
+}
+
+/// A dead-letter sink whose file is finished at every checkpoint when `finish` (a shard
+/// job's), else at its age.
+fn finishing(mut sink: DeadLetterSink, finish: bool) -> DeadLetterSink {
+    if finish {
+        sink.max_age = std::time::Duration::ZERO;
+    }
+    sink
 }
 
 /// Kinesis sequence numbers (decimal strings of up to 128 bits) in their order.

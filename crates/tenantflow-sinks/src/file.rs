@@ -118,6 +118,9 @@ pub struct FileSinkConfig {
     /// A tag in every file name (a shard id, when several jobs write one output):
     /// `part-TAG-wNN-…` instead of `part-wNN-…`.
     pub name_tag: Option<String>,
+    /// Every file is finished at every checkpoint, none left open across one (a shard
+    /// job: its next owner never writes into a file an earlier owner had open).
+    pub finish_at_checkpoint: bool,
 }
 
 impl FileSinkConfig {
@@ -136,6 +139,7 @@ impl FileSinkConfig {
             max_open_files: DEFAULT_MAX_OPEN_FILES,
             model_version_field: false,
             name_tag: None,
+            finish_at_checkpoint: false,
         }
     }
 
@@ -453,7 +457,8 @@ impl PartitionedFileSink {
         while i < self.open.len() {
             let part = &self.open[i];
             let too_old = now_ms.saturating_sub(part.file.opened_ms()) >= max_age;
-            if too_old || matches!(part.body, Body::Parquet(_)) {
+            if too_old || self.config.finish_at_checkpoint || matches!(part.body, Body::Parquet(_))
+            {
                 self.finish(i)?;
             } else {
                 i += 1;

@@ -1,0 +1,243 @@
+//! Workers sharing a stream's shards through leases (kinesis-local for Kinesis, moto for
+//! the DynamoDB lease table, both started by scripts/test.sh): with one worker killed
+//! by SIGKILL, a shard split and a worker added mid-run, the committed results equal,
+//! line for line, those of one process over the same records.
+#![cfg(feature = "kinesis-integration-tests")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use tenantflow_cluster::LeaseStore;
+use tenantflow_cluster::dynamo::DynamoLeaseStore;
+
+use crate::common::{assert_same_results, gen_w1, local_aws, shared, sorted_result_lines};
+
+/// `tenantflow` against kinesis-local, with the lease table in moto
+/// (`$AWS_ENDPOINT_URL_DYNAMODB`, which wins over `AWS_ENDPOINT_URL` for DynamoDB).
+fn command(args: &[&str]) -> Command {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
+        "AWS_ENDPOINT_URL_DYNAMODB is set by scripts/test.sh, which starts moto"
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantflow"));
+    local_aws(cmd.args(args))
+        .env("AWS_ENDPOINT_URL", crate::kinesis::endpoint())
+        .env_remove("AWS_ENDPOINT_URL_KINESIS");
+    cmd
+}
+
+fn ok(args: &[&str]) {
+    let out = command(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tenantflow {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Short lease settings, so that a dead worker's shards move within seconds.
+fn cluster_config(dir: &Path) -> PathBuf {
+    let path = dir.join("cluster.toml");
+    std::fs::write(
+        &path,
+        "[cluster]\nlease_timeout = \"4s\"\nlease_renew_interval = \"1s\"\nlease_take_interval = \"1s\"\nshard_sync_interval = \"2s\"\n",
+    )
+    .unwrap();
+    path
+}
+
+/// A worker: `run --lease-table` on the stream, files finished a second after they
+/// open (so that committed results show progress), one keyed worker per shard job.
+fn worker(dir: &Path, stream: &str, table: &str, name: &str, out: &Path) -> Child {
+    let log = std::fs::File::create(dir.join(format!("worker-{name}.log"))).unwrap();
+    command(&[
+        "run",
+        "--config",
+        cluster_config(dir).to_str().unwrap(),
+        "--input",
+        &format!("kinesis://{stream}"),
+        "--lease-table",
+        table,
+        "--worker-id",
+        name,
+        "--output",
+        out.to_str().unwrap(),
+        "--checkpoint-interval",
+        "1s",
+        "--max-file-age",
+        "1s",
+        "--workers",
+        "1",
+        "--model",
+        shared("bench/model.json").to_str().unwrap(),
+        "--admin",
+        "off",
+    ])
+    .env("TENANTFLOW_LOG", "info")
+    .stderr(log)
+    .spawn()
+    .unwrap()
+}
+
+fn produce(stream: &str, part: &Path) {
+    ok(&[
+        "produce",
+        "--stream",
+        stream,
+        "--input",
+        part.to_str().unwrap(),
+        "--aggregate",
+        "--quiet",
+    ]);
+}
+
+/// Lines committed so far under `out` (files being written are hidden).
+fn committed(out: &Path) -> usize {
+    if !out.exists() {
+        return 0;
+    }
+    sorted_result_lines(out).len()
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
+fn workers_killed_added_and_a_split_shard_change_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 200_000, 2_000, 11);
+    let from_disk = dir.path().join("disk");
+    crate::common::tenantflow(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        from_disk.to_str().unwrap(),
+        "--model",
+        shared("bench/model.json").to_str().unwrap(),
+        "--quiet",
+    ]);
+    let expected = sorted_result_lines(&from_disk).len();
+    // Four parts, published one after the other: a tenant's records keep their order.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let quarter = lines.len().div_ceil(4);
+    let parts: Vec<PathBuf> = lines
+        .chunks(quarter)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let path = dir.path().join(format!("part-{i}.ndjson"));
+            std::fs::write(&path, chunk.join("\n")).unwrap();
+            path
+        })
+        .collect();
+
+    let stream = format!("leases-{}", std::process::id());
+    let table = format!("tenantflow-leases-{}", std::process::id());
+    ok(&["streams", "create", "--name", &stream, "--shards", "8"]);
+    let out = dir.path().join("out");
+    produce(&stream, &parts[0]);
+    let mut a = worker(dir.path(), &stream, &table, "a", &out);
+    let mut b = worker(dir.path(), &stream, &table, "b", &out);
+    let mut c = worker(dir.path(), &stream, &table, "c", &out);
+    produce(&stream, &parts[1]);
+    // b dies once some of its work is committed and some is not.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while committed(&out) < expected / 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let killed = Instant::now();
+    produce(&stream, &parts[2]);
+    // A split: the parent is read to its end before its children are leased.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = crate::kinesis::local_client();
+    runtime.block_on(async {
+        let shards = tenantflow_kinesis::admin::list_shards(&client, &stream)
+            .await
+            .unwrap();
+        let third = &shards[3];
+        let (start, end): (u128, u128) = (
+            third.hash_start.parse().unwrap(),
+            third.hash_end.parse().unwrap(),
+        );
+        client
+            .split_shard()
+            .stream_name(&stream)
+            .shard_to_split(&third.id)
+            .new_starting_hash_key((start + (end - start) / 2).to_string())
+            .send()
+            .await
+            .unwrap();
+        tenantflow_kinesis::admin::wait_active(&client, &stream)
+            .await
+            .unwrap();
+    });
+    let mut d = worker(dir.path(), &stream, &table, "d", &out);
+    produce(&stream, &parts[3]);
+
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while committed(&out) < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let complete_after = killed.elapsed();
+    for child in [&a, &c, &d] {
+        sigterm(child);
+    }
+    for child in [&mut a, &mut c, &mut d] {
+        assert!(
+            child.wait().unwrap().success(),
+            "a worker failed: see its log"
+        );
+    }
+    eprintln!("all results committed {complete_after:?} after the kill");
+    assert_same_results(
+        &out,
+        &from_disk,
+        "workers sharing 8 shards, one killed, one added, one shard split",
+    );
+
+    // Every shard was read: the split parent to its end, the others (children too)
+    // past their start; every lease released.
+    let leases = runtime.block_on(async {
+        let store = DynamoLeaseStore::connect(&table).await;
+        store.list().await.unwrap()
+    });
+    assert_eq!(leases.len(), 10, "{leases:?}");
+    for lease in &leases {
+        match lease.key.as_str() {
+            "shardId-000000000003" => assert!(lease.is_finished(), "{lease:?}"),
+            _ => {
+                assert!(
+                    matches!(
+                        lease.checkpoint,
+                        tenantflow_cluster::Checkpoint::Sequence { .. }
+                    ),
+                    "{lease:?}"
+                );
+                assert_eq!(lease.owner, None, "{lease:?}");
+            }
+        }
+        assert!(lease.state.is_some(), "{lease:?}");
+    }
+    let children: Vec<_> = leases.iter().filter(|l| !l.parents.is_empty()).collect();
+    assert_eq!(children.len(), 2);
+    let log = |name: &str| std::fs::read_to_string(dir.path().join(format!("worker-{name}.log")));
+    let took_from_b = ["a", "c", "d"]
+        .iter()
+        .filter_map(|w| log(w).ok())
+        .any(|text| text.contains("from=\"b\"") || text.contains("from=b"));
+    assert!(took_from_b, "b's leases were taken over");
+    ok(&["streams", "delete", "--name", &stream]);
+}
