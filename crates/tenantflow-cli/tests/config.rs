@@ -275,3 +275,59 @@ fn configuration_errors_exit_2_and_run_errors_exit_1() {
     );
     assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
 }
+
+/// With a lease table, what cannot be shared among workers is refused at start, with
+/// the reason (exit 2), before anything is written or called.
+#[test]
+fn leases_refuse_what_workers_cannot_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let slow_renewal = dir.path().join("cluster.toml");
+    std::fs::write(
+        &slow_renewal,
+        "[cluster]\nlease_timeout = \"10s\"\nlease_renew_interval = \"5s\"\n",
+    )
+    .unwrap();
+    let file = dir.path().join("in.ndjson");
+    std::fs::write(&file, "").unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--generate", "10"],
+            "leases share a Kinesis stream's shards: give it as the first --input kinesis://STREAM",
+        ),
+        (
+            &["--input", "kinesis://jobs", "--input", file.to_str().unwrap()],
+            "file inputs and the generator cannot be shared among workers",
+        ),
+        (
+            &["--input", "kinesis://jobs", "--exit-when-idle", "5s"],
+            "--exit-when-idle is for a job without leases",
+        ),
+        (
+            &["--input", "kinesis://jobs", "--overwrite"],
+            "--overwrite and --from-scratch would delete other workers' results",
+        ),
+        (
+            &[
+                "--input",
+                "kinesis://jobs",
+                "--config",
+                slow_renewal.to_str().unwrap(),
+            ],
+            "`cluster.lease_renew_interval` is 5s, more than a third of `cluster.lease_timeout` (10s)",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let args = [
+            &["run", "--quiet", "--lease-table", "leases", "--output", out][..],
+            extra,
+        ]
+        .concat();
+        let failed = tenantflow_with(&args, &[]);
+        let message = stderr(&failed);
+        assert_eq!(failed.status.code(), Some(2), "{extra:?}: {message}");
+        assert!(message.contains(expected), "{extra:?}: {message}");
+    }
+    assert!(!Path::new(out).join("_checkpoints").exists());
+}
