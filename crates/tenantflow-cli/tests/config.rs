@@ -297,7 +297,12 @@ fn leases_refuse_what_workers_cannot_share() {
             "leases share a Kinesis stream's shards: give it as the first --input kinesis://STREAM",
         ),
         (
-            &["--input", "kinesis://jobs", "--input", file.to_str().unwrap()],
+            &[
+                "--input",
+                "kinesis://jobs",
+                "--input",
+                file.to_str().unwrap(),
+            ],
             "file inputs and the generator cannot be shared among workers",
         ),
         (

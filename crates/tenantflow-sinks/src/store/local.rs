@@ -93,7 +93,13 @@ impl LocalStore {
         };
         for entry in entries {
             let entry = entry.map_err(io("listing", dir))?;
-            let meta = entry.metadata().map_err(io("reading metadata of", dir))?;
+            // A file renamed or removed since the folder was read (a commit by another
+            // job writing the same output) is not listed.
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("reading metadata of", dir)(e)),
+            };
             if meta.is_dir() {
                 if let Some(folders) = folders.as_deref_mut() {
                     folders.push(entry.path());
