@@ -29,6 +29,7 @@ pub const NAMES: &[&str] = &[
     "tenantflow_churn_flags",
     "tenantflow_dead_letters",
     "tenantflow_shard_lag_milliseconds",
+    "tenantflow_lease_held",
     "tenantflow_lookups",
     "tenantflow_other_shard_records",
     "tenantflow_remote_calls",
@@ -162,6 +163,21 @@ impl Collector for JobCollector {
                     vec![("stream", l.stream), ("shard", l.shard)],
                     ConstGauge::new(l.lag.millis_behind),
                 )
+            }),
+        )?;
+        let leases = status.leases();
+        family(
+            e,
+            "tenantflow_lease_held",
+            "With --lease-table: 1 for each shard whose lease this worker holds (by worker and shard).",
+            MetricType::Gauge,
+            leases.into_iter().flat_map(|(worker, shards)| {
+                shards.into_iter().map(move |shard| {
+                    (
+                        vec![("worker", worker.clone()), ("shard", shard)],
+                        ConstGauge::new(1_i64),
+                    )
+                })
             }),
         )?;
         single(

@@ -230,6 +230,10 @@ async fn overview(State(state): State<AdminState>) -> Json<serde_json::Value> {
         "deadLetters": dead_letters,
         "atRisk": at_risk,
         "industries": industries,
+        "leases": status.leases().map(|(worker, shards)| json!({
+            "worker": worker,
+            "shards": shards,
+        })),
         "checkpoint": status.last_checkpoint().map(|c| json!({
             "number": c.number,
             "durationMs": c.duration.as_millis() as u64,

@@ -5,6 +5,7 @@ mod flags;
 mod health;
 mod produce;
 mod progress;
+mod repartition;
 mod run;
 mod scorer;
 mod streams;
@@ -55,6 +56,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Create, describe or delete Kinesis streams.
     Streams(streams::StreamsArgs),
+    /// Re-publish a stream keyed by companyID (for one whose producers used random
+    /// keys), shared among workers by leases.
+    Repartition(repartition::RepartitionArgs),
     /// The TenantManager service: tenants over REST, in SQLite or PostgreSQL.
     TenantManager(tenant_manager::TenantManagerArgs),
     /// Train the churn model on labelled companies; print its test metrics.
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Produce(args) => produce::run(args),
         Command::Streams(args) => streams::run(args),
+        Command::Repartition(args) => repartition::run(args),
         Command::TenantManager(args) => tenant_manager::run(args),
         Command::Train(args) => train::run(args),
         Command::Scorer(args) => scorer::run(args),

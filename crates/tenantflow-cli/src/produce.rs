@@ -53,6 +53,12 @@ pub struct ProduceArgs {
     #[arg(long)]
     aggregate: bool,
 
+    /// Put each record with a random partition key (from --seed), as the original
+    /// system's producers did: a tenant's records then spread over the shards, which
+    /// `tenantflow repartition` undoes.
+    #[arg(long, conflicts_with = "aggregate")]
+    random_keys: bool,
+
     /// Give up, with an error, after this long without a record acknowledged (each
     /// retry is shown, at most one line per 5 s).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flags::duration(std::time::Duration::from_millis(100), std::time::Duration::from_secs(3600)))]
@@ -90,7 +96,9 @@ pub fn run(args: ProduceArgs) -> Result<()> {
     });
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(8);
     let reader_counters = Arc::clone(&counters);
-    let reader = std::thread::spawn(move || read_records(&inputs, &tx, &reader_counters));
+    let random_keys = args.random_keys.then_some(args.seed);
+    let reader =
+        std::thread::spawn(move || read_records(&inputs, &tx, &reader_counters, random_keys));
     let live = Arc::clone(&counters);
     let progress = Progress::start(!args.quiet, move |secs| {
         let sent = live.sent.load(Ordering::Relaxed);
@@ -162,8 +170,10 @@ fn read_records(
     inputs: &[Input],
     tx: &tokio::sync::mpsc::Sender<Vec<(String, Vec<u8>)>>,
     counters: &Counters,
+    random_keys: Option<u64>,
 ) -> Result<u64> {
     let decoder = Decoder::new(DefaultKind::Infer);
+    let mut random = random_keys.map(fastrand::Rng::with_seed);
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut skipped = 0u64;
     for input in inputs {
@@ -198,6 +208,10 @@ fn read_records(
                     }
                     skipped += 1;
                     return Ok(ControlFlow::Continue(()));
+                };
+                let key = match random.as_mut() {
+                    Some(rng) => format!("{:016x}", rng.u64(..)),
+                    None => key,
                 };
                 chunk.push((key, bytes.to_vec()));
                 counters.queued.fetch_add(1, Ordering::Relaxed);

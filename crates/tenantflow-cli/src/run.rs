@@ -805,7 +805,7 @@ fn cluster_of(
 
 /// A worker name unique among the live ones: host, process and a random suffix (a
 /// restarted process is a new worker; its old leases expire).
-fn default_worker_id() -> String {
+pub(crate) fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

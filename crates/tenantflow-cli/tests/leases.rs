@@ -100,6 +100,17 @@ fn committed(out: &Path) -> usize {
     sorted_result_lines(out).len()
 }
 
+/// Waits for a stopped process; a failure shows the end of its log.
+fn assert_succeeds(child: &mut Child, log: &Path) {
+    let status = child.wait().unwrap();
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!("{} failed ({status}):\n{}", log.display(), tail.join("\n"));
+    }
+}
+
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -195,11 +206,8 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
     for child in [&a, &c, &d] {
         sigterm(child);
     }
-    for child in [&mut a, &mut c, &mut d] {
-        assert!(
-            child.wait().unwrap().success(),
-            "a worker failed: see its log"
-        );
+    for (child, name) in [(&mut a, "a"), (&mut c, "c"), (&mut d, "d")] {
+        assert_succeeds(child, &dir.path().join(format!("worker-{name}.log")));
     }
     eprintln!("all results committed {complete_after:?} after the kill");
     assert_same_results(
@@ -240,4 +248,76 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
         .any(|text| text.contains("from=\"b\"") || text.contains("from=b"));
     assert!(took_from_b, "b's leases were taken over");
     ok(&["streams", "delete", "--name", &stream]);
+}
+
+/// The original producers' random keys, re-keyed by `repartition` (itself a worker of
+/// leases on the first stream), then two workers on the re-keyed stream: the results
+/// of one process over the same records.
+#[test]
+#[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
+fn repartition_in_front_of_a_randomly_keyed_stream_changes_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gen_w1(dir.path(), 20_000, 500, 12);
+    let from_disk = dir.path().join("disk");
+    crate::common::tenantflow(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        from_disk.to_str().unwrap(),
+        "--model",
+        shared("bench/model.json").to_str().unwrap(),
+        "--quiet",
+    ]);
+    let expected = sorted_result_lines(&from_disk).len();
+    let pid = std::process::id();
+    // One shard: its order is the file's, whatever the keys.
+    let random = format!("random-{pid}");
+    let keyed = format!("keyed-{pid}");
+    ok(&["streams", "create", "--name", &random, "--shards", "1"]);
+    ok(&["streams", "create", "--name", &keyed, "--shards", "4"]);
+    ok(&[
+        "produce",
+        "--stream",
+        &random,
+        "--input",
+        input.to_str().unwrap(),
+        "--random-keys",
+        "--quiet",
+    ]);
+    let log = std::fs::File::create(dir.path().join("repartition.log")).unwrap();
+    let mut repartition = command(&[
+        "repartition",
+        "--input",
+        &format!("kinesis://{random}"),
+        "--output-stream",
+        &keyed,
+        "--lease-table",
+        &format!("repartition-{pid}"),
+    ])
+    .env("TENANTFLOW_LOG", "info")
+    .stderr(log)
+    .spawn()
+    .unwrap();
+    let out = dir.path().join("out");
+    let table = format!("keyed-leases-{pid}");
+    let mut a = worker(dir.path(), &keyed, &table, "a", &out);
+    let mut b = worker(dir.path(), &keyed, &table, "b", &out);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while committed(&out) < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    for child in [&repartition, &a, &b] {
+        sigterm(child);
+    }
+    for (child, log) in [
+        (&mut repartition, "repartition.log"),
+        (&mut a, "worker-a.log"),
+        (&mut b, "worker-b.log"),
+    ] {
+        assert_succeeds(child, &dir.path().join(log));
+    }
+    assert_same_results(&out, &from_disk, "W1 re-keyed by repartition, two workers");
+    ok(&["streams", "delete", "--name", &random]);
+    ok(&["streams", "delete", "--name", &keyed]);
 }

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 /// The commands with flags, each with README's heading of its section.
-const COMMANDS: [(&[&str], &str); 8] = [
+const COMMANDS: [(&[&str], &str); 9] = [
     (&["run"], "## `tenantflow run`"),
     (&["tenant-manager"], "## `tenantflow tenant-manager`"),
     (&["scorer"], "## `tenantflow scorer`"),
     (&["train"], "## `tenantflow train`"),
     (&["produce"], "## `tenantflow produce`"),
+    (&["repartition"], "## `tenantflow repartition`"),
     (&["streams", "create"], "## `tenantflow streams`"),
     (&["streams", "describe"], "## `tenantflow streams`"),
     (&["streams", "delete"], "## `tenantflow streams`"),

@@ -18,6 +18,11 @@ pub struct ShardLag {
 pub struct ShardLags(Arc<Mutex<BTreeMap<String, ShardLag>>>);
 
 impl ShardLags {
+    /// Whether `other` is this very set (a clone of it), not one with the same content.
+    pub fn same(&self, other: &ShardLags) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Records the lag of `shard` after a read.
     pub fn set(&self, shard: &str, millis_behind: i64) {
         let mut lags = self.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -44,10 +44,10 @@ pub struct ClusterConfig {
 }
 
 /// What a worker process did.
-#[derive(Debug, Clone, Default)]
-pub struct ClusterSummary {
+#[derive(Debug, Clone)]
+pub struct ClusterSummary<O = RunSummary> {
     /// Shard jobs run, with what each did (a job that lost its lease has none).
-    pub jobs: Vec<(String, Option<RunSummary>)>,
+    pub jobs: Vec<(String, Option<O>)>,
     /// Leases taken over the run.
     pub taken: usize,
     /// Leases lost to other workers.
@@ -112,10 +112,159 @@ impl JobConfig {
     }
 }
 
-/// A shard job under way.
-struct Running {
+impl<O> Default for ClusterSummary<O> {
+    fn default() -> Self {
+        Self {
+            jobs: Vec::new(),
+            taken: 0,
+            lost: 0,
+        }
+    }
+}
+
+/// What a worker runs for each shard it holds: the job of `run`, or `repartition`'s
+/// re-publishing.
+pub trait ShardWork: Sync {
+    /// What one shard's work did.
+    type Outcome: Send + 'static;
+
+    /// The stream whose shards are leased.
+    fn stream(&self) -> &str;
+
+    /// Where a shard never read starts (`TRIM_HORIZON` or `LATEST`).
+    fn initial(&self) -> Checkpoint;
+
+    /// Starts the work of a shard just taken, on a thread of its own.
+    ///
+    /// # Errors
+    /// The work cannot be started (the worker then stops).
+    fn start(
+        &self,
+        shard: StartShard<'_>,
+    ) -> Result<JoinHandle<Result<Self::Outcome, RunError>>, RunError>;
+}
+
+/// A shard just taken, and what its work needs.
+pub struct StartShard<'a> {
+    /// Its lease, as taken.
+    pub lease: &'a Lease,
+    /// The whole table, as scanned after the take (a child's parents).
+    pub table: &'a [Lease],
+    /// The worker's leases (the work's commit point).
+    pub leases: &'a Arc<SharedLeases>,
+    /// The lease runtime.
+    pub runtime: &'a tokio::runtime::Handle,
+    /// This worker's name.
+    pub worker_id: &'a str,
+    /// Turns true when the work must stop (lease lost, worker stopping).
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl StartShard<'_> {
+    /// Where the shard's reading starts, as its lease says.
+    pub fn start_position(&self) -> StartPosition {
+        match &self.lease.checkpoint {
+            Checkpoint::Latest => StartPosition::Latest,
+            Checkpoint::Sequence { sequence, .. } => {
+                StartPosition::After(HashMap::from([(self.lease.key.clone(), sequence.clone())]))
+            }
+            Checkpoint::TrimHorizon | Checkpoint::ShardEnd => StartPosition::TrimHorizon,
+        }
+    }
+}
+
+/// The job of `run`, per shard.
+struct JobWork<'a> {
+    template: &'a JobConfig,
+    stream: String,
+    initial: Checkpoint,
+    metrics: &'a Arc<Metrics>,
+}
+
+impl ShardWork for JobWork<'_> {
+    type Outcome = RunSummary;
+
+    fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    fn initial(&self) -> Checkpoint {
+        self.initial.clone()
+    }
+
+    fn start(
+        &self,
+        shard: StartShard<'_>,
+    ) -> Result<JoinHandle<Result<RunSummary, RunError>>, RunError> {
+        let lease = shard.lease;
+        let range = match &lease.hash_range {
+            Some((start, end)) => HashRange::parse(start, end).map_err(RunError::Cluster)?,
+            None => HashRange::ALL,
+        };
+        let scope = ShardScope {
+            stream: self.stream.clone(),
+            shard_id: lease.key.clone(),
+            hash_range: range,
+            tenure: format!("t{}", lease.counter),
+        };
+        let shard_root = self
+            .template
+            .checkpoints
+            .location
+            .child("shards")
+            .child(&lease.key);
+        let checkpoints = CheckpointStore {
+            location: shard_root.child(shard.worker_id),
+        };
+        let parents = if lease.state.is_none() {
+            lease
+                .parents
+                .iter()
+                .filter_map(|p| shard.table.iter().find(|l| &l.key == p))
+                .filter_map(|p| p.state.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let fence = Arc::new(LeaseFence {
+            leases: Arc::clone(shard.leases),
+            stream: self.stream.clone(),
+            shard_id: lease.key.clone(),
+            runtime: shard.runtime.clone(),
+        });
+        let start = shard.start_position();
+        let config = self.template.for_shard(
+            scope,
+            checkpoints,
+            LeaseResume {
+                shard_root,
+                manifest: lease.state.clone(),
+                parents,
+            },
+            start,
+            fence,
+            shard.stop,
+        );
+        let metrics = Arc::clone(self.metrics);
+        tracing::info!(shard = %lease.key, manifest = lease.state.as_deref().unwrap_or("none"), "Starting the shard's job.");
+        std::thread::Builder::new()
+            .name(format!("tenantflow-{}", lease.key))
+            .spawn(move || {
+                let cleanup = Tenure::of(&config);
+                let result = run(config, &metrics);
+                if let (Err(RunError::LeaseLost(_)), Some(tenure)) = (&result, cleanup) {
+                    tenure.abort_uploads();
+                }
+                result
+            })
+            .map_err(|e| RunError::Cluster(format!("starting a shard job: {e}")))
+    }
+}
+
+/// A shard's work under way.
+struct Running<O> {
     stop: tokio::sync::watch::Sender<bool>,
-    thread: JoinHandle<Result<RunSummary, RunError>>,
+    thread: JoinHandle<Result<O, RunError>>,
 }
 
 /// Runs this worker's part of the job described by `template` (its first Kinesis
@@ -135,6 +284,29 @@ pub fn run_cluster(
             "leases need a kinesis:// input (its shards are what workers share)".into(),
         ));
     };
+    let work = JobWork {
+        template: &template,
+        stream: leased.stream.clone(),
+        initial: match &leased.start {
+            StartPosition::Latest => Checkpoint::Latest,
+            _ => Checkpoint::TrimHorizon,
+        },
+        metrics,
+    };
+    run_workers(&work, &cluster, store, metrics)
+}
+
+/// Runs `work` on every shard this worker holds a lease on, until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// The lease table cannot be prepared, or a shard's work failed (the others are then
+/// stopped, and the leases released).
+pub fn run_workers<W: ShardWork>(
+    work: &W,
+    cluster: &ClusterConfig,
+    store: Arc<dyn LeaseStore>,
+    metrics: &Arc<Metrics>,
+) -> Result<ClusterSummary<W::Outcome>, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("tenantflow-leases")
@@ -161,18 +333,14 @@ pub fn run_cluster(
             .prepare()
             .await
             .map_err(|e| RunError::Cluster(e.to_string()))?;
-        let initial = match &leased.start {
-            StartPosition::Latest => Checkpoint::Latest,
-            _ => Checkpoint::TrimHorizon,
-        };
+        let initial = work.initial();
         let mut supervisor = Supervisor {
-            template: &template,
-            cluster: &cluster,
+            work,
+            metrics,
+            cluster,
             leases: &leases,
             store: store.as_ref(),
             runtime: &handle,
-            stream: &leased.stream,
-            metrics,
             running: HashMap::new(),
             summary: ClusterSummary::default(),
             failed: None,
@@ -191,7 +359,7 @@ pub fn run_cluster(
         loop {
             tokio::select! {
                 () = &mut stop => {
-                    tracing::warn!("Stopping: every shard job takes its final checkpoint, then the leases are released.");
+                    tracing::warn!("Stopping: every shard's work takes its final checkpoint, then the leases are released.");
                     break;
                 }
                 _ = sync.tick() => {
@@ -199,10 +367,16 @@ pub fn run_cluster(
                         tracing::warn!(%error, "Failed to give the stream's shards leases; retrying.");
                     }
                 }
-                _ = renew.tick() => supervisor.renew().await,
-                _ = take.tick() => supervisor.take().await,
+                _ = renew.tick() => {
+                    supervisor.renew().await;
+                    supervisor.publish().await;
+                }
+                _ = take.tick() => {
+                    supervisor.take().await;
+                    supervisor.publish().await;
+                }
                 _ = reap.tick() => {
-                    supervisor.reap();
+                    supervisor.reap().await;
                     if supervisor.failed.is_some() {
                         break;
                     }
@@ -222,26 +396,25 @@ pub fn run_cluster(
     result
 }
 
-struct Supervisor<'a> {
-    template: &'a JobConfig,
+struct Supervisor<'a, W: ShardWork> {
+    work: &'a W,
+    metrics: &'a Arc<Metrics>,
     cluster: &'a ClusterConfig,
     leases: &'a Arc<SharedLeases>,
     store: &'a dyn LeaseStore,
     runtime: &'a tokio::runtime::Handle,
-    stream: &'a str,
-    metrics: &'a Arc<Metrics>,
-    running: HashMap<String, Running>,
-    summary: ClusterSummary,
+    running: HashMap<String, Running<W::Outcome>>,
+    summary: ClusterSummary<W::Outcome>,
     failed: Option<RunError>,
 }
 
-impl Supervisor<'_> {
+impl<W: ShardWork> Supervisor<'_, W> {
     async fn sync_shards(
         &self,
         kinesis: &tenantflow_kinesis::client::Client,
         initial: &Checkpoint,
     ) -> Result<(), RunError> {
-        let shards = tenantflow_kinesis::shards::list_shards(kinesis, self.stream)
+        let shards = tenantflow_kinesis::shards::list_shards(kinesis, self.work.stream())
             .await
             .map_err(|e| RunError::Cluster(e.to_string()))?;
         let specs: Vec<ShardSpec> = shards
@@ -256,6 +429,18 @@ impl Supervisor<'_> {
             .await
             .map_err(|e| RunError::Cluster(e.to_string()))?;
         Ok(())
+    }
+
+    /// Shows the leases held on the admin server.
+    async fn publish(&self) {
+        let coordinator = self.leases.coordinator.lock().await;
+        let held = coordinator
+            .held(self.leases.now_ms())
+            .map(|l| l.key.clone())
+            .collect();
+        self.metrics
+            .status
+            .set_leases(&self.cluster.worker_id, held);
     }
 
     async fn renew(&mut self) {
@@ -307,85 +492,26 @@ impl Supervisor<'_> {
 
     fn start(&mut self, lease: &Lease, table: &[Lease]) -> Result<(), RunError> {
         if let Some(old) = self.running.remove(&lease.key) {
-            // A job of an earlier tenure of this worker that has not wound down yet.
+            // Work of an earlier tenure of this worker that has not wound down yet.
             let _ = old.stop.send(true);
             let _ = old.thread.join();
         }
-        let range = match &lease.hash_range {
-            Some((start, end)) => HashRange::parse(start, end).map_err(RunError::Cluster)?,
-            None => HashRange::ALL,
-        };
-        let scope = ShardScope {
-            stream: self.stream.to_owned(),
-            shard_id: lease.key.clone(),
-            hash_range: range,
-            tenure: format!("t{}", lease.counter),
-        };
-        let shard_root = self
-            .template
-            .checkpoints
-            .location
-            .child("shards")
-            .child(&lease.key);
-        let checkpoints = CheckpointStore {
-            location: shard_root.child(&self.cluster.worker_id),
-        };
-        let parents = if lease.state.is_none() {
-            lease
-                .parents
-                .iter()
-                .filter_map(|p| table.iter().find(|l| &l.key == p))
-                .filter_map(|p| p.state.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let start = match &lease.checkpoint {
-            Checkpoint::Latest => StartPosition::Latest,
-            Checkpoint::Sequence { sequence, .. } => {
-                StartPosition::After(HashMap::from([(lease.key.clone(), sequence.clone())]))
-            }
-            Checkpoint::TrimHorizon | Checkpoint::ShardEnd => StartPosition::TrimHorizon,
-        };
-        let fence = Arc::new(LeaseFence {
-            leases: Arc::clone(self.leases),
-            stream: self.stream.to_owned(),
-            shard_id: lease.key.clone(),
-            runtime: self.runtime.clone(),
-        });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let config = self.template.for_shard(
-            scope,
-            checkpoints,
-            LeaseResume {
-                shard_root,
-                manifest: lease.state.clone(),
-                parents,
-            },
-            start,
-            fence,
-            stop_rx,
-        );
-        let metrics = Arc::clone(self.metrics);
-        tracing::info!(shard = %lease.key, manifest = lease.state.as_deref().unwrap_or("none"), "Starting the shard's job.");
-        let thread = std::thread::Builder::new()
-            .name(format!("tenantflow-{}", lease.key))
-            .spawn(move || {
-                let cleanup = Tenure::of(&config);
-                let result = run(config, &metrics);
-                if let (Err(RunError::LeaseLost(_)), Some(tenure)) = (&result, cleanup) {
-                    tenure.abort_uploads();
-                }
-                result
-            })
-            .map_err(|e| RunError::Cluster(format!("starting a shard job: {e}")))?;
+        let thread = self.work.start(StartShard {
+            lease,
+            table,
+            leases: self.leases,
+            runtime: self.runtime,
+            worker_id: &self.cluster.worker_id,
+            stop: stop_rx,
+        })?;
         self.running
             .insert(lease.key.clone(), Running { stop, thread });
         Ok(())
     }
 
     /// Collects the jobs that ended.
-    fn reap(&mut self) {
+    async fn reap(&mut self) {
         let ended: Vec<String> = self
             .running
             .iter()
@@ -396,15 +522,38 @@ impl Supervisor<'_> {
             let Some(job) = self.running.remove(&key) else {
                 continue;
             };
-            self.ended(key, job.thread.join());
+            self.ended(key, job.thread.join()).await;
         }
     }
 
-    fn ended(&mut self, key: String, joined: std::thread::Result<Result<RunSummary, RunError>>) {
+    /// Whether the lease of `key` is still this worker's, after a renewal: a job that
+    /// failed because another worker took its shard over (and aborted the uploads the
+    /// job was writing) lost its lease; it did not fail.
+    async fn still_holds(&mut self, key: &str) -> bool {
+        self.renew().await;
+        let now = self.leases.now_ms();
+        self.leases.coordinator.lock().await.holds(key, now)
+    }
+
+    async fn ended(
+        &mut self,
+        key: String,
+        joined: std::thread::Result<Result<W::Outcome, RunError>>,
+    ) {
+        let joined = match joined {
+            Ok(Err(error))
+                if !matches!(error, RunError::LeaseLost(_)) && !self.still_holds(&key).await =>
+            {
+                Ok(Err(RunError::LeaseLost(format!(
+                    "it failed after its lease was taken: {error}"
+                ))))
+            }
+            joined => joined,
+        };
         match joined {
-            Ok(Ok(summary)) => {
-                tracing::info!(shard = %key, results = summary.metrics.results, "Shard job ended.");
-                self.summary.jobs.push((key, Some(summary)));
+            Ok(Ok(outcome)) => {
+                tracing::info!(shard = %key, "Shard's work ended.");
+                self.summary.jobs.push((key, Some(outcome)));
             }
             Ok(Err(RunError::LeaseLost(reason))) => {
                 tracing::info!(shard = %key, %reason, "Shard job stopped: its lease went to another worker.");
@@ -437,7 +586,7 @@ impl Supervisor<'_> {
         loop {
             tokio::select! {
                 joined = joins.join_next() => match joined {
-                    Some(Ok((key, joined))) => self.ended(key, joined),
+                    Some(Ok((key, joined))) => self.ended(key, joined).await,
                     Some(Err(_)) => {
                         self.failed
                             .get_or_insert(RunError::Panicked("a shard job".into()));

@@ -52,30 +52,53 @@ impl CommitFence for LeaseFence {
         let position = c.streams.get(&self.stream);
         let ended = position.is_some_and(|p| p.finished.contains(&self.shard_id));
         let read_to = position.and_then(|p| p.positions.get(&self.shard_id));
-        let state = Some(c.manifest.to_owned());
-        self.runtime.block_on(async {
-            let mut leases = self.leases.coordinator.lock().await;
-            let now = self.leases.now_ms();
-            let result = if ended {
-                leases.finish(&self.shard_id, state, now).await
-            } else {
-                let checkpoint = match read_to {
-                    Some(sequence) => Checkpoint::Sequence {
-                        sequence: sequence.clone(),
-                        sub_sequence: 0,
-                    },
-                    // Nothing read yet: where the lease says.
-                    None => leases
-                        .lease(&self.shard_id)
-                        .map_or(Checkpoint::TrimHorizon, |l| l.checkpoint.clone()),
-                };
-                leases
-                    .checkpoint(&self.shard_id, checkpoint, state, now)
-                    .await
-            };
-            result.map(drop).map_err(|e| e.to_string())
-        })
+        commit_position(
+            &self.leases,
+            &self.runtime,
+            &self.shard_id,
+            read_to.map(String::as_str),
+            ended,
+            Some(c.manifest.to_owned()),
+        )
     }
+}
+
+/// Records in the lease row of `shard_id` how far it was read (`read_to`, the last
+/// sequence number processed; `ended`: to its end) and `state`, on the condition that
+/// the lease is still this worker's. Called from a thread outside `runtime`.
+///
+/// # Errors
+/// The lease is no longer this worker's, or the table could not be written.
+pub fn commit_position(
+    leases: &SharedLeases,
+    runtime: &tokio::runtime::Handle,
+    shard_id: &str,
+    read_to: Option<&str>,
+    ended: bool,
+    state: Option<String>,
+) -> Result<(), String> {
+    runtime.block_on(async {
+        let mut coordinator = leases.coordinator.lock().await;
+        let now = leases.now_ms();
+        let result = if ended {
+            coordinator.finish(shard_id, state, now).await
+        } else {
+            let checkpoint = match read_to {
+                Some(sequence) => Checkpoint::Sequence {
+                    sequence: sequence.to_owned(),
+                    sub_sequence: 0,
+                },
+                // Nothing read yet: where the lease says.
+                None => coordinator
+                    .lease(shard_id)
+                    .map_or(Checkpoint::TrimHorizon, |l| l.checkpoint.clone()),
+            };
+            coordinator
+                .checkpoint(shard_id, checkpoint, state, now)
+                .await
+        };
+        result.map(drop).map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

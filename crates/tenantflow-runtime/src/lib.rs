@@ -35,6 +35,7 @@ mod metrics;
 mod output;
 pub mod output_lock;
 mod output_port;
+pub mod repartition;
 mod resume;
 mod router;
 mod scoring;

@@ -300,6 +300,8 @@ pub struct JobStatus {
     remote: Mutex<Vec<(&'static str, Arc<CallStats>)>>,
     /// The workers' doors, in worker order; empty while no worker runs.
     queries: Mutex<Vec<crossbeam_channel::Sender<TenantQuery>>>,
+    /// With leases: this worker's name and the shards it holds.
+    leases: Mutex<Option<(String, Vec<String>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -390,17 +392,42 @@ impl JobStatus {
         lags
     }
 
-    /// The lag of every shard read, by stream and shard.
+    /// With leases: this worker is `worker` and holds the leases of `shards`.
+    pub(crate) fn set_leases(&self, worker: &str, shards: Vec<String>) {
+        *lock(&self.leases) = Some((worker.to_owned(), shards));
+    }
+
+    /// With leases: this worker's name and the shards it holds; `None` without leases.
+    pub fn leases(&self) -> Option<(String, Vec<String>)> {
+        lock(&self.leases).clone()
+    }
+
+    /// A consumer that stopped (a shard job that ended or lost its lease): its shards'
+    /// lags are no longer reported.
+    pub(crate) fn forget_lags(&self, gone: &ShardLags) {
+        lock(&self.streams).retain(|(_, lags)| !lags.same(gone));
+    }
+
+    /// The lag of every shard read, by stream and shard. A shard read by several
+    /// consumers (with leases, every shard job reads a `companies` stream in full)
+    /// reports its slowest reader.
     pub fn lags(&self) -> Vec<StreamShardLag> {
-        lock(&self.streams)
-            .iter()
-            .flat_map(|(stream, lags)| {
-                lags.read().into_iter().map(|(shard, lag)| StreamShardLag {
-                    stream: stream.clone(),
-                    shard,
-                    lag,
-                })
-            })
+        let mut by_shard: std::collections::BTreeMap<(String, String), ShardLag> =
+            std::collections::BTreeMap::new();
+        for (stream, lags) in lock(&self.streams).iter() {
+            for (shard, lag) in lags.read() {
+                by_shard
+                    .entry((stream.clone(), shard))
+                    .and_modify(|seen| {
+                        seen.millis_behind = seen.millis_behind.max(lag.millis_behind);
+                        seen.ended &= lag.ended;
+                    })
+                    .or_insert(lag);
+            }
+        }
+        by_shard
+            .into_iter()
+            .map(|((stream, shard), lag)| StreamShardLag { stream, shard, lag })
             .collect()
     }
 

@@ -23,6 +23,18 @@ pub(crate) struct StreamStage {
     consumers: Vec<tokio::task::JoinHandle<Result<ConsumerStats, KinesisError>>>,
     sink: Option<tokio::sync::mpsc::Sender<Chunk>>,
     sink_task: Option<tokio::task::JoinHandle<Result<WriterStats, KinesisError>>>,
+    /// A shard job's consumers' lags, no longer reported once it ends.
+    registered: Option<(Arc<crate::Metrics>, Vec<tenantflow_kinesis::lag::ShardLags>)>,
+}
+
+impl Drop for StreamStage {
+    fn drop(&mut self) {
+        if let Some((metrics, lags)) = self.registered.take() {
+            for lags in &lags {
+                metrics.status.forget_lags(lags);
+            }
+        }
+    }
 }
 
 /// Batches queued per stream between its consumer and its routing thread.
@@ -60,6 +72,7 @@ impl StreamStage {
             Some(runtime.block_on(tenantflow_kinesis::client::connect()))
         };
         let mut receivers = Vec::new();
+        let mut registered = Vec::new();
         let mut consumers = Vec::new();
         for (input, client) in config.streams.iter().zip(client.iter().cycle()) {
             let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
@@ -68,6 +81,7 @@ impl StreamStage {
             consumer.exit_when_idle = config.exit_when_idle;
             consumer.fan_out = input.consumer.clone();
             consumer.lags = metrics.status.shard_lags(&input.stream);
+            registered.push(consumer.lags.clone());
             consumer.only = crate::job::ShardScope::only(config.shard.as_ref(), &input.stream);
             let consume = tenantflow_kinesis::consumer::consume(
                 client.clone(),
@@ -131,6 +145,10 @@ impl StreamStage {
             consumers,
             sink,
             sink_task,
+            registered: config
+                .shard
+                .is_some()
+                .then(|| (Arc::clone(metrics), registered)),
         })
     }
 
