@@ -257,7 +257,7 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
 #[cfg_attr(not(have_shared), ignore = "needs ../shared/ beside the repository")]
 fn repartition_in_front_of_a_randomly_keyed_stream_changes_no_result() {
     let dir = tempfile::tempdir().unwrap();
-    let input = gen_w1(dir.path(), 20_000, 500, 12);
+    let input = gen_w1(dir.path(), 10_000, 300, 12);
     let from_disk = dir.path().join("disk");
     crate::common::tenantflow(&[
         "run",
@@ -303,7 +303,9 @@ fn repartition_in_front_of_a_randomly_keyed_stream_changes_no_result() {
     let table = format!("keyed-leases-{pid}");
     let mut a = worker(dir.path(), &keyed, &table, "a", &out);
     let mut b = worker(dir.path(), &keyed, &table, "b", &out);
-    let deadline = Instant::now() + Duration::from_secs(300);
+    // kinesis-local writes about a thousand records a second, shared with the other
+    // Kinesis tests: a generous bound, for a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(900);
     while committed(&out) < expected && Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
     }
