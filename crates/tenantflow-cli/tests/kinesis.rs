@@ -98,7 +98,8 @@ fn model() -> String {
     shared("bench/model.json").to_str().unwrap().to_owned()
 }
 
-fn run_file(input: &Path, out: &Path) {
+/// One process over `input`, from disk: the reference a stream run must equal.
+pub(crate) fn run_file(input: &Path, out: &Path) {
     tenantflow(&[
         "run",
         "--input",

@@ -125,16 +125,7 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 200_000, 2_000, 11);
     let from_disk = dir.path().join("disk");
-    crate::common::tenantflow(&[
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        from_disk.to_str().unwrap(),
-        "--model",
-        shared("bench/model.json").to_str().unwrap(),
-        "--quiet",
-    ]);
+    crate::kinesis::run_file(&input, &from_disk);
     let expected = sorted_result_lines(&from_disk).len();
     // Four parts, published one after the other: a tenant's records keep their order.
     let text = std::fs::read_to_string(&input).unwrap();
@@ -259,16 +250,7 @@ fn repartition_in_front_of_a_randomly_keyed_stream_changes_no_result() {
     let dir = tempfile::tempdir().unwrap();
     let input = gen_w1(dir.path(), 10_000, 300, 12);
     let from_disk = dir.path().join("disk");
-    crate::common::tenantflow(&[
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        from_disk.to_str().unwrap(),
-        "--model",
-        shared("bench/model.json").to_str().unwrap(),
-        "--quiet",
-    ]);
+    crate::kinesis::run_file(&input, &from_disk);
     let expected = sorted_result_lines(&from_disk).len();
     let pid = std::process::id();
     // One shard: its order is the file's, whatever the keys.

@@ -448,25 +448,48 @@ mod tests {
         (batches, records)
     }
 
+    /// What a router under test shares with its job: a store, counters, a gate.
+    struct Parts {
+        root: Location,
+        checkpoints: CheckpointStore,
+        metrics: Metrics,
+        stop: AtomicBool,
+        gate: Gate,
+    }
+
+    impl Parts {
+        fn new(sources: usize) -> Self {
+            let root = Location::root(Arc::new(MemoryStore::new()));
+            Self {
+                checkpoints: CheckpointStore {
+                    location: root.child("_checkpoints"),
+                },
+                root,
+                metrics: Metrics::default(),
+                stop: AtomicBool::new(false),
+                gate: Gate::new(sources),
+            }
+        }
+
+        fn context(&self) -> SourceContext<'_> {
+            SourceContext {
+                metrics: &self.metrics,
+                stop: &self.stop,
+                gate: &self.gate,
+                checkpoints: &self.checkpoints,
+                event_time: EventTimeBounds {
+                    max_future_skew_ms: 86_400_000,
+                },
+            }
+        }
+    }
+
     #[test]
     fn records_go_to_their_tenants_worker_full_batches_at_once_the_rest_at_the_end() {
-        let memory = Arc::new(MemoryStore::new());
-        let root = Location::root(memory);
-        let checkpoints = CheckpointStore {
-            location: root.child("_checkpoints"),
-        };
-        let metrics = Metrics::default();
-        let stop = AtomicBool::new(false);
-        let gate = Gate::new(1);
-        let context = SourceContext {
-            metrics: &metrics,
-            stop: &stop,
-            gate: &gate,
-            checkpoints: &checkpoints,
-            event_time: EventTimeBounds {
-                max_future_skew_ms: 86_400_000,
-            },
-        };
+        let parts = Parts::new(1);
+        let (root, checkpoints) = (&parts.root, &parts.checkpoints);
+        let (metrics, gate) = (&parts.metrics, &parts.gate);
+        let context = parts.context();
         let (tx0, rx0) = crossbeam_channel::unbounded();
         let (tx1, rx1) = crossbeam_channel::unbounded();
         let dead_letters = DeadLetterSink::new(
@@ -536,23 +559,9 @@ mod tests {
     #[test]
     fn a_leased_stream_takes_only_records_keyed_by_their_tenant_and_a_full_one_only_its_range() {
         use tenantflow_kinesis::hash_key::{HashRange, hash_key};
-        let memory = Arc::new(MemoryStore::new());
-        let root = Location::root(memory);
-        let checkpoints = CheckpointStore {
-            location: root.child("_checkpoints"),
-        };
-        let metrics = Metrics::default();
-        let stop = AtomicBool::new(false);
-        let gate = Gate::new(2);
-        let context = SourceContext {
-            metrics: &metrics,
-            stop: &stop,
-            gate: &gate,
-            checkpoints: &checkpoints,
-            event_time: EventTimeBounds {
-                max_future_skew_ms: 86_400_000,
-            },
-        };
+        let parts = Parts::new(2);
+        let (root, checkpoints, metrics) = (&parts.root, &parts.checkpoints, &parts.metrics);
+        let context = parts.context();
         let staging = Staging {
             location: checkpoints.location.clone(),
         };
