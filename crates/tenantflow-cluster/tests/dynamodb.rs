@@ -25,6 +25,24 @@ async fn fresh_table(test: &str) -> DynamoLeaseStore {
     store
 }
 
+/// A lease's item as DynamoDB holds it, read with the SDK (not through the store).
+async fn raw_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("leaseKey", AttributeValue::S(key.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
 fn shards(n: usize) -> Vec<ShardSpec> {
     (0..n)
         .map(|i| ShardSpec {
@@ -96,16 +114,7 @@ async fn the_table_holds_the_kcls_attributes() {
 
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let item = client
-        .get_item()
-        .table_name(store.table())
-        .key("leaseKey", AttributeValue::S("shardId-000000000000".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = raw_item(&client, store.table(), "shardId-000000000000").await;
     assert_eq!(item["leaseOwner"], AttributeValue::S("worker-1".into()));
     assert_eq!(item["leaseCounter"], AttributeValue::N("1".into()));
     assert_eq!(item["checkpoint"], AttributeValue::S("LATEST".into()));
@@ -117,16 +126,7 @@ async fn the_table_holds_the_kcls_attributes() {
         item["ownerSwitchesSinceCheckpoint"],
         AttributeValue::N("0".into())
     );
-    let child = client
-        .get_item()
-        .table_name(store.table())
-        .key("leaseKey", AttributeValue::S("shardId-000000000002".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let child = raw_item(&client, store.table(), "shardId-000000000002").await;
     let mut parents = child["parentShardId"].as_ss().unwrap().clone();
     parents.sort();
     assert_eq!(parents, ["shardId-000000000000", "shardId-000000000001"]);
