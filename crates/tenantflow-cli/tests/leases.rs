@@ -15,7 +15,7 @@ use crate::common::{assert_same_results, gen_w1, local_aws, shared, sorted_resul
 
 /// `tenantflow` against kinesis-local, with the lease table in moto
 /// (`$AWS_ENDPOINT_URL_DYNAMODB`, which wins over `AWS_ENDPOINT_URL` for DynamoDB).
-fn command(args: &[&str]) -> Command {
+pub(crate) fn command(args: &[&str]) -> Command {
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
         "AWS_ENDPOINT_URL_DYNAMODB is set by scripts/test.sh, which starts moto"
@@ -27,7 +27,7 @@ fn command(args: &[&str]) -> Command {
     cmd
 }
 
-fn ok(args: &[&str]) {
+pub(crate) fn ok(args: &[&str]) {
     let out = command(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -37,7 +37,7 @@ fn ok(args: &[&str]) {
 }
 
 /// Short lease settings, so that a dead worker's shards move within seconds.
-fn cluster_config(dir: &Path) -> PathBuf {
+pub(crate) fn cluster_config(dir: &Path) -> PathBuf {
     let path = dir.join("cluster.toml");
     std::fs::write(
         &path,
@@ -49,9 +49,8 @@ fn cluster_config(dir: &Path) -> PathBuf {
 
 /// A worker: `run --lease-table` on the stream, files finished a second after they
 /// open (so that committed results show progress), one keyed worker per shard job.
-fn worker(dir: &Path, stream: &str, table: &str, name: &str, out: &Path) -> Child {
-    let log = std::fs::File::create(dir.join(format!("worker-{name}.log"))).unwrap();
-    command(&[
+fn worker(dir: &Path, stream: &str, table: &str, name: &str, out: &Path) -> Process {
+    let mut cmd = command(&[
         "run",
         "--config",
         cluster_config(dir).to_str().unwrap(),
@@ -73,14 +72,11 @@ fn worker(dir: &Path, stream: &str, table: &str, name: &str, out: &Path) -> Chil
         shared("bench/model.json").to_str().unwrap(),
         "--admin",
         "off",
-    ])
-    .env("TENANTFLOW_LOG", "info")
-    .stderr(log)
-    .spawn()
-    .unwrap()
+    ]);
+    Process::spawn(&mut cmd, dir.join(format!("worker-{name}.log")))
 }
 
-fn produce(stream: &str, part: &Path) {
+pub(crate) fn produce(stream: &str, part: &Path) {
     ok(&[
         "produce",
         "--stream",
@@ -100,23 +96,84 @@ fn committed(out: &Path) -> usize {
     sorted_result_lines(out).len()
 }
 
-/// Waits for a stopped process; a failure shows the end of its log.
-fn assert_succeeds(child: &mut Child, log: &Path) {
-    let status = child.wait().unwrap();
-    if !status.success() {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        panic!("{} failed ({status}):\n{}", log.display(), tail.join("\n"));
+/// A `tenantflow` process of a test, with its log: killed when dropped, so that a failing
+/// test leaves no worker behind.
+pub(crate) struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `cmd` with its stderr (the log) in `log`.
+    pub(crate) fn spawn(cmd: &mut Command, log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .env("TENANTFLOW_LOG", "info")
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    /// SIGKILL, and waits for it to end.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM: the graceful stop.
+    pub(crate) fn stop(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for it to end; a failure shows the end of its log.
+    pub(crate) fn assert_succeeds(&mut self) {
+        let status = self.child.wait().unwrap();
+        if !status.success() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{} failed ({status}):\n{}",
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
+    }
+
+    /// Its log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether its log says it took a lease from `worker`.
+    pub(crate) fn took_from(&self, worker: &str) -> bool {
+        let log = self.log();
+        log.contains(&format!("from=\"{worker}\"")) || log.contains(&format!("from={worker}"))
     }
 }
 
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Stops every process with SIGTERM, then waits for each to succeed.
+pub(crate) fn stop_all(processes: &mut [&mut Process]) {
+    for process in processes.iter() {
+        process.stop();
+    }
+    for process in processes.iter_mut() {
+        process.assert_succeeds();
+    }
 }
 
 #[test]
@@ -155,8 +212,7 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
     while committed(&out) < expected / 8 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
     }
-    b.kill().unwrap();
-    b.wait().unwrap();
+    b.kill();
     let killed = Instant::now();
     produce(&stream, &parts[2]);
     // A split: the parent is read to its end before its children are leased.
@@ -194,12 +250,7 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
         std::thread::sleep(Duration::from_secs(1));
     }
     let complete_after = killed.elapsed();
-    for child in [&a, &c, &d] {
-        sigterm(child);
-    }
-    for (child, name) in [(&mut a, "a"), (&mut c, "c"), (&mut d, "d")] {
-        assert_succeeds(child, &dir.path().join(format!("worker-{name}.log")));
-    }
+    stop_all(&mut [&mut a, &mut c, &mut d]);
     eprintln!("all results committed {complete_after:?} after the kill");
     assert_same_results(
         &out,
@@ -232,12 +283,10 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
     }
     let children: Vec<_> = leases.iter().filter(|l| !l.parents.is_empty()).collect();
     assert_eq!(children.len(), 2);
-    let log = |name: &str| std::fs::read_to_string(dir.path().join(format!("worker-{name}.log")));
-    let took_from_b = ["a", "c", "d"]
-        .iter()
-        .filter_map(|w| log(w).ok())
-        .any(|text| text.contains("from=\"b\"") || text.contains("from=b"));
-    assert!(took_from_b, "b's leases were taken over");
+    assert!(
+        [&a, &c, &d].iter().any(|w| w.took_from("b")),
+        "b's leases were taken over"
+    );
     ok(&["streams", "delete", "--name", &stream]);
 }
 
@@ -267,20 +316,18 @@ fn repartition_in_front_of_a_randomly_keyed_stream_changes_no_result() {
         "--random-keys",
         "--quiet",
     ]);
-    let log = std::fs::File::create(dir.path().join("repartition.log")).unwrap();
-    let mut repartition = command(&[
-        "repartition",
-        "--input",
-        &format!("kinesis://{random}"),
-        "--output-stream",
-        &keyed,
-        "--lease-table",
-        &format!("repartition-{pid}"),
-    ])
-    .env("TENANTFLOW_LOG", "info")
-    .stderr(log)
-    .spawn()
-    .unwrap();
+    let mut repartition = Process::spawn(
+        &mut command(&[
+            "repartition",
+            "--input",
+            &format!("kinesis://{random}"),
+            "--output-stream",
+            &keyed,
+            "--lease-table",
+            &format!("repartition-{pid}"),
+        ]),
+        dir.path().join("repartition.log"),
+    );
     let out = dir.path().join("out");
     let table = format!("keyed-leases-{pid}");
     let mut a = worker(dir.path(), &keyed, &table, "a", &out);
@@ -291,16 +338,7 @@ fn repartition_in_front_of_a_randomly_keyed_stream_changes_no_result() {
     while committed(&out) < expected && Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
     }
-    for child in [&repartition, &a, &b] {
-        sigterm(child);
-    }
-    for (child, log) in [
-        (&mut repartition, "repartition.log"),
-        (&mut a, "worker-a.log"),
-        (&mut b, "worker-b.log"),
-    ] {
-        assert_succeeds(child, &dir.path().join(log));
-    }
+    stop_all(&mut [&mut repartition, &mut a, &mut b]);
     assert_same_results(&out, &from_disk, "W1 re-keyed by repartition, two workers");
     ok(&["streams", "delete", "--name", &random]);
     ok(&["streams", "delete", "--name", &keyed]);

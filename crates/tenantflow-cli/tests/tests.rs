@@ -13,6 +13,7 @@ mod hostile;
 mod inputs;
 mod kinesis;
 mod leases;
+mod leases_profiles;
 mod lookup;
 mod original;
 mod readme;
