@@ -244,7 +244,12 @@ async fn overview(State(state): State<AdminState>) -> Json<serde_json::Value> {
 }
 
 fn query_error(e: QueryError) -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+    let code = match e {
+        // With leases, another worker holds the tenant's shard: not here.
+        QueryError::NotHeld => StatusCode::NOT_FOUND,
+        QueryError::NotRunning | QueryError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(code, &e.to_string())
 }
 
 fn error(code: StatusCode, message: &str) -> Response {

@@ -217,10 +217,12 @@ pub struct RunSummary {
 /// The first error of any stage; files completed before it stay, in-progress files
 /// stay hidden.
 pub fn run(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, RunError> {
-    // A shard job shares its worker's status, which the worker's loop keeps.
-    let shard_job = config.shard.is_some();
+    // A shard job shares its worker's status, which the worker's loop keeps; it
+    // closes only its own doors.
+    let shard = config.shard.clone();
     let result = run_stages(config, metrics);
-    if shard_job {
+    if shard.is_some() {
+        metrics.status.close_queries(shard.as_ref());
         return result;
     }
     let status = &metrics.status;
@@ -228,7 +230,7 @@ pub fn run(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, RunE
         Ok(_) => status.set_phase(Phase::Finished),
         Err(e) => status.fail(e.to_string()),
     }
-    status.close_queries();
+    status.close_queries(None);
     result
 }
 
@@ -475,9 +477,7 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
             .collect::<Result<_, RunError>>()?;
         // Recovered, every stage started: questions about tenants reach the workers,
         // and the job is ready.
-        if !shard_job {
-            metrics.status.open_queries(doors);
-        }
+        metrics.status.open_queries(config.shard.as_ref(), doors);
         if !shard_job && metrics.status.phase() == Phase::Recovering {
             metrics.status.set_phase(Phase::Running);
         }

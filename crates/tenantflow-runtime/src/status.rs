@@ -14,10 +14,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tenantflow_core::CompanyProfile;
+use tenantflow_kinesis::hash_key::HashRange;
 use tenantflow_kinesis::lag::{ShardLag, ShardLags};
 use tenantflow_operators::tenant::{Tenant, TenantTable};
 use tenantflow_remote::call::CallStats;
 use tokio::sync::oneshot;
+
+use crate::job::ShardScope;
 
 /// Where a run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +283,29 @@ pub enum QueryError {
     /// A worker did not answer in time (it is busy or stopping).
     #[error("a worker did not answer within {0:?}")]
     Timeout(Duration),
+    /// With leases: the tenant's shard is held by another worker (or by none).
+    #[error(
+        "this worker does not hold the shard of this tenant: ask the worker that holds it \
+         (tenantflow streams describe --lease-table TABLE)"
+    )]
+    NotHeld,
+}
+
+/// The doors to one job's keyed workers, and the tenants behind them.
+#[derive(Debug)]
+struct Doors {
+    /// A shard job's shard and tenure; `None` for a run without leases.
+    job: Option<(String, String)>,
+    /// The hash-key range of the tenants its workers own (all, without leases).
+    range: HashRange,
+    /// One per keyed worker, in worker order.
+    senders: Vec<crossbeam_channel::Sender<TenantQuery>>,
+}
+
+impl Doors {
+    fn job(shard: &ShardScope) -> (String, String) {
+        (shard.shard_id.clone(), shard.tenure.clone())
+    }
 }
 
 /// The live state of a run, shared with whoever reports it.
@@ -298,8 +324,9 @@ pub struct JobStatus {
     workers: Mutex<Vec<Arc<WorkerGauges>>>,
     /// Remote services by name (`lookup`, `scoring`).
     remote: Mutex<Vec<(&'static str, Arc<CallStats>)>>,
-    /// The workers' doors, in worker order; empty while no worker runs.
-    queries: Mutex<Vec<crossbeam_channel::Sender<TenantQuery>>>,
+    /// The doors of each running job (one without leases, one per shard job with
+    /// them); empty while none runs.
+    queries: Mutex<Vec<Doors>>,
     /// With leases: this worker's name and the shards it holds.
     leases: Mutex<Option<(String, Vec<String>)>>,
 }
@@ -460,12 +487,33 @@ impl JobStatus {
         lock(&self.remote).clone()
     }
 
-    pub(crate) fn open_queries(&self, doors: Vec<crossbeam_channel::Sender<TenantQuery>>) {
-        *lock(&self.queries) = doors;
+    /// Questions about the tenants of a job go to `senders`, one per keyed worker: those
+    /// of a shard job's hash-key range, every tenant for a run without leases (`None`).
+    pub(crate) fn open_queries(
+        &self,
+        shard: Option<&ShardScope>,
+        senders: Vec<crossbeam_channel::Sender<TenantQuery>>,
+    ) {
+        let doors = Doors {
+            job: shard.map(Doors::job),
+            range: shard.map_or(HashRange::ALL, |s| s.hash_range),
+            senders,
+        };
+        let mut queries = lock(&self.queries);
+        queries.retain(|d| d.job != doors.job);
+        queries.push(doors);
     }
 
-    pub(crate) fn close_queries(&self) {
-        lock(&self.queries).clear();
+    /// The job (a shard job, or `None`: the run without leases) takes no more
+    /// questions.
+    pub(crate) fn close_queries(&self, shard: Option<&ShardScope>) {
+        let job = shard.map(Doors::job);
+        lock(&self.queries).retain(|d| d.job != job);
+    }
+
+    /// Whether this is a worker of leases.
+    fn holds_leases(&self) -> bool {
+        lock(&self.leases).is_some()
     }
 
     /// What the worker owning `company_id` knows of it.
@@ -477,13 +525,18 @@ impl JobStatus {
         company_id: &str,
         wait: Duration,
     ) -> Result<Option<TenantView>, QueryError> {
+        let leases = self.holds_leases();
         let (tx, rx) = oneshot::channel();
         {
-            let doors = lock(&self.queries);
-            if doors.is_empty() {
+            let queries = lock(&self.queries);
+            if queries.is_empty() && !leases {
                 return Err(QueryError::NotRunning);
             }
-            let door = &doors[tenantflow_core::partition::worker_for(company_id, doors.len())];
+            let Some(doors) = queries.iter().find(|d| d.range.holds(company_id)) else {
+                return Err(QueryError::NotHeld);
+            };
+            let senders = &doors.senders;
+            let door = &senders[tenantflow_core::partition::worker_for(company_id, senders.len())];
             let query = TenantQuery::One {
                 company_id: company_id.to_owned(),
                 reply: tx,
@@ -538,12 +591,15 @@ impl JobStatus {
         &self,
         query: impl Fn(oneshot::Sender<T>) -> TenantQuery,
     ) -> Result<Vec<oneshot::Receiver<T>>, QueryError> {
-        let doors = lock(&self.queries);
-        if doors.is_empty() {
+        let leases = self.holds_leases();
+        let queries = lock(&self.queries);
+        // A worker of leases holding no shard owns no tenant.
+        if queries.is_empty() && !leases {
             return Err(QueryError::NotRunning);
         }
-        doors
+        queries
             .iter()
+            .flat_map(|d| &d.senders)
             .map(|door| {
                 let (tx, rx) = oneshot::channel();
                 door.send(query(tx)).map_err(|_| QueryError::NotRunning)?;
@@ -682,13 +738,87 @@ mod tests {
         );
     }
 
+    /// A shard job of `range` whose one worker answers from `table()` restricted to
+    /// the range, until its doors close.
+    fn shard_job(
+        status: &JobStatus,
+        id: &str,
+        range: HashRange,
+    ) -> (ShardScope, std::thread::JoinHandle<()>) {
+        let scope = ShardScope {
+            stream: "jobs".into(),
+            shard_id: id.into(),
+            hash_range: range,
+            tenure: "t1".into(),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        status.open_queries(Some(&scope), vec![tx]);
+        let mut table = table();
+        for other in ["c0", "c1", "c2", "c3"]
+            .into_iter()
+            .filter(|c| !range.holds(c))
+        {
+            table.remove(other);
+        }
+        let worker = std::thread::spawn(move || {
+            for query in rx.iter() {
+                query.answer(&table);
+            }
+        });
+        (scope, worker)
+    }
+
+    #[tokio::test]
+    async fn with_leases_each_shard_job_answers_for_its_range() {
+        let status = JobStatus::default();
+        let wait = Duration::from_secs(5);
+        status.set_leases("w1", Vec::new());
+        // Holding no shard: no tenant here, and an empty list.
+        assert_eq!(status.tenant("c0", wait).await, Err(QueryError::NotHeld));
+        assert_eq!(status.top(RiskFilter::Any, 5, wait).await, Ok(Vec::new()));
+
+        // Split at the middle one of the three scored tenants' hash keys.
+        let mut keys: Vec<u128> = ["c0", "c1", "c2"]
+            .into_iter()
+            .map(tenantflow_kinesis::hash_key::hash_key)
+            .collect();
+        keys.sort_unstable();
+        let low = HashRange::parse("0", &(keys[1] - 1).to_string()).unwrap();
+        let high = HashRange::parse(&keys[1].to_string(), &u128::MAX.to_string()).unwrap();
+        let (low_job, low_worker) = shard_job(&status, "shard-0", low);
+        let (high_job, high_worker) = shard_job(&status, "shard-1", high);
+        // Each tenant is answered by the job of its range (the other job's table
+        // lacks it); a list merges both jobs' tenants.
+        for id in ["c0", "c1", "c2"] {
+            let view = status.tenant(id, wait).await.unwrap();
+            assert_eq!(view.map(|v| v.company_id), Some(id.to_owned()), "{id}");
+        }
+        let top = status.top(RiskFilter::Any, 10, wait).await.unwrap();
+        let ids: Vec<_> = top.iter().map(|v| v.company_id.as_str()).collect();
+        assert_eq!(ids, ["c0", "c1", "c2"]);
+
+        // A job that ends closes its own doors only: its tenants are no longer here.
+        status.close_queries(Some(&high_job));
+        high_worker.join().unwrap();
+        for id in ["c0", "c1", "c2", "c3"] {
+            let got = status.tenant(id, wait).await;
+            if low.holds(id) {
+                assert!(matches!(got, Ok(Some(_))), "{id}: {got:?}");
+            } else {
+                assert_eq!(got, Err(QueryError::NotHeld), "{id}");
+            }
+        }
+        status.close_queries(Some(&low_job));
+        low_worker.join().unwrap();
+    }
+
     #[tokio::test]
     async fn questions_without_workers_say_so() {
         let status = JobStatus::default();
         let wait = Duration::from_millis(10);
         assert_eq!(status.tenant("c0", wait).await, Err(QueryError::NotRunning));
         let (tx, rx) = crossbeam_channel::unbounded();
-        status.open_queries(vec![tx]);
+        status.open_queries(None, vec![tx]);
         // A worker that does not answer in time.
         assert_eq!(
             status.top(RiskFilter::Any, 5, wait).await,
@@ -704,7 +834,7 @@ mod tests {
             .top(RiskFilter::High, 5, Duration::from_secs(5))
             .await;
         assert_eq!(top.unwrap().len(), 2);
-        status.close_queries();
+        status.close_queries(None);
         worker.join().unwrap();
     }
 }
