@@ -150,6 +150,27 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The address its admin server listens on (`--admin 127.0.0.1:0`), from its log.
+    pub(crate) fn admin_addr(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.log();
+            let addr = log
+                .lines()
+                .find(|l| l.contains("Admin server listening"))
+                .and_then(|l| l.split_once("addr=").map(|(_, a)| a.trim().to_owned()));
+            if let Some(addr) = addr {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no admin server",
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Whether its log says it took a lease from `worker`.
     pub(crate) fn took_from(&self, worker: &str) -> bool {
         let log = self.log();

@@ -23,7 +23,7 @@ use tenantflow_cluster::LeaseStore;
 use tenantflow_cluster::dynamo::DynamoLeaseStore;
 use tenantflow_sinks::store::{S3Store, Store};
 
-use crate::common::{assert_same_results, gen_w1, shared};
+use crate::common::{assert_same_results, gen_w1, http, shared};
 use crate::leases::{Process, cluster_config, command, ok, produce, stop_all};
 
 /// Job events and profile updates, in the order one process reads them.
@@ -207,6 +207,89 @@ impl Committed {
     }
 }
 
+/// The tenant state API with leases: each worker answers for the tenants of the shards
+/// it holds (with their events, restored across the hand-overs), 404 for the others'.
+fn tenants_answered_by_their_shards_workers(
+    runtime: &tokio::runtime::Runtime,
+    table: &str,
+    workers: &[&Process],
+    phases: &[Phase],
+) {
+    let mut events: BTreeMap<String, u64> = BTreeMap::new();
+    for line in phases.iter().flat_map(|p| &p.jobs) {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        *events
+            .entry(value["companyID"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let addrs: Vec<String> = workers.iter().map(|w| w.admin_addr()).collect();
+    // Once the shares are even (2 and 2) and every shard job answers.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let lists = loop {
+        let leases = runtime
+            .block_on(async { DynamoLeaseStore::connect(table).await.list().await.unwrap() });
+        let held = |worker: &str| {
+            leases
+                .iter()
+                .filter(|l| l.owner.as_deref() == Some(worker))
+                .count()
+        };
+        let lists: Vec<BTreeMap<String, u64>> = addrs
+            .iter()
+            .map(|addr| {
+                let (status, body) = http(addr, "GET", "/tenants?limit=1000", &[], None);
+                assert_eq!(status, 200, "{body}");
+                let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                body["tenants"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t["companyID"].as_str().unwrap().to_owned(),
+                            t["events"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let answered: usize = lists.iter().map(BTreeMap::len).sum();
+        if held("a") == 2 && held("c") == 2 && answered == events.len() {
+            break lists;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{answered} of {} tenants answered; leases {leases:?}",
+            events.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Every tenant on exactly one worker, with all its events.
+    let mut merged = BTreeMap::new();
+    for list in &lists {
+        assert!(!list.is_empty(), "each worker holds tenants");
+        for (id, n) in list {
+            assert!(
+                merged.insert(id.clone(), *n).is_none(),
+                "{id} on two workers"
+            );
+        }
+    }
+    assert_eq!(
+        merged, events,
+        "each tenant's events, across the hand-overs"
+    );
+    // One tenant: 200 from its worker, 404 from the other.
+    for (i, list) in lists.iter().enumerate() {
+        let id = list.keys().next().unwrap();
+        for (j, addr) in addrs.iter().enumerate() {
+            let (status, body) = http(addr, "GET", &format!("/tenants/{id}"), &[], None);
+            let want = if i == j { 200 } else { 404 };
+            assert_eq!(status, want, "{id} from worker {j}: {body}");
+        }
+    }
+}
+
 /// A worker reading the job stream (whose shards it shares) and the companies stream (in
 /// full), writing to S3, results filed by the hour they are written in (few files).
 fn worker(dir: &Path, jobs: &str, companies: &str, table: &str, name: &str, out: &str) -> Process {
@@ -233,7 +316,7 @@ fn worker(dir: &Path, jobs: &str, companies: &str, table: &str, name: &str, out:
         "--model",
         shared("bench/model.json").to_str().unwrap(),
         "--admin",
-        "off",
+        "127.0.0.1:0",
     ]);
     Process::spawn(&mut cmd, dir.join(format!("worker-{name}.log")))
 }
@@ -330,6 +413,7 @@ fn profile_updates_on_their_own_stream_follow_their_tenants_across_hand_overs() 
     publish_jobs(2, &phases[2].jobs);
     expected += phases[2].jobs.len();
     results.wait_for(expected, "phase 2, c added");
+    tenants_answered_by_their_shards_workers(&runtime, &table, &[&a, &c], &phases);
 
     stop_all(&mut [&mut a, &mut c]);
     let got = dir.path().join("s3");
