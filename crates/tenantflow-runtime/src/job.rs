@@ -425,9 +425,21 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
             }),
             fence: config.fence.as_deref(),
         };
+        let stopper = streams.stopper();
+        let gate = &gate;
         let coordinator = std::thread::Builder::new()
             .name("tenantflow-checkpoints".into())
-            .spawn_scoped(scope, move || coordinator.run())
+            .spawn_scoped(scope, move || {
+                let result = coordinator.run();
+                if let Err(e) = &result {
+                    // No checkpoint can commit any more: the job stops now rather than
+                    // read on and commit nothing.
+                    tracing::warn!(error = %e, "Checkpoints stopped: stopping the job.");
+                    gate.abort();
+                    let _ = stopper.send(true);
+                }
+                result
+            })
             .expect("spawning the checkpoint thread");
         let runtime = streams.handle();
         let stream_handles: Vec<_> = std::mem::take(&mut streams.receivers)
@@ -521,7 +533,12 @@ fn run_stages(config: JobConfig, metrics: &Arc<Metrics>) -> Result<RunSummary, R
         let checkpoints = match coordinator.join() {
             Ok(Ok(stats)) => Some(stats),
             Ok(Err(e)) => {
-                first_error.get_or_insert(e);
+                // The sources stopped because the checkpoints did: their `Aborted`
+                // says less than the checkpoints' error.
+                first_error = match first_error {
+                    None | Some(RunError::Aborted) => Some(e),
+                    first => first,
+                };
                 None
             }
             Err(_) => {

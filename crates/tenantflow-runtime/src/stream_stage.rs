@@ -25,6 +25,8 @@ pub(crate) struct StreamStage {
     sink_task: Option<tokio::task::JoinHandle<Result<WriterStats, KinesisError>>>,
     /// A shard job's consumers' lags, no longer reported once it ends.
     registered: Option<(Arc<crate::Metrics>, Vec<tenantflow_kinesis::lag::ShardLags>)>,
+    /// Stops the job as a signal would (see [`StreamStage::stopper`]).
+    told: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Drop for StreamStage {
@@ -54,8 +56,9 @@ impl StreamStage {
             .build()
             .map_err(RunError::Runtime)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        // A shard job stops as on a signal when its worker tells it (lease lost, worker
-        // stopping) or when its shard was read to its end.
+        // A job stops as on a signal when it is told: a shard job by its worker (lease
+        // lost, worker stopping) or when its shard was read to its end; any job when its
+        // checkpoints fail.
         let (told_tx, told_rx) = tokio::sync::watch::channel(false);
         let told_tx = Arc::new(told_tx);
         if let Some(mut outside) = config.stop.clone() {
@@ -109,8 +112,7 @@ impl StreamStage {
         }
         // Ctrl-C or SIGTERM: consumers stop polling, everything read so far is
         // processed and flushed, and the run ends normally.
-        let told = config.shard.is_some().then_some(told_rx);
-        runtime.spawn(shutdown::on_signal(stop, stop_tx, told));
+        runtime.spawn(shutdown::on_signal(stop, stop_tx, Some(told_rx)));
         let (sink, sink_task) = match (&config.output_stream, &client) {
             (Some(stream), Some(client)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(
@@ -149,7 +151,14 @@ impl StreamStage {
                 .shard
                 .is_some()
                 .then(|| (Arc::clone(metrics), registered)),
+            told: told_tx,
         })
+    }
+
+    /// Stops the job as a signal would: the consumers stop polling, the sources end,
+    /// the workers finish. For a job that cannot go on (its checkpoints failed).
+    pub(crate) fn stopper(&self) -> Arc<tokio::sync::watch::Sender<bool>> {
+        Arc::clone(&self.told)
     }
 
     /// A handle on the runtime, for threads that wait on its channels.

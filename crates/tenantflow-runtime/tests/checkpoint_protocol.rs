@@ -124,9 +124,13 @@ impl Store for Faulty {
 }
 
 fn config(store: Arc<dyn Store>, compression: Compression) -> JobConfig {
+    config_of(store, compression, 40_000)
+}
+
+fn config_of(store: Arc<dyn Store>, compression: Compression, events: u64) -> JobConfig {
     let inputs = Input::resolve(
         &[InputSpec::Generator(GeneratorConfig {
-            events: 40_000,
+            events,
             companies: 300,
             seed: 11,
         })],
@@ -313,4 +317,46 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
             "{what}: aggregates differ"
         );
     }
+}
+
+/// A commit point that refuses every checkpoint, as a lease taken by another worker does.
+#[derive(Debug)]
+struct Refused;
+
+impl tenantflow_runtime::checkpoint::fence::CommitFence for Refused {
+    fn commit(
+        &self,
+        _: &tenantflow_runtime::checkpoint::fence::FencedCheckpoint<'_>,
+    ) -> Result<(), String> {
+        Err("the lease went to another worker".into())
+    }
+}
+
+/// A job whose checkpoints cannot commit stops at the first refusal, with its error,
+/// rather than read on and commit nothing.
+#[test]
+fn a_job_whose_checkpoint_is_refused_stops_with_that_error() {
+    const EVENTS: u64 = 50_000_000;
+    let store = Arc::new(MemoryStore::new());
+    let mut config = config_of(store.clone(), Compression::None, EVENTS);
+    config.fence = Some(Arc::new(Refused));
+    let metrics = Arc::new(Metrics::default());
+    let error = run(config, &metrics).unwrap_err();
+    assert!(
+        matches!(error, tenantflow_runtime::RunError::LeaseLost(_)),
+        "{error}"
+    );
+    let read = metrics.snapshot().job_events;
+    assert!(
+        read < EVENTS / 10,
+        "read {read} of {EVENTS} events after the refusal"
+    );
+    let committed: Vec<String> = store
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .filter(|p| !p.starts_with("_checkpoints"))
+        .collect();
+    assert!(committed.is_empty(), "{committed:?}");
 }
