@@ -424,6 +424,24 @@ fn profile_updates_on_their_own_stream_follow_their_tenants_across_hand_overs() 
         "profile updates on their own 3-shard stream, 4 job shards, a worker killed and one added",
     );
 
+    // The killed worker's checkpoints went once its shards' next owners committed
+    // theirs (a stopping worker's may stay, until its shards' next hand-over).
+    let left: Vec<String> = results
+        .store
+        .list("_checkpoints/shards/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .collect();
+    assert!(
+        left.iter().any(|p| p.contains("-a/manifest-")),
+        "a's checkpoints stay: {left:?}"
+    );
+    assert!(
+        !left.iter().any(|p| p.contains("-b/")),
+        "b's checkpoints went: {left:?}"
+    );
+
     // The hand-overs happened as planned, and the stops released every lease.
     let leases = runtime.block_on(async {
         DynamoLeaseStore::connect(&table)

@@ -1,8 +1,8 @@
 //! Scale-out: a worker process holds leases on shards of one stream (the Kinesis Client
 //! Library's model, `tenantflow-cluster`) and runs one *shard job* per lease: the job
 //! of `run`, scoped to the shard ([`ShardScope`]), with its own checkpoints
-//! (`CHECKPOINTS/shards/SHARD/WORKER/`), whose commit point is the lease row
-//! ([`LeaseFence`]). A shard's state moves with its lease: the next owner resumes from
+//! (`CHECKPOINTS/shards/SHARD/tN-WORKER/`, N the lease counter of its tenure), whose
+//! commit point is the lease row ([`LeaseFence`]). A shard's state moves with its lease: the next owner resumes from
 //! the manifest the row names; a child shard starts from its parents' final state,
 //! restricted to its hash-key range.
 //!
@@ -25,6 +25,7 @@ use tenantflow_kinesis::consumer::StartPosition;
 use tenantflow_kinesis::hash_key::HashRange;
 
 use crate::checkpoint::manifest::CheckpointStore;
+use crate::checkpoint::tenures::{EarlierTenures, tenure_folder};
 use crate::error::RunError;
 use crate::job::{JobConfig, LeaseResume, ResumeFrom, RunSummary, ShardScope, run};
 use crate::lease_fence::{LeaseFence, SharedLeases};
@@ -56,9 +57,9 @@ pub struct ClusterSummary<O = RunSummary> {
 
 impl JobConfig {
     /// The job of one shard, from this template (the job as configured): only that
-    /// shard of the leased stream, its own checkpoint folder under
-    /// `CHECKPOINTS/shards/SHARD/WORKER/`, its commit point in the lease row, and file
-    /// names tagged with the shard.
+    /// shard of the leased stream, its own checkpoint folder (`CHECKPOINTS/shards/SHARD/
+    /// tN-WORKER/`, N the lease counter of its tenure), its commit point in the lease
+    /// row, and file names tagged with the shard.
     fn for_shard(
         &self,
         scope: ShardScope,
@@ -214,7 +215,7 @@ impl ShardWork for JobWork<'_> {
             .child("shards")
             .child(&lease.key);
         let checkpoints = CheckpointStore {
-            location: shard_root.child(shard.worker_id),
+            location: shard_root.child(&tenure_folder(lease.counter, shard.worker_id)),
         };
         let parents = if lease.state.is_none() {
             lease
@@ -231,6 +232,10 @@ impl ShardWork for JobWork<'_> {
             stream: self.stream.clone(),
             shard_id: lease.key.clone(),
             runtime: shard.runtime.clone(),
+            earlier: std::sync::Mutex::new(Some(EarlierTenures {
+                shard_root: shard_root.clone(),
+                counter: lease.counter,
+            })),
         });
         let start = shard.start_position();
         let config = self.template.for_shard(

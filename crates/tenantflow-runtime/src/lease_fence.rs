@@ -9,6 +9,7 @@ use std::time::Instant;
 use tenantflow_cluster::{Checkpoint, LeaseCoordinator};
 
 use crate::checkpoint::fence::{CommitFence, FencedCheckpoint};
+use crate::checkpoint::tenures::EarlierTenures;
 
 /// One worker's leases, shared by its lease loop and its shard jobs' fences, with the
 /// clock they all read.
@@ -45,6 +46,8 @@ pub struct LeaseFence {
     pub shard_id: String,
     /// Where the lease calls run (the fence is called from the checkpoint thread).
     pub runtime: tokio::runtime::Handle,
+    /// The shard's earlier tenures, deleted after this tenure's first commit.
+    pub(crate) earlier: std::sync::Mutex<Option<EarlierTenures>>,
 }
 
 impl CommitFence for LeaseFence {
@@ -59,7 +62,31 @@ impl CommitFence for LeaseFence {
             read_to.map(String::as_str),
             ended,
             Some(c.manifest.to_owned()),
-        )
+        )?;
+        // The row names this tenure's manifest now: the earlier tenures' folders are
+        // no longer needed (checkpoint::tenures says why). Housekeeping: a failure
+        // is reported, and the folders wait for the next hand-over.
+        let earlier = self
+            .earlier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(earlier) = earlier {
+            match earlier.delete() {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(
+                    shard = %self.shard_id,
+                    deleted,
+                    "Deleted the checkpoints of the shard's earlier owners."
+                ),
+                Err(e) => tracing::warn!(
+                    shard = %self.shard_id,
+                    error = %e,
+                    "Could not delete the checkpoints of the shard's earlier owners; the next owner will."
+                ),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -110,6 +137,10 @@ mod tests {
     use tenantflow_cluster::shard_sync::{ShardSpec, sync_leases};
     use tenantflow_cluster::{LeaseSettings, LeaseStore};
 
+    use bytes::Bytes;
+    use tenantflow_sinks::store::{MemoryStore, Store};
+    use tenantflow_sinks::upload::Location;
+
     use super::*;
     use crate::checkpoint::manifest::StreamPosition;
 
@@ -143,11 +174,30 @@ mod tests {
             let mut leases = zombie.coordinator.lock().await;
             leases.take(0).await.unwrap();
         });
+        // An earlier owner's checkpoint, and another shard's.
+        let checkpoints = Arc::new(MemoryStore::new());
+        for path in [
+            "shards/s0/t0-old/manifest-1.json",
+            "shards/s1/t0-old/manifest-1.json",
+        ] {
+            checkpoints.put(path, Bytes::from_static(b"{}")).unwrap();
+        }
         let fence = LeaseFence {
             leases: Arc::clone(&zombie),
             stream: "bigdatajobs".into(),
             shard_id: SHARD.into(),
             runtime: runtime.handle().clone(),
+            earlier: std::sync::Mutex::new(Some(EarlierTenures {
+                shard_root: Location {
+                    store: checkpoints.clone(),
+                    prefix: "shards/s0".into(),
+                },
+                counter: 1,
+            })),
+        };
+        let left = || -> Vec<String> {
+            let listed = checkpoints.list("shards/").unwrap();
+            listed.into_iter().map(|o| o.path).collect()
         };
         let mut streams = BTreeMap::new();
         let mut position = StreamPosition::default();
@@ -167,6 +217,8 @@ mod tests {
             lease.state.as_deref(),
             Some("shards/s0/zombie/manifest-1.json")
         );
+        // Committed: the earlier owner's checkpoint of this shard is gone.
+        assert_eq!(left(), ["shards/s1/t0-old/manifest-1.json"]);
 
         // Another worker takes the lease over (as after the zombie's pause).
         let read = runtime.block_on(store.list()).unwrap().remove(0);
@@ -181,6 +233,14 @@ mod tests {
         position.positions.insert(SHARD.into(), "5000".into());
         position.finished.insert(SHARD.into());
         streams.insert("bigdatajobs".to_owned(), position);
+        // A refused commit deletes nothing.
+        *fence.earlier.lock().unwrap() = Some(EarlierTenures {
+            shard_root: Location {
+                store: checkpoints.clone(),
+                prefix: "shards/s1".into(),
+            },
+            counter: 1,
+        });
         let refused = fence.commit(&FencedCheckpoint {
             checkpoint: 2,
             manifest: "shards/s0/zombie/manifest-2.json",
@@ -191,5 +251,6 @@ mod tests {
         let lease = store.get(SHARD).unwrap();
         assert_eq!(lease.owner.as_deref(), Some("heir"));
         assert_eq!(lease.checkpoint.as_attribute(), "4960");
+        assert_eq!(left(), ["shards/s1/t0-old/manifest-1.json"]);
     }
 }

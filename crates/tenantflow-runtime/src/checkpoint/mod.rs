@@ -17,3 +17,4 @@ pub mod fence;
 pub(crate) mod gate;
 pub mod manifest;
 pub mod recovery;
+pub(crate) mod tenures;
