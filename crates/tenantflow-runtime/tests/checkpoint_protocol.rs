@@ -30,9 +30,25 @@ struct Faulty {
     ops: AtomicU64,
     fail_at: u64,
     lists_uploads: bool,
+    /// The writes and syncs so far, in order: `(operation, path)`.
+    trail: std::sync::Mutex<Vec<(&'static str, String)>>,
 }
 
 impl Faulty {
+    fn new(inner: Arc<MemoryStore>, fail_at: u64, lists_uploads: bool) -> Self {
+        Self {
+            inner,
+            ops: AtomicU64::new(0),
+            fail_at,
+            lists_uploads,
+            trail: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, what: &'static str, path: &str) {
+        self.trail.lock().unwrap().push((what, path.to_owned()));
+    }
+
     fn op(&self, what: &'static str) -> Result<(), StoreError> {
         let n = self.ops.fetch_add(1, Ordering::Relaxed) + 1;
         if n == self.fail_at {
@@ -59,6 +75,9 @@ impl Store for Faulty {
     }
     fn put_if_absent(&self, path: &str, data: Bytes) -> Result<bool, StoreError> {
         self.op("put_if_absent")?;
+        if path.contains("manifest-") {
+            self.record("manifest", &String::from_utf8_lossy(&data));
+        }
         self.inner.put_if_absent(path, data)
     }
     fn get(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
@@ -86,7 +105,18 @@ impl Store for Faulty {
         data: Bytes,
     ) -> Result<String, StoreError> {
         self.op("put_part")?;
-        self.inner.put_part(path, upload, index, offset, data)
+        let part = self.inner.put_part(path, upload, index, offset, data)?;
+        self.record("put_part", &format!("{path}#{part}"));
+        Ok(part)
+    }
+    fn seal_upload(&self, path: &str, upload: &str) -> Result<(), StoreError> {
+        self.op("seal_upload")?;
+        self.inner.seal_upload(path, upload)
+    }
+    fn sync_written(&self) -> Result<(), StoreError> {
+        self.op("sync_written")?;
+        self.record("sync_written", "");
+        self.inner.sync_written()
     }
     fn size(&self, path: &str) -> Result<Option<u64>, StoreError> {
         self.op("size")?;
@@ -248,12 +278,11 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
             ["aggregates/customers.csv", "aggregates/jobs.csv"]
         );
         // How many store operations one clean run makes: failures land anywhere in it.
-        let counter = Arc::new(Faulty {
-            inner: Arc::new(MemoryStore::with_part_size(PART)),
-            ops: AtomicU64::new(0),
-            fail_at: 0,
+        let counter = Arc::new(Faulty::new(
+            Arc::new(MemoryStore::with_part_size(PART)),
+            0,
             lists_uploads,
-        });
+        ));
         run(
             config(counter.clone(), compression),
             &std::sync::Arc::new(Metrics::default()),
@@ -267,14 +296,7 @@ fn runs_failing_at_random_store_operations_then_resumed_give_exactly_the_results
         let mut rng = tenantflow_core::rng::SplitMix64::new(2026);
         let store = Arc::new(MemoryStore::with_part_size(PART));
         let mut failures = 0;
-        let faulty = |fail_at| {
-            Arc::new(Faulty {
-                inner: Arc::clone(&store),
-                ops: AtomicU64::new(0),
-                fail_at,
-                lists_uploads,
-            })
-        };
+        let faulty = |fail_at| Arc::new(Faulty::new(Arc::clone(&store), fail_at, lists_uploads));
         for _ in 0..8 {
             let fail_at = 1 + rng.next_u64() % (total_ops / 2);
             if run(
@@ -359,4 +381,71 @@ fn a_job_whose_checkpoint_is_refused_stops_with_that_error() {
         .filter(|p| !p.starts_with("_checkpoints"))
         .collect();
     assert!(committed.is_empty(), "{committed:?}");
+}
+
+/// The parts a manifest names, as `path#part`: each `parts` list in it, of the nearest
+/// enclosing object with a `path` (an open file's state, a pending file).
+fn named_parts<'a>(value: &'a serde_json::Value, path: Option<&'a str>, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let path = map.get("path").and_then(|p| p.as_str()).or(path);
+            if let (Some(path), Some(parts)) = (path, map.get("parts").and_then(|p| p.as_array())) {
+                out.extend(
+                    parts
+                        .iter()
+                        .filter_map(|p| p.as_str())
+                        .map(|part| format!("{path}#{part}")),
+                );
+            }
+            map.values().for_each(|v| named_parts(v, path, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| named_parts(v, path, out)),
+        _ => {}
+    }
+}
+
+/// A checkpoint's parts are synced (one `sync_written` of the store) before its manifest
+/// is written: no manifest names a part the store has not made durable.
+#[test]
+fn every_part_a_manifest_names_was_synced_before_it() {
+    let store = Arc::new(Faulty::new(
+        Arc::new(MemoryStore::with_part_size(PART)),
+        u64::MAX,
+        true,
+    ));
+    run(
+        config(store.clone(), Compression::None),
+        &std::sync::Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    let trail = store.trail.lock().unwrap();
+    let mut unsynced = std::collections::HashSet::new();
+    let (mut manifests, mut checked) = (0, 0);
+    for (what, detail) in trail.iter() {
+        match *what {
+            "put_part" => {
+                unsynced.insert(detail.as_str());
+            }
+            "sync_written" => unsynced.clear(),
+            "manifest" => {
+                let manifest: serde_json::Value = serde_json::from_str(detail).unwrap();
+                let mut named = Vec::new();
+                named_parts(&manifest, None, &mut named);
+                for part in &named {
+                    assert!(
+                        !unsynced.contains(part.as_str()),
+                        "manifest {} names {part}, not synced",
+                        manifest["checkpoint"]
+                    );
+                }
+                manifests += 1;
+                checked += named.len();
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        manifests > 2 && checked > 10,
+        "{manifests} manifests, {checked} parts"
+    );
 }

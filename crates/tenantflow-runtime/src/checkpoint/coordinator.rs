@@ -169,6 +169,17 @@ impl Coordinator<'_> {
             && self.waiting.iter().all(|w| w.load(Ordering::Acquire) == 0)
     }
 
+    /// Makes what the output and the checkpoint store acknowledged durable (once if
+    /// they are one store).
+    fn sync_written(&self) -> Result<(), tenantflow_sinks::StoreError> {
+        self.output.sync_written()?;
+        let checkpoints = &self.store.location.store;
+        if !std::sync::Arc::ptr_eq(checkpoints, &self.output) {
+            checkpoints.sync_written()?;
+        }
+        Ok(())
+    }
+
     fn abort(&self) -> RunError {
         self.gate.abort();
         RunError::Aborted
@@ -284,6 +295,9 @@ impl Coordinator<'_> {
         if self.locks.iter().any(crate::output_lock::OutputLock::lost) {
             return Err(RunError::LockLost);
         }
+        // Every file the manifest names is durable before it is: one sync per store.
+        self.sync_written()
+            .map_err(|e| RunError::Checkpoint(e.into()))?;
         self.store.write(&manifest).map_err(RunError::Checkpoint)?;
         fault_point("after-manifest", n);
         if let Some(fence) = self.fence {

@@ -206,13 +206,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         data: Bytes,
     ) -> Result<String, StoreError>;
 
-    /// Makes every part uploaded so far durable (a local file is synced to disk), before
-    /// a checkpoint records the upload as complete. A no-op where an acknowledged part
-    /// is durable.
+    /// Nothing more is written to the upload (a local file's descriptor is closed). Its
+    /// parts become durable at the next [`Store::sync_written`], which a checkpoint
+    /// calls before it records the upload as complete.
     ///
     /// # Errors
     /// When the store fails.
     fn seal_upload(&self, _path: &str, _upload: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Makes every part this store has acknowledged durable: one `syncfs` for a local
+    /// folder, however many files were written since the last call, instead of one
+    /// `fdatasync` per file. A no-op where an acknowledged write is durable (S3,
+    /// memory). A checkpoint calls it before its manifest is written.
+    ///
+    /// # Errors
+    /// When the store fails.
+    fn sync_written(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
