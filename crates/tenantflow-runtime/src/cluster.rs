@@ -2,9 +2,9 @@
 //! Library's model, `tenantflow-cluster`) and runs one *shard job* per lease: the job
 //! of `run`, scoped to the shard ([`ShardScope`]), with its own checkpoints
 //! (`CHECKPOINTS/shards/SHARD/tN-WORKER/`, N the lease counter of its tenure), whose
-//! commit point is the lease row ([`LeaseFence`]). A shard's state moves with its lease: the next owner resumes from
-//! the manifest the row names; a child shard starts from its parents' final state,
-//! restricted to its hash-key range.
+//! commit point is the lease row ([`LeaseFence`]). A shard's state moves with its
+//! lease: the next owner resumes from the manifest the row names; a child shard starts
+//! from its parents' final state, restricted to its hash-key range.
 //!
 //! The loop, on a small Tokio runtime: every `lease_renew_interval` renew the held
 //! leases (a lost one stops its job, which then cannot commit); every
