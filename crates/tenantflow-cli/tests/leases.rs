@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use tenantflow_cluster::LeaseStore;
 use tenantflow_cluster::dynamo::DynamoLeaseStore;
+use tenantflow_cluster::{Lease, LeaseStore};
 
 use crate::common::{assert_same_results, gen_w1, local_aws, shared, sorted_result_lines};
 
 /// `tenantflow` against kinesis-local, with the lease table in moto
 /// (`$AWS_ENDPOINT_URL_DYNAMODB`, which wins over `AWS_ENDPOINT_URL` for DynamoDB).
-pub(crate) fn command(args: &[&str]) -> Command {
+fn command(args: &[&str]) -> Command {
     assert!(
         std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some(),
         "AWS_ENDPOINT_URL_DYNAMODB is set by scripts/test.sh, which starts moto"
@@ -37,7 +37,7 @@ pub(crate) fn ok(args: &[&str]) {
 }
 
 /// Short lease settings, so that a dead worker's shards move within seconds.
-pub(crate) fn cluster_config(dir: &Path) -> PathBuf {
+fn cluster_config(dir: &Path) -> PathBuf {
     let path = dir.join("cluster.toml");
     std::fs::write(
         &path,
@@ -47,33 +47,55 @@ pub(crate) fn cluster_config(dir: &Path) -> PathBuf {
     path
 }
 
-/// A worker: `run --lease-table` on the stream, files finished a second after they
-/// open (so that committed results show progress), one keyed worker per shard job.
-fn worker(dir: &Path, stream: &str, table: &str, name: &str, out: &Path) -> Process {
-    let mut cmd = command(&[
+/// A `run` worker of lease table `table` named `name` (its log `worker-NAME.log` in
+/// `dir`): short lease settings, a checkpoint a second, one keyed worker per shard job,
+/// W1's model; `rest` says what it reads and where it writes.
+pub(crate) fn lease_worker(dir: &Path, table: &str, name: &str, rest: &[&str]) -> Process {
+    let config = cluster_config(dir);
+    let model = shared("bench/model.json");
+    let mut args = vec![
         "run",
         "--config",
-        cluster_config(dir).to_str().unwrap(),
-        "--input",
-        &format!("kinesis://{stream}"),
+        config.to_str().unwrap(),
         "--lease-table",
         table,
         "--worker-id",
         name,
-        "--output",
-        out.to_str().unwrap(),
         "--checkpoint-interval",
-        "1s",
-        "--max-file-age",
         "1s",
         "--workers",
         "1",
         "--model",
-        shared("bench/model.json").to_str().unwrap(),
-        "--admin",
-        "off",
-    ]);
-    Process::spawn(&mut cmd, dir.join(format!("worker-{name}.log")))
+        model.to_str().unwrap(),
+    ];
+    args.extend_from_slice(rest);
+    Process::spawn(&mut command(&args), dir.join(format!("worker-{name}.log")))
+}
+
+/// A worker on `stream`, files finished a second after they open (so that committed
+/// results show progress).
+fn worker(dir: &Path, stream: &str, table: &str, name: &str, out: &Path) -> Process {
+    let input = format!("kinesis://{stream}");
+    lease_worker(
+        dir,
+        table,
+        name,
+        &[
+            "--input",
+            &input,
+            "--output",
+            out.to_str().unwrap(),
+            "--max-file-age",
+            "1s",
+            "--admin",
+            "off",
+        ],
+    )
+}
+
+/// The rows of lease table `table`.
+pub(crate) fn lease_rows(runtime: &tokio::runtime::Runtime, table: &str) -> Vec<Lease> {
+    runtime.block_on(async { DynamoLeaseStore::connect(table).await.list().await.unwrap() })
 }
 
 pub(crate) fn produce(stream: &str, part: &Path) {
@@ -281,10 +303,7 @@ fn workers_killed_added_and_a_split_shard_change_no_result() {
 
     // Every shard was read: the split parent to its end, the others (children too)
     // past their start; every lease released.
-    let leases = runtime.block_on(async {
-        let store = DynamoLeaseStore::connect(&table).await;
-        store.list().await.unwrap()
-    });
+    let leases = lease_rows(&runtime, &table);
     assert_eq!(leases.len(), 10, "{leases:?}");
     for lease in &leases {
         match lease.key.as_str() {

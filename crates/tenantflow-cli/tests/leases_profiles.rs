@@ -19,12 +19,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tenantflow_cluster::LeaseStore;
-use tenantflow_cluster::dynamo::DynamoLeaseStore;
 use tenantflow_sinks::store::{S3Store, Store};
 
-use crate::common::{assert_same_results, gen_w1, http, shared};
-use crate::leases::{Process, cluster_config, command, ok, produce, stop_all};
+use crate::common::{assert_same_results, gen_w1, http};
+use crate::leases::{Process, lease_rows, lease_worker, ok, produce, stop_all};
 
 /// Job events and profile updates, in the order one process reads them.
 struct Phase {
@@ -170,8 +168,7 @@ impl Committed {
     ) {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            let leases = runtime
-                .block_on(async { DynamoLeaseStore::connect(table).await.list().await.unwrap() });
+            let leases = lease_rows(runtime, table);
             let behind: Vec<String> = leases
                 .iter()
                 .filter(|lease| {
@@ -226,8 +223,7 @@ fn tenants_answered_by_their_shards_workers(
     // Once the shares are even (2 and 2) and every shard job answers.
     let deadline = Instant::now() + Duration::from_secs(120);
     let lists = loop {
-        let leases = runtime
-            .block_on(async { DynamoLeaseStore::connect(table).await.list().await.unwrap() });
+        let leases = lease_rows(runtime, table);
         let held = |worker: &str| {
             leases
                 .iter()
@@ -293,32 +289,27 @@ fn tenants_answered_by_their_shards_workers(
 /// A worker reading the job stream (whose shards it shares) and the companies stream (in
 /// full), writing to S3, results filed by the hour they are written in (few files).
 fn worker(dir: &Path, jobs: &str, companies: &str, table: &str, name: &str, out: &str) -> Process {
-    let mut cmd = command(&[
-        "run",
-        "--config",
-        cluster_config(dir).to_str().unwrap(),
-        "--input",
-        &format!("kinesis://{jobs}"),
-        "--input",
-        &format!("kinesis://{companies}?kind=company"),
-        "--lease-table",
+    let (jobs, companies) = (
+        format!("kinesis://{jobs}"),
+        format!("kinesis://{companies}?kind=company"),
+    );
+    lease_worker(
+        dir,
         table,
-        "--worker-id",
         name,
-        "--output",
-        out,
-        "--partition-time",
-        "processing",
-        "--checkpoint-interval",
-        "1s",
-        "--workers",
-        "1",
-        "--model",
-        shared("bench/model.json").to_str().unwrap(),
-        "--admin",
-        "127.0.0.1:0",
-    ]);
-    Process::spawn(&mut cmd, dir.join(format!("worker-{name}.log")))
+        &[
+            "--input",
+            &jobs,
+            "--input",
+            &companies,
+            "--output",
+            out,
+            "--partition-time",
+            "processing",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    )
 }
 
 fn write_lines(path: &Path, lines: &[String]) -> PathBuf {
@@ -443,13 +434,7 @@ fn profile_updates_on_their_own_stream_follow_their_tenants_across_hand_overs() 
     );
 
     // The hand-overs happened as planned, and the stops released every lease.
-    let leases = runtime.block_on(async {
-        DynamoLeaseStore::connect(&table)
-            .await
-            .list()
-            .await
-            .unwrap()
-    });
+    let leases = lease_rows(&runtime, &table);
     assert!(leases.iter().all(|l| l.owner.is_none()), "{leases:?}");
     assert!(a.took_from("b"), "a took b's leases");
     assert!(c.took_from("a"), "c took a lease from a");
