@@ -153,8 +153,7 @@ impl SnapshotTenant<'_> {
 }
 
 /// Reads a snapshot without a model, giving each tenant to `each` in the snapshot's
-/// order; returns how many there were. The checkpoint coordinator builds the BI
-/// aggregates this way, off the workers' threads.
+/// order; returns how many there were.
 ///
 /// # Errors
 /// A snapshot of another format or version, a corrupt one, or `each`'s error.
@@ -162,58 +161,94 @@ pub fn read_snapshot(
     bytes: &[u8],
     mut each: impl FnMut(SnapshotTenant<'_>) -> Result<(), SnapshotError>,
 ) -> Result<usize, SnapshotError> {
-    let mut r = Reader { bytes, at: 0 };
-    if r.take(8)? != MAGIC {
-        return Err(SnapshotError::BadMagic);
+    let mut tenants = SnapshotReader::new(bytes)?;
+    let count = tenants.remaining;
+    for tenant in tenants.by_ref() {
+        each(tenant?)?;
     }
-    let version = r.u32()?;
-    if !(OLDEST_VERSION..=VERSION).contains(&version) {
-        return Err(SnapshotError::Version(version));
-    }
-    let count = r.u64()?;
-    for _ in 0..count {
-        let id = r.str()?;
-        let industry = r.str()?;
-        let profile = CompanyProfile {
-            industry: industry.into(),
-            revenu: r.i64()?,
-            employees: r.i64()?,
-            job30: r.i64()?,
-            job90: r.i64()?,
-            monthly_fee: f64::from_bits(r.u64()?),
-            total_fee: f64::from_bits(r.u64()?),
-        };
-        let days = r.u32()?;
-        let mut window = Vec::with_capacity(days.min(1024) as usize);
-        for _ in 0..days {
-            let day = i32::from_le_bytes(r.array()?);
-            window.push((day, r.u64()?));
-        }
-        let refresh_at_ms = if version >= 2 { r.i64()? } else { NEVER };
-        let activity = if version >= 3 {
-            let events = r.u64()?;
-            let last_event_ms = r.i64()?;
-            let score = r.u64()?;
-            let at = r.at;
-            let [risk] = r.array()?;
-            Activity::from_parts(events, last_event_ms, score, risk)
-                .ok_or(SnapshotError::Corrupt(at))?
-        } else {
-            Activity::default()
-        };
-        each(SnapshotTenant {
-            id,
-            profile,
-            days: window,
-            refresh_at_ms,
-            activity,
-            at: r.at,
-        })?;
-    }
-    if r.at != bytes.len() {
-        return Err(SnapshotError::Corrupt(r.at));
-    }
+    tenants.check_end()?;
     Ok(count as usize)
+}
+
+/// The tenants of a snapshot, one at a time, borrowing their ids from its bytes; each
+/// can be read again later by where it starts ([`SnapshotReader::tenant_at`]). The
+/// checkpoint coordinator builds the BI aggregates this way, off the workers' threads,
+/// sorting the tenants of every worker by id without copying them.
+#[derive(Debug, Clone)]
+pub struct SnapshotReader<'a> {
+    r: Reader<'a>,
+    version: u32,
+    remaining: u64,
+}
+
+impl<'a> SnapshotReader<'a> {
+    /// Checks the header.
+    ///
+    /// # Errors
+    /// A snapshot of another format or version, or one cut short.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, SnapshotError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(8)? != MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        let version = r.u32()?;
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
+            return Err(SnapshotError::Version(version));
+        }
+        let remaining = r.u64()?;
+        Ok(Self {
+            r,
+            version,
+            remaining,
+        })
+    }
+
+    /// Where the next tenant starts.
+    pub fn position(&self) -> usize {
+        self.r.at
+    }
+
+    /// The tenant starting at `at`, a [`SnapshotReader::position`] this reader gave.
+    ///
+    /// # Errors
+    /// When the bytes there are not a tenant.
+    pub fn tenant_at(&self, at: usize) -> Result<SnapshotTenant<'a>, SnapshotError> {
+        Reader {
+            bytes: self.r.bytes,
+            at,
+        }
+        .tenant(self.version)
+    }
+
+    /// After the last tenant: an error if bytes are left over.
+    fn check_end(&self) -> Result<(), SnapshotError> {
+        if self.r.at == self.r.bytes.len() {
+            Ok(())
+        } else {
+            Err(SnapshotError::Corrupt(self.r.at))
+        }
+    }
+}
+
+impl<'a> Iterator for SnapshotReader<'a> {
+    type Item = Result<SnapshotTenant<'a>, SnapshotError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let tenant = self.r.tenant(self.version);
+        if tenant.is_err() {
+            // Nothing after a corrupt tenant can be trusted.
+            self.remaining = 0;
+        } else if self.remaining == 0
+            && let Err(e) = self.check_end()
+        {
+            return Some(Err(e));
+        }
+        Some(tenant)
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -221,6 +256,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+#[derive(Debug, Clone)]
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -261,6 +297,47 @@ impl<'a> Reader<'a> {
         let len = self.u32()? as usize;
         let at = self.at;
         std::str::from_utf8(self.take(len)?).map_err(|_| SnapshotError::Corrupt(at))
+    }
+
+    /// One tenant, as a snapshot of `version` stores it.
+    fn tenant(&mut self, version: u32) -> Result<SnapshotTenant<'a>, SnapshotError> {
+        let id = self.str()?;
+        let industry = self.str()?;
+        let profile = CompanyProfile {
+            industry: industry.into(),
+            revenu: self.i64()?,
+            employees: self.i64()?,
+            job30: self.i64()?,
+            job90: self.i64()?,
+            monthly_fee: f64::from_bits(self.u64()?),
+            total_fee: f64::from_bits(self.u64()?),
+        };
+        let days = self.u32()?;
+        let mut window = Vec::with_capacity(days.min(1024) as usize);
+        for _ in 0..days {
+            let day = i32::from_le_bytes(self.array()?);
+            window.push((day, self.u64()?));
+        }
+        let refresh_at_ms = if version >= 2 { self.i64()? } else { NEVER };
+        let activity = if version >= 3 {
+            let events = self.u64()?;
+            let last_event_ms = self.i64()?;
+            let score = self.u64()?;
+            let at = self.at;
+            let [risk] = self.array()?;
+            Activity::from_parts(events, last_event_ms, score, risk)
+                .ok_or(SnapshotError::Corrupt(at))?
+        } else {
+            Activity::default()
+        };
+        Ok(SnapshotTenant {
+            id,
+            profile,
+            days: window,
+            refresh_at_ms,
+            activity,
+            at: self.at,
+        })
     }
 }
 
@@ -411,5 +488,42 @@ mod tests {
                 .restore(&good[..good.len() - 1], &model, |_, _| ())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_reader_reads_a_tenant_again_by_its_position() {
+        let model = Model::builtin();
+        let mut table: TenantTable<()> = TenantTable::new(Retention::default());
+        let decoder = Decoder::new(DefaultKind::Company);
+        for id in ["a", "bb", "ccc"] {
+            let line = format!(
+                r#"{{"companyID":"{id}","industry":"i-{id}","revenu":1,"employees":2,"job30":3,"job90":4,"monthlyFee":1.5,"totalFee":2.5}}"#
+            );
+            let Record::Company(company) = decoder.decode_json(line.as_bytes()).unwrap() else {
+                panic!("a company");
+            };
+            table.upsert(&company, &model, |_| ());
+            let _ = table.process_job(id, id.len() as u64, 3 * DAY, &model);
+        }
+        let bytes = table.snapshot();
+        let reader = SnapshotReader::new(&bytes).unwrap();
+        let mut tenants = reader.clone();
+        let mut seen = Vec::new();
+        loop {
+            let at = tenants.position();
+            let Some(tenant) = tenants.next() else { break };
+            seen.push((tenant.unwrap().id, at));
+        }
+        assert_eq!(seen.len(), 3);
+        for (id, at) in seen.into_iter().rev() {
+            let tenant = reader.tenant_at(at).unwrap();
+            assert_eq!(tenant.id, id);
+            assert_eq!(&*tenant.profile.industry, format!("i-{id}"));
+            assert_eq!(tenant.days, [(3, id.len() as u64)]);
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let last = SnapshotReader::new(&longer).unwrap().last().unwrap();
+        assert_eq!(last.unwrap_err(), SnapshotError::Corrupt(bytes.len()));
     }
 }

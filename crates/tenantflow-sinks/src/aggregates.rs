@@ -10,8 +10,10 @@
 //!   window holds (the 90-day window and the allowed lateness).
 //!
 //! Rows come sorted by `companyID` (then day), so that a file is a function of the
-//! state it was built from.
+//! state it was built from. They are encoded as they come, into an upload: memory does
+//! not grow with the number of tenants (a Parquet row group at most).
 
+use std::io::Write;
 use std::sync::Arc;
 
 use parquet::basic::Compression;
@@ -57,12 +59,12 @@ message jobs {
 }";
 
 /// One tenant's row of `customers`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CustomerRow {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerRow<'a> {
     /// Its `companyID`.
-    pub company_id: String,
+    pub company_id: &'a str,
     /// Its latest profile.
-    pub profile: CompanyProfile,
+    pub profile: &'a CompanyProfile,
     /// `job30` as of its newest day.
     pub job30: i64,
     /// `job90` as of its newest day.
@@ -86,167 +88,294 @@ pub struct TenantDays<'a> {
     pub days: &'a [(i32, u64)],
 }
 
-/// `customers.csv`.
-pub fn customers_csv(rows: &[CustomerRow]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + rows.len() * 120);
-    out.extend_from_slice(CUSTOMERS_HEADER.as_bytes());
+/// Appends a row of `customers.csv` (after [`CUSTOMERS_HEADER`] and a newline).
+pub fn push_customer_csv(out: &mut Vec<u8>, r: &CustomerRow<'_>) {
+    let p = r.profile;
+    push_csv_cell(out, r.company_id);
+    out.push(b',');
+    push_csv_cell(out, &p.industry);
+    for v in [p.revenu, p.employees] {
+        out.push(b',');
+        push_int(out, v);
+    }
+    for v in [p.monthly_fee, p.total_fee] {
+        out.push(b',');
+        push_f64(out, v);
+    }
+    for v in [p.job30, p.job90, r.job30, r.job90] {
+        out.push(b',');
+        push_int(out, v);
+    }
+    out.push(b',');
+    if let Some(risk) = r.risk_of_churn {
+        out.extend_from_slice(if risk { b"true" } else { b"false" });
+    }
+    out.push(b',');
+    if let Some(score) = r.churn_score {
+        push_f64(out, score);
+    }
+    out.push(b',');
+    if let Some(ms) = r.last_event_ms {
+        out.extend_from_slice(iso_millis(ms).as_bytes());
+    }
+    out.push(b',');
+    push_int(out, r.events);
     out.push(b'\n');
-    for r in rows {
-        let p = &r.profile;
-        push_csv_cell(&mut out, &r.company_id);
-        out.push(b',');
-        push_csv_cell(&mut out, &p.industry);
-        for v in [p.revenu, p.employees] {
-            out.push(b',');
-            push_int(&mut out, v);
-        }
-        for v in [p.monthly_fee, p.total_fee] {
-            out.push(b',');
-            push_f64(&mut out, v);
-        }
-        for v in [p.job30, p.job90, r.job30, r.job90] {
-            out.push(b',');
-            push_int(&mut out, v);
+}
+
+/// Appends a tenant's rows of `jobs.csv` (after [`JOBS_HEADER`] and a newline), one per
+/// day, written straight from the days (no row objects, no allocation per row).
+pub fn push_jobs_csv(out: &mut Vec<u8>, t: TenantDays<'_>) {
+    let start = out.len();
+    push_csv_cell(out, t.company_id);
+    let cell = start..out.len();
+    for (i, &(day, jobs)) in t.days.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_within(cell.clone());
         }
         out.push(b',');
-        if let Some(risk) = r.risk_of_churn {
-            out.extend_from_slice(if risk { b"true" } else { b"false" });
-        }
+        push_iso_day(out, i64::from(day));
         out.push(b',');
-        if let Some(score) = r.churn_score {
-            push_f64(&mut out, score);
-        }
-        out.push(b',');
-        if let Some(ms) = r.last_event_ms {
-            out.extend_from_slice(iso_millis(ms).as_bytes());
-        }
-        out.push(b',');
-        push_int(&mut out, r.events);
+        push_int(out, jobs);
         out.push(b'\n');
     }
-    out
+    if t.days.is_empty() {
+        out.truncate(start);
+    }
 }
 
-/// `jobs.csv`: a row per tenant and day, written straight from the days (no row
-/// objects, no allocation per row).
-pub fn jobs_csv(tenants: &[TenantDays<'_>]) -> Vec<u8> {
-    let rows: usize = tenants.iter().map(|t| t.days.len()).sum();
-    let mut out = Vec::with_capacity(32 + rows * 28);
-    out.extend_from_slice(JOBS_HEADER.as_bytes());
-    out.push(b'\n');
-    let mut cell = Vec::new();
-    for t in tenants {
-        cell.clear();
-        push_csv_cell(&mut cell, t.company_id);
-        for &(day, jobs) in t.days {
-            out.extend_from_slice(&cell);
-            out.push(b',');
-            push_iso_day(&mut out, i64::from(day));
-            out.push(b',');
-            push_int(&mut out, jobs);
-            out.push(b'\n');
+/// Rows per row group of the Parquet aggregates: what the writer holds in memory at
+/// once, whatever the number of tenants.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// The columns of one row group, gathered row by row.
+trait Columns: Default {
+    fn rows(&self) -> usize;
+    fn write(&self, index: usize, column: &mut Column<'_>) -> Result<(), ParquetError>;
+}
+
+/// A Parquet file written a row group at a time into `W` (an upload), so that its
+/// size is not held in memory.
+struct RowGroups<W: Write + Send, C> {
+    writer: SerializedFileWriter<W>,
+    batch: C,
+    rows: u64,
+    path: String,
+}
+
+impl<W: Write + Send, C: Columns> RowGroups<W, C> {
+    fn new(schema: &str, path: &str, out: W) -> Result<Self, SinkError> {
+        let error = |source| parquet_error(path, source);
+        let schema = Arc::new(parse_message_type(schema).map_err(error)?);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_created_by(concat!("tenantflow ", env!("CARGO_PKG_VERSION")).into())
+            .build();
+        Ok(Self {
+            writer: SerializedFileWriter::new(out, schema, Arc::new(props)).map_err(error)?,
+            batch: C::default(),
+            rows: 0,
+            path: path.to_owned(),
+        })
+    }
+
+    /// After rows were added to the batch: writes it as a row group once full.
+    fn added(&mut self) -> Result<(), SinkError> {
+        if self.batch.rows() >= ROW_GROUP_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let batch = std::mem::take(&mut self.batch);
+        let rows = batch.rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let error = |source| parquet_error(&self.path, source);
+        let mut group = self.writer.next_row_group().map_err(error)?;
+        let mut index = 0;
+        while let Some(mut column) = group.next_column().map_err(error)? {
+            batch.write(index, &mut column).map_err(error)?;
+            column.close().map_err(error)?;
+            index += 1;
+        }
+        group.close().map_err(error)?;
+        self.rows += rows as u64;
+        Ok(())
+    }
+
+    /// Writes the last row group and the footer; returns `W` and the rows written.
+    fn finish(mut self) -> Result<(W, u64), SinkError> {
+        self.flush()?;
+        let path = self.path;
+        let out = self
+            .writer
+            .into_inner()
+            .map_err(|source| parquet_error(&path, source))?;
+        Ok((out, self.rows))
+    }
+}
+
+fn parquet_error(path: &str, source: ParquetError) -> SinkError {
+    SinkError::Parquet {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[derive(Default)]
+struct CustomerColumns {
+    ids: Vec<ByteArray>,
+    industries: Vec<ByteArray>,
+    /// revenu, employees, profileJob30, profileJob90, job30, job90, events.
+    ints: [Vec<i64>; 7],
+    /// monthlyFee, totalFee.
+    fees: [Vec<f64>; 2],
+    risks: (Vec<bool>, Vec<i16>),
+    scores: (Vec<f64>, Vec<i16>),
+    last_events: (Vec<i64>, Vec<i16>),
+}
+
+impl CustomerColumns {
+    fn push(&mut self, r: &CustomerRow<'_>) {
+        let p = r.profile;
+        self.ids.push(ByteArray::from(r.company_id));
+        self.industries.push(ByteArray::from(&*p.industry));
+        let events = i64::try_from(r.events).unwrap_or(i64::MAX);
+        for (column, v) in self.ints.iter_mut().zip([
+            p.revenu,
+            p.employees,
+            p.job30,
+            p.job90,
+            r.job30,
+            r.job90,
+            events,
+        ]) {
+            column.push(v);
+        }
+        self.fees[0].push(p.monthly_fee);
+        self.fees[1].push(p.total_fee);
+        push_optional(&mut self.risks, r.risk_of_churn);
+        push_optional(&mut self.scores, r.churn_score);
+        push_optional(&mut self.last_events, r.last_event_ms);
+    }
+}
+
+fn push_optional<T>((values, levels): &mut (Vec<T>, Vec<i16>), value: Option<T>) {
+    levels.push(i16::from(value.is_some()));
+    values.extend(value);
+}
+
+impl Columns for CustomerColumns {
+    fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn write(&self, index: usize, column: &mut Column<'_>) -> Result<(), ParquetError> {
+        let ints = |i: usize| &self.ints[i];
+        match index {
+            0 => write_all::<ByteArrayType>(column, &self.ids, None),
+            1 => write_all::<ByteArrayType>(column, &self.industries, None),
+            2 | 3 => write_all::<Int64Type>(column, ints(index - 2), None),
+            4 => write_all::<DoubleType>(column, &self.fees[0], None),
+            5 => write_all::<DoubleType>(column, &self.fees[1], None),
+            6..=9 => write_all::<Int64Type>(column, ints(index - 4), None),
+            10 => write_all::<BoolType>(column, &self.risks.0, Some(&self.risks.1)),
+            11 => write_all::<DoubleType>(column, &self.scores.0, Some(&self.scores.1)),
+            12 => write_all::<Int64Type>(column, &self.last_events.0, Some(&self.last_events.1)),
+            13 => write_all::<Int64Type>(column, ints(6), None),
+            _ => Err(ParquetError::General(format!("unexpected column {index}"))),
         }
     }
-    out
 }
 
-/// `customers.parquet`.
-///
-/// # Errors
-/// When the Parquet writer fails.
-pub fn customers_parquet(rows: &[CustomerRow]) -> Result<Vec<u8>, SinkError> {
-    let path = "aggregates/customers.parquet";
-    write_parquet(CUSTOMERS_SCHEMA, path, |index, column| {
-        let strings = |f: fn(&CustomerRow) -> &str| -> Vec<ByteArray> {
-            rows.iter().map(|r| ByteArray::from(f(r))).collect()
-        };
-        let ints = |f: fn(&CustomerRow) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
-        let floats = |f: fn(&CustomerRow) -> f64| -> Vec<f64> { rows.iter().map(f).collect() };
+#[derive(Default)]
+struct JobColumns {
+    ids: Vec<ByteArray>,
+    days: Vec<i32>,
+    jobs: Vec<i64>,
+}
+
+impl Columns for JobColumns {
+    fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn write(&self, index: usize, column: &mut Column<'_>) -> Result<(), ParquetError> {
         match index {
-            0 => write_all::<ByteArrayType>(column, &strings(|r| &r.company_id), None),
-            1 => write_all::<ByteArrayType>(column, &strings(|r| &r.profile.industry), None),
-            2 => write_all::<Int64Type>(column, &ints(|r| r.profile.revenu), None),
-            3 => write_all::<Int64Type>(column, &ints(|r| r.profile.employees), None),
-            4 => write_all::<DoubleType>(column, &floats(|r| r.profile.monthly_fee), None),
-            5 => write_all::<DoubleType>(column, &floats(|r| r.profile.total_fee), None),
-            6 => write_all::<Int64Type>(column, &ints(|r| r.profile.job30), None),
-            7 => write_all::<Int64Type>(column, &ints(|r| r.profile.job90), None),
-            8 => write_all::<Int64Type>(column, &ints(|r| r.job30), None),
-            9 => write_all::<Int64Type>(column, &ints(|r| r.job90), None),
-            10 => {
-                let (values, levels) = optional(rows, |r| r.risk_of_churn);
-                write_all::<BoolType>(column, &values, Some(&levels))
-            }
-            11 => {
-                let (values, levels) = optional(rows, |r| r.churn_score);
-                write_all::<DoubleType>(column, &values, Some(&levels))
-            }
-            12 => {
-                let (values, levels) = optional(rows, |r| r.last_event_ms);
-                write_all::<Int64Type>(column, &values, Some(&levels))
-            }
-            13 => {
-                let events: Vec<i64> = rows
-                    .iter()
-                    .map(|r| i64::try_from(r.events).unwrap_or(i64::MAX))
-                    .collect();
-                write_all::<Int64Type>(column, &events, None)
-            }
+            0 => write_all::<ByteArrayType>(column, &self.ids, None),
+            1 => write_all::<Int32Type>(column, &self.days, None),
+            2 => write_all::<Int64Type>(column, &self.jobs, None),
             _ => Err(ParquetError::General(format!("unexpected column {index}"))),
         }
-    })
+    }
 }
 
-/// `jobs.parquet`.
-///
-/// # Errors
-/// When the Parquet writer fails.
-pub fn jobs_parquet(tenants: &[TenantDays<'_>]) -> Result<Vec<u8>, SinkError> {
-    let rows = || {
-        tenants
-            .iter()
-            .flat_map(|t| t.days.iter().map(move |d| (t.company_id, d)))
-    };
-    write_parquet(
-        JOBS_SCHEMA,
-        "aggregates/jobs.parquet",
-        |index, column| match index {
-            0 => {
-                let ids: Vec<ByteArray> = rows().map(|(id, _)| ByteArray::from(id)).collect();
-                write_all::<ByteArrayType>(column, &ids, None)
-            }
-            1 => {
-                let days: Vec<i32> = rows().map(|(_, d)| d.0).collect();
-                write_all::<Int32Type>(column, &days, None)
-            }
-            2 => {
-                let jobs: Vec<i64> = rows()
-                    .map(|(_, d)| i64::try_from(d.1).unwrap_or(i64::MAX))
-                    .collect();
-                write_all::<Int64Type>(column, &jobs, None)
-            }
-            _ => Err(ParquetError::General(format!("unexpected column {index}"))),
-        },
-    )
+/// `customers.parquet`, written as rows come.
+pub struct CustomersParquet<W: Write + Send>(RowGroups<W, CustomerColumns>);
+
+impl<W: Write + Send> CustomersParquet<W> {
+    /// Starts the file `path` (for errors) in `out`.
+    ///
+    /// # Errors
+    /// When the Parquet writer fails.
+    pub fn new(path: &str, out: W) -> Result<Self, SinkError> {
+        RowGroups::new(CUSTOMERS_SCHEMA, path, out).map(Self)
+    }
+
+    /// Adds a row.
+    ///
+    /// # Errors
+    /// When a full row group cannot be written.
+    pub fn push(&mut self, row: &CustomerRow<'_>) -> Result<(), SinkError> {
+        self.0.batch.push(row);
+        self.0.added()
+    }
+
+    /// Writes the rest and the footer; returns `out` and the rows written.
+    ///
+    /// # Errors
+    /// When the Parquet writer fails.
+    pub fn finish(self) -> Result<(W, u64), SinkError> {
+        self.0.finish()
+    }
 }
 
-/// The present values of an optional column and a definition level per row.
-fn optional<T: Copy>(
-    rows: &[CustomerRow],
-    f: impl Fn(&CustomerRow) -> Option<T>,
-) -> (Vec<T>, Vec<i16>) {
-    let mut values = Vec::with_capacity(rows.len());
-    let levels = rows
-        .iter()
-        .map(|r| match f(r) {
-            Some(v) => {
-                values.push(v);
-                1
-            }
-            None => 0,
-        })
-        .collect();
-    (values, levels)
+/// `jobs.parquet`, written as tenants come.
+pub struct JobsParquet<W: Write + Send>(RowGroups<W, JobColumns>);
+
+impl<W: Write + Send> JobsParquet<W> {
+    /// Starts the file `path` (for errors) in `out`.
+    ///
+    /// # Errors
+    /// When the Parquet writer fails.
+    pub fn new(path: &str, out: W) -> Result<Self, SinkError> {
+        RowGroups::new(JOBS_SCHEMA, path, out).map(Self)
+    }
+
+    /// Adds a tenant's rows, one per day.
+    ///
+    /// # Errors
+    /// When a full row group cannot be written.
+    pub fn push(&mut self, t: TenantDays<'_>) -> Result<(), SinkError> {
+        let batch = &mut self.0.batch;
+        for &(day, jobs) in t.days {
+            batch.ids.push(ByteArray::from(t.company_id));
+            batch.days.push(day);
+            batch.jobs.push(i64::try_from(jobs).unwrap_or(i64::MAX));
+        }
+        self.0.added()
+    }
+
+    /// Writes the rest and the footer; returns `out` and the rows written.
+    ///
+    /// # Errors
+    /// When the Parquet writer fails.
+    pub fn finish(self) -> Result<(W, u64), SinkError> {
+        self.0.finish()
+    }
 }
 
 type Column<'a> = parquet::file::writer::SerializedColumnWriter<'a>;
@@ -258,35 +387,6 @@ fn write_all<T: parquet::data_type::DataType>(
 ) -> Result<(), ParquetError> {
     column.typed::<T>().write_batch(values, levels, None)?;
     Ok(())
-}
-
-/// One row group holding every row: the files are rewritten whole, and small next to
-/// the results.
-fn write_parquet(
-    schema: &str,
-    path: &str,
-    mut column: impl FnMut(usize, &mut Column<'_>) -> Result<(), ParquetError>,
-) -> Result<Vec<u8>, SinkError> {
-    let error = |source| SinkError::Parquet {
-        path: path.to_owned(),
-        source,
-    };
-    let schema = Arc::new(parse_message_type(schema).map_err(error)?);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(concat!("tenantflow ", env!("CARGO_PKG_VERSION")).into())
-        .build();
-    let mut writer =
-        SerializedFileWriter::new(Vec::new(), schema, Arc::new(props)).map_err(error)?;
-    let mut group = writer.next_row_group().map_err(error)?;
-    let mut index = 0;
-    while let Some(mut c) = group.next_column().map_err(error)? {
-        column(index, &mut c).map_err(error)?;
-        c.close().map_err(error)?;
-        index += 1;
-    }
-    group.close().map_err(error)?;
-    writer.into_inner().map_err(error)
 }
 
 /// `2026-01-29T19:01:08.951Z`.
@@ -334,20 +434,26 @@ fn push_iso_day(out: &mut Vec<u8>, day: i64) {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
     use super::*;
 
-    fn row(id: &str, score: Option<f64>) -> CustomerRow {
+    fn profile() -> CompanyProfile {
+        CompanyProfile {
+            industry: "retail, food".into(),
+            revenu: 10,
+            employees: 3,
+            job30: 4,
+            job90: 20,
+            monthly_fee: 1.5,
+            total_fee: 300.0,
+        }
+    }
+
+    fn row<'a>(id: &'a str, profile: &'a CompanyProfile, score: Option<f64>) -> CustomerRow<'a> {
         CustomerRow {
-            company_id: id.into(),
-            profile: CompanyProfile {
-                industry: "retail, food".into(),
-                revenu: 10,
-                employees: 3,
-                job30: 4,
-                job90: 20,
-                monthly_fee: 1.5,
-                total_fee: 300.0,
-            },
+            company_id: id,
+            profile,
             job30: 6,
             job90: 25,
             risk_of_churn: score.map(|s| s >= 0.5),
@@ -358,57 +464,82 @@ mod tests {
     }
 
     #[test]
-    fn customers_csv_has_a_header_and_empty_cells_for_what_is_unknown() {
-        let csv =
-            String::from_utf8(customers_csv(&[row("c1", Some(0.75)), row("c2", None)])).unwrap();
-        let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], CUSTOMERS_HEADER);
+    fn customer_rows_have_empty_cells_for_what_is_unknown() {
+        let p = profile();
+        let mut csv = Vec::new();
+        push_customer_csv(&mut csv, &row("c1", &p, Some(0.75)));
+        push_customer_csv(&mut csv, &row("c2", &p, None));
         assert_eq!(
-            lines[1],
-            "c1,\"retail, food\",10,3,1.5,300.0,4,20,6,25,true,0.75,2026-01-29T19:01:08.951Z,3"
+            String::from_utf8(csv).unwrap(),
+            "c1,\"retail, food\",10,3,1.5,300.0,4,20,6,25,true,0.75,2026-01-29T19:01:08.951Z,3\n\
+             c2,\"retail, food\",10,3,1.5,300.0,4,20,6,25,,,,0\n"
         );
-        assert_eq!(
-            lines[2],
-            "c2,\"retail, food\",10,3,1.5,300.0,4,20,6,25,,,,0"
-        );
-        assert_eq!(lines.len(), 3);
+        assert_eq!(CUSTOMERS_HEADER.split(',').count(), 14);
     }
 
     #[test]
-    fn jobs_csv_names_days() {
-        let csv = String::from_utf8(jobs_csv(&[
+    fn job_rows_name_days() {
+        let mut csv = Vec::new();
+        for t in [
             TenantDays {
                 company_id: "c1",
                 days: &[(20_482, 7), (20_483, 1)],
             },
             TenantDays {
+                company_id: "none",
+                days: &[],
+            },
+            TenantDays {
                 company_id: "c,2",
                 days: &[(-1, 2)],
             },
-        ]))
-        .unwrap();
+        ] {
+            push_jobs_csv(&mut csv, t);
+        }
         assert_eq!(
-            csv,
-            "companyID,day,jobs\nc1,2026-01-29,7\nc1,2026-01-30,1\n\"c,2\",1969-12-31,2\n"
+            String::from_utf8(csv).unwrap(),
+            "c1,2026-01-29,7\nc1,2026-01-30,1\n\"c,2\",1969-12-31,2\n"
         );
     }
 
     #[test]
-    fn parquet_files_are_complete() {
-        let bytes = customers_parquet(&[row("c1", Some(0.75)), row("c2", None)]).unwrap();
-        assert_eq!(&bytes[..4], b"PAR1");
-        assert_eq!(&bytes[bytes.len() - 4..], b"PAR1");
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
-        use parquet::file::reader::FileReader;
-        assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
-        let jobs = jobs_parquet(&[TenantDays {
+    fn parquet_files_are_complete_across_row_groups() {
+        let p = profile();
+        let ids: Vec<String> = (0..ROW_GROUP_ROWS + 10).map(|i| format!("c{i}")).collect();
+        let mut customers = CustomersParquet::new("customers.parquet", Vec::new()).unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let score = (i % 3 > 0).then_some(0.25);
+            customers.push(&row(id, &p, score)).unwrap();
+        }
+        let (bytes, rows) = customers.finish().unwrap();
+        assert_eq!(rows, ids.len() as u64);
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+        assert_eq!(
+            reader.metadata().file_metadata().num_rows(),
+            ids.len() as i64
+        );
+        assert_eq!(reader.metadata().num_row_groups(), 2);
+        let last = reader.get_row_iter(None).unwrap().last().unwrap().unwrap();
+        assert_eq!(
+            last.to_string(),
+            format!(
+                "{{companyID: \"c{}\", industry: \"retail, food\", revenu: 10, employees: 3, \
+                 monthlyFee: 1.5, totalFee: 300.0, profileJob30: 4, profileJob90: 20, job30: 6, \
+                 job90: 25, riskOfChurn: false, churnScore: 0.25, \
+                 lastEventTime: 2026-01-29 19:01:08.951 +00:00, events: 3}}",
+                ids.len() - 1
+            )
+        );
+
+        let mut jobs = JobsParquet::new("jobs.parquet", Vec::new()).unwrap();
+        jobs.push(TenantDays {
             company_id: "c1",
             days: &[(1, 2), (2, 5)],
-        }])
+        })
         .unwrap();
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(jobs)).unwrap();
+        let (bytes, rows) = jobs.finish().unwrap();
+        assert_eq!(rows, 2);
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
     }
 }

@@ -398,6 +398,132 @@ impl FileUpload {
     }
 }
 
+/// An object of the checkpoint store written part by part, for files built whole at a
+/// checkpoint and staged until its commit (the BI aggregates): memory holds a part,
+/// not the file. Smaller than a part, it is one PUT. Complete once
+/// [`StagedWriter::finish`] returned (durable at the next [`Store::sync_written`]);
+/// dropped before that, its upload is aborted. An upload left by a crash is removed
+/// with the rest of the staged objects by the next run's recovery (a local store), or
+/// by the bucket's lifecycle rule for incomplete multipart uploads (S3).
+pub struct StagedWriter {
+    store: Arc<dyn Store>,
+    path: String,
+    upload: Option<String>,
+    parts: Vec<String>,
+    uploaded: u64,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for StagedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedWriter")
+            .field("path", &self.path)
+            .field("parts", &self.parts.len())
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StagedWriter {
+    /// Starts the object `path` of `store`.
+    pub fn new(store: &Arc<dyn Store>, path: String) -> Self {
+        Self {
+            store: Arc::clone(store),
+            path,
+            upload: None,
+            parts: Vec::new(),
+            uploaded: 0,
+            buf: Vec::with_capacity(64 << 10),
+        }
+    }
+
+    /// The buffer, to encode into directly; call [`StagedWriter::wrote`] after.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Uploads the buffer's full parts.
+    ///
+    /// # Errors
+    /// When a part cannot be uploaded.
+    pub fn wrote(&mut self) -> Result<(), StoreError> {
+        let size = self.store.part_size();
+        while self.buf.len() >= size {
+            let rest = self.buf.split_off(size);
+            let part = std::mem::replace(&mut self.buf, rest);
+            self.put_part(Bytes::from(part))?;
+        }
+        Ok(())
+    }
+
+    fn put_part(&mut self, data: Bytes) -> Result<(), StoreError> {
+        let upload = match &self.upload {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.store.begin_upload(&self.path)?;
+                self.upload = Some(id.clone());
+                id
+            }
+        };
+        let len = data.len() as u64;
+        let id = self
+            .store
+            .put_part(&self.path, &upload, self.parts.len(), self.uploaded, data)?;
+        self.parts.push(id);
+        self.uploaded += len;
+        Ok(())
+    }
+
+    /// Writes the rest and completes the object; returns its size.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        let last = Bytes::from(std::mem::take(&mut self.buf));
+        if self.upload.is_none() {
+            let len = last.len() as u64;
+            self.store.put(&self.path, last)?;
+            return Ok(len);
+        }
+        if !last.is_empty() {
+            self.put_part(last)?;
+        }
+        let Some(upload) = self.upload.take() else {
+            return Ok(self.uploaded);
+        };
+        let completed = self.store.seal_upload(&self.path, &upload).and_then(|()| {
+            self.store
+                .complete_upload(&self.path, &upload, &self.parts, self.uploaded)
+        });
+        if completed.is_err() {
+            self.upload = Some(upload);
+        }
+        completed.map(|()| self.uploaded)
+    }
+}
+
+impl std::io::Write for StagedWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        self.wrote().map_err(std::io::Error::other)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StagedWriter {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take()
+            && let Err(e) = self.store.abort_upload(&self.path, &upload)
+        {
+            tracing::warn!(path = %self.path, error = %e, "Could not abort an unfinished staged upload.");
+        }
+    }
+}
+
 /// Completes a pending file, and drops its marker or staged object. Idempotent.
 ///
 /// # Errors
@@ -454,6 +580,38 @@ mod tests {
             location: Location::root(Arc::clone(&store)).child("_checkpoints"),
         };
         (store, staging)
+    }
+
+    #[test]
+    fn a_staged_object_is_written_part_by_part_and_aborted_if_unfinished() {
+        use std::io::Write as _;
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::with_part_size(7));
+        let mut whole = StagedWriter::new(&store, "s/big".into());
+        let mut expected = Vec::new();
+        for i in 0..10_u8 {
+            let chunk = vec![b'a' + i; usize::from(i) + 1];
+            whole.write_all(&chunk).unwrap();
+            expected.extend_from_slice(&chunk);
+            whole.buffer().push(b'\n');
+            whole.wrote().unwrap();
+            expected.push(b'\n');
+        }
+        assert!(whole.parts.len() > 5, "{whole:?}");
+        assert_eq!(whole.finish().unwrap(), expected.len() as u64);
+        assert_eq!(store.get("s/big").unwrap().unwrap(), expected);
+        assert_eq!(store.list_uploads("").unwrap(), Some(Vec::new()));
+
+        let mut small = StagedWriter::new(&store, "s/small".into());
+        small.write_all(b"abc").unwrap();
+        assert_eq!(small.finish().unwrap(), 3);
+        assert_eq!(store.get("s/small").unwrap().unwrap().as_ref(), b"abc");
+
+        let mut dropped = StagedWriter::new(&store, "s/dropped".into());
+        dropped.write_all(&[b'x'; 20]).unwrap();
+        assert_eq!(store.list_uploads("").unwrap().unwrap().len(), 1);
+        drop(dropped);
+        assert_eq!(store.list_uploads("").unwrap(), Some(Vec::new()));
+        assert_eq!(store.get("s/dropped").unwrap(), None);
     }
 
     #[test]

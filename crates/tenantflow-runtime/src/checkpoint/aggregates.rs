@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tenantflow_operators::snapshot::{SnapshotError, read_snapshot};
+use tenantflow_operators::snapshot::{SnapshotError, SnapshotReader, SnapshotTenant};
 use tenantflow_sinks::aggregates::{
-    CustomerRow, TenantDays, customers_csv, customers_parquet, jobs_csv, jobs_parquet,
+    CUSTOMERS_HEADER, CustomerRow, CustomersParquet, JOBS_HEADER, JobsParquet, TenantDays,
+    push_customer_csv, push_jobs_csv,
 };
-use tenantflow_sinks::upload::{PendingBody, PendingFile, Staging};
+use tenantflow_sinks::upload::{PendingBody, PendingFile, StagedWriter, Staging};
 
 use crate::checkpoint::manifest::ManifestError;
 use crate::error::RunError;
@@ -57,7 +57,10 @@ impl Aggregates {
     }
 
     /// Builds the files from the workers' state snapshots, stages them for checkpoint
-    /// `n`, and returns them as pending files of that checkpoint.
+    /// `n`, and returns them as pending files of that checkpoint. The tenants are
+    /// sorted by an index into the snapshots (an id borrowed from them and a position,
+    /// 32 bytes a tenant), and each row is encoded as it is read and uploaded part by
+    /// part: the files are never whole in memory.
     pub(crate) fn stage(
         &mut self,
         n: u64,
@@ -65,63 +68,34 @@ impl Aggregates {
         staging: &Staging,
     ) -> Result<Vec<PendingFile>, RunError> {
         let started = Instant::now();
-        let (customers, days) = collect(states).map_err(|e| {
-            RunError::Checkpoint(ManifestError::Aggregates(format!(
-                "reading a state snapshot: {e}"
-            )))
-        })?;
-        let jobs: Vec<TenantDays<'_>> = customers
+        let readers = states
             .iter()
-            .zip(&days)
-            .map(|(c, days)| TenantDays {
-                company_id: &c.company_id,
-                days,
-            })
-            .collect();
-        let day_rows: usize = days.iter().map(Vec::len).sum();
-        let mut files = vec![
-            ("customers.csv", customers_csv(&customers), customers.len()),
-            ("jobs.csv", jobs_csv(&jobs), day_rows),
-        ];
-        if self.parquet {
-            let parquet = |e: tenantflow_sinks::SinkError| {
-                RunError::Checkpoint(ManifestError::Aggregates(e.to_string()))
-            };
-            files.push((
-                "customers.parquet",
-                customers_parquet(&customers).map_err(parquet)?,
-                customers.len(),
-            ));
-            files.push((
-                "jobs.parquet",
-                jobs_parquet(&jobs).map_err(parquet)?,
-                day_rows,
-            ));
+            .map(|state| SnapshotReader::new(state))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(snapshot_error)?;
+        let index = sorted_index(&readers).map_err(snapshot_error)?;
+        let mut files = Files::new(n, self.parquet, staging)?;
+        for &(_, worker, at) in &index {
+            let t = readers[worker as usize]
+                .tenant_at(at)
+                .map_err(snapshot_error)?;
+            files.push(&t)?;
         }
-        let mut pending = Vec::with_capacity(files.len());
-        for (name, bytes, rows) in files {
-            let path = format!("{}/{name}", self.folder);
-            // A name of its own per checkpoint: a later checkpoint's staging never
-            // overwrites what an earlier manifest lists.
-            let staged = staging.staged(&format!("{FOLDER}-{n}/{name}"));
-            let len = bytes.len() as u64;
-            staging
-                .location
-                .store
-                .put(&staged, Bytes::from(bytes))
-                .map_err(|e| RunError::Checkpoint(e.into()))?;
+        let tenants = index.len();
+        drop(index);
+        let mut pending = Vec::new();
+        for (name, staged, len, rows) in files.finish()? {
             pending.push(PendingFile {
-                path,
+                path: format!("{}/{name}", self.folder),
                 body: PendingBody::Staged(staged),
                 len,
-                rows: rows as u64,
+                rows,
             });
         }
         self.last = Some(Instant::now());
         tracing::debug!(
             checkpoint = n,
-            tenants = customers.len(),
-            days = day_rows,
+            tenants,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Aggregates staged."
         );
@@ -129,33 +103,134 @@ impl Aggregates {
     }
 }
 
-/// A tenant's days with jobs, `(day, jobs)`, oldest first.
-type Days = Vec<(i32, u64)>;
+fn snapshot_error(e: SnapshotError) -> RunError {
+    RunError::Checkpoint(ManifestError::Aggregates(format!(
+        "reading a state snapshot: {e}"
+    )))
+}
 
-/// Every tenant of `states` as a customers row with its days, sorted by `companyID`.
-fn collect(states: &[&[u8]]) -> Result<(Vec<CustomerRow>, Vec<Days>), SnapshotError> {
-    let mut tenants: Vec<(CustomerRow, Days)> = Vec::new();
-    for state in states {
-        read_snapshot(state, |t| {
-            let (job30, job90) = t.counts_at_newest_day();
-            tenants.push((
-                CustomerRow {
-                    company_id: t.id.to_owned(),
-                    job30,
-                    job90,
-                    risk_of_churn: t.activity.risk_of_churn(),
-                    churn_score: t.activity.churn_score(),
-                    last_event_ms: t.activity.last_event(),
-                    events: t.activity.events,
-                    profile: t.profile,
-                },
-                t.days,
-            ));
-            Ok(())
-        })?;
+fn sink_error(e: impl std::fmt::Display) -> RunError {
+    RunError::Checkpoint(ManifestError::Aggregates(e.to_string()))
+}
+
+/// Every tenant of every snapshot as `(id, snapshot, position)`, sorted by id.
+fn sorted_index<'a>(
+    readers: &[SnapshotReader<'a>],
+) -> Result<Vec<(&'a str, u32, usize)>, SnapshotError> {
+    let mut index = Vec::new();
+    for (worker, reader) in (0_u32..).zip(readers) {
+        let mut tenants = reader.clone();
+        loop {
+            let at = tenants.position();
+            match tenants.next() {
+                Some(tenant) => index.push((tenant?.id, worker, at)),
+                None => break,
+            }
+        }
     }
-    tenants.sort_unstable_by(|a, b| a.0.company_id.cmp(&b.0.company_id));
-    Ok(tenants.into_iter().unzip())
+    index.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    Ok(index)
+}
+
+/// The aggregates files of one checkpoint, being written.
+struct Files {
+    customers: StagedWriter,
+    jobs: StagedWriter,
+    parquet: Option<(CustomersParquet<StagedWriter>, JobsParquet<StagedWriter>)>,
+    /// `(name, staged object)` of each file, in the order [`Files::finish`] gives them.
+    names: Vec<(&'static str, String)>,
+    tenants: u64,
+    day_rows: u64,
+}
+
+impl Files {
+    fn new(n: u64, parquet: bool, staging: &Staging) -> Result<Self, RunError> {
+        let store = &staging.location.store;
+        let mut names = Vec::new();
+        let mut staged = |name: &'static str| {
+            // A name of its own per checkpoint: a later checkpoint's staging never
+            // overwrites what an earlier manifest lists.
+            let path = staging.staged(&format!("{FOLDER}-{n}/{name}"));
+            names.push((name, path.clone()));
+            StagedWriter::new(store, path)
+        };
+        let mut customers = staged("customers.csv");
+        let mut jobs = staged("jobs.csv");
+        for (file, header) in [(&mut customers, CUSTOMERS_HEADER), (&mut jobs, JOBS_HEADER)] {
+            file.buffer().extend_from_slice(header.as_bytes());
+            file.buffer().push(b'\n');
+        }
+        let parquet = if parquet {
+            let customers =
+                CustomersParquet::new("aggregates/customers.parquet", staged("customers.parquet"))
+                    .map_err(sink_error)?;
+            let jobs = JobsParquet::new("aggregates/jobs.parquet", staged("jobs.parquet"))
+                .map_err(sink_error)?;
+            Some((customers, jobs))
+        } else {
+            None
+        };
+        Ok(Self {
+            customers,
+            jobs,
+            parquet,
+            names,
+            tenants: 0,
+            day_rows: 0,
+        })
+    }
+
+    /// Adds a tenant's rows (tenants come sorted by id).
+    fn push(&mut self, t: &SnapshotTenant<'_>) -> Result<(), RunError> {
+        let (job30, job90) = t.counts_at_newest_day();
+        let row = CustomerRow {
+            company_id: t.id,
+            profile: &t.profile,
+            job30,
+            job90,
+            risk_of_churn: t.activity.risk_of_churn(),
+            churn_score: t.activity.churn_score(),
+            last_event_ms: t.activity.last_event(),
+            events: t.activity.events,
+        };
+        let days = TenantDays {
+            company_id: t.id,
+            days: &t.days,
+        };
+        push_customer_csv(self.customers.buffer(), &row);
+        self.customers.wrote().map_err(sink_error)?;
+        push_jobs_csv(self.jobs.buffer(), days);
+        self.jobs.wrote().map_err(sink_error)?;
+        if let Some((customers, jobs)) = &mut self.parquet {
+            customers.push(&row).map_err(sink_error)?;
+            jobs.push(days).map_err(sink_error)?;
+        }
+        self.tenants += 1;
+        self.day_rows += t.days.len() as u64;
+        Ok(())
+    }
+
+    /// Completes the staged objects: `(name, staged object, bytes, rows)` of each.
+    fn finish(self) -> Result<Vec<(&'static str, String, u64, u64)>, RunError> {
+        let mut sizes = vec![
+            (self.customers.finish().map_err(sink_error)?, self.tenants),
+            (self.jobs.finish().map_err(sink_error)?, self.day_rows),
+        ];
+        if let Some((customers, jobs)) = self.parquet {
+            for (file, rows) in [
+                customers.finish().map_err(sink_error)?,
+                jobs.finish().map_err(sink_error)?,
+            ] {
+                sizes.push((file.finish().map_err(sink_error)?, rows));
+            }
+        }
+        Ok(self
+            .names
+            .into_iter()
+            .zip(sizes)
+            .map(|((name, staged), (len, rows))| (name, staged, len, rows))
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -204,7 +279,8 @@ mod tests {
 
     #[test]
     fn stages_sorted_files_for_every_worker_and_only_when_due() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        // Parts of 16 bytes: every file is uploaded in parts.
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::with_part_size(16));
         let staging = Staging {
             location: Location::root(Arc::clone(&store)).child("_checkpoints"),
         };
@@ -244,5 +320,14 @@ mod tests {
             store.get(jobs).unwrap().unwrap().as_ref(),
             b"companyID,day,jobs\nc1,1970-01-02,4\nc2,1970-01-02,4\n"
         );
+        assert_eq!(store.list_uploads("").unwrap(), Some(Vec::new()));
+        let PendingBody::Staged(parquet) = &pending[2].body else {
+            panic!("staged");
+        };
+        let bytes = store.get(parquet).unwrap().unwrap();
+        assert_eq!(pending[2].len, bytes.len() as u64);
+        let reader = parquet::file::reader::SerializedFileReader::new(bytes).unwrap();
+        use parquet::file::reader::FileReader as _;
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
     }
 }
