@@ -1,5 +1,6 @@
 //! The keyed operators of the job, run by each worker on the tenants it owns.
 //!
+//! - [`key`]: a tenant's `companyID` as the table keeps it (inline when short).
 //! - [`window`]: per-tenant sums of `nbJobs` per day, and the 30/90-day counts.
 //! - [`score`]: the churn model ([`score::Model`]), loaded from a file or built in.
 //! - [`snapshot`]: tenant state to versioned bytes and back, for checkpoints.
@@ -27,6 +28,7 @@
 //! ```
 
 pub mod contract;
+pub mod key;
 pub mod score;
 pub mod snapshot;
 pub mod tenant;

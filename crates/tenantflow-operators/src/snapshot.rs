@@ -14,6 +14,7 @@
 
 use tenantflow_core::CompanyProfile;
 
+use crate::key::TenantKey;
 use crate::score::Model;
 use crate::tenant::{Activity, NEVER, Tenant, TenantTable};
 use crate::window::DayWindow;
@@ -108,6 +109,7 @@ impl<X> TenantTable<X> {
             let window = DayWindow::from_days(t.days).ok_or(SnapshotError::Corrupt(t.at))?;
             let ext = ext(t.id, &t.profile);
             let tenant = Tenant {
+                id: TenantKey::new(t.id),
                 industry_weight: model.industry_weight(&t.profile.industry),
                 profile: t.profile,
                 window,
@@ -115,7 +117,7 @@ impl<X> TenantTable<X> {
                 activity: t.activity,
                 ext,
             };
-            self.insert(t.id.into(), tenant);
+            self.insert(tenant);
             Ok(())
         })
     }

@@ -1,9 +1,12 @@
 //! Keyed tenant state: the latest profile of each tenant (the table side of the
 //! stream-table join) and its day buckets.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
+use hashbrown::HashTable;
 use tenantflow_core::{Company, CompanyProfile};
+
+use crate::key::TenantKey;
 
 use crate::score::{Features, Model};
 use crate::window::{Counts, DayWindow, Retention, WindowError};
@@ -12,6 +15,8 @@ use crate::window::{Counts, DayWindow, Retention, WindowError};
 /// instance the profile pre-encoded for the output format), rebuilt on each update.
 #[derive(Debug)]
 pub struct Tenant<X> {
+    /// Its `companyID`.
+    pub(crate) id: TenantKey,
     /// The latest profile.
     pub profile: CompanyProfile,
     /// The model's weight of the profile's industry.
@@ -163,22 +168,52 @@ pub enum JobOutcome<'t, X> {
 
 /// The state of all tenants a worker owns.
 ///
-/// Tenants are boxed: a hash table keeps up to twice as many slots as entries (and
-/// briefly both tables while it grows), so slots of a key and a pointer, 24 bytes,
-/// instead of the whole tenant, cut the memory of a million tenants by about half.
-#[derive(Debug)]
+/// Tenants are boxed and carry their keys (inline when short): a hash table keeps up
+/// to twice as many slots as entries (and briefly both tables while it grows), so
+/// slots of a pointer, 8 bytes, instead of a key and a pointer (24 bytes and the key's
+/// own allocation) or the whole tenant, keep a million tenants small; and a lookup
+/// follows one pointer, to the tenant, whose key it compares there.
 pub struct TenantTable<X> {
-    tenants: HashMap<Box<str>, Box<Tenant<X>>, foldhash::fast::RandomState>,
+    tenants: HashTable<Box<Tenant<X>>>,
+    hasher: foldhash::fast::RandomState,
     retention: Retention,
+}
+
+impl<X> std::fmt::Debug for TenantTable<X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantTable")
+            .field("tenants", &self.tenants.len())
+            .field("retention", &self.retention)
+            .finish()
+    }
 }
 
 impl<X> TenantTable<X> {
     /// An empty table whose windows keep what `retention` needs.
     pub fn new(retention: Retention) -> Self {
         Self {
-            tenants: HashMap::default(),
+            tenants: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             retention,
         }
+    }
+
+    fn hash(&self, company_id: &str) -> u64 {
+        self.hasher.hash_one(company_id.as_bytes())
+    }
+
+    fn find(&self, company_id: &str) -> Option<&Tenant<X>> {
+        let hash = self.hash(company_id);
+        self.tenants
+            .find(hash, |t| t.id.as_bytes() == company_id.as_bytes())
+            .map(|t| &**t)
+    }
+
+    fn find_mut(&mut self, company_id: &str) -> Option<&mut Tenant<X>> {
+        let hash = self.hash(company_id);
+        self.tenants
+            .find_mut(hash, |t| t.id.as_bytes() == company_id.as_bytes())
+            .map(|t| &mut **t)
     }
 
     /// Number of tenants with a profile.
@@ -193,26 +228,38 @@ impl<X> TenantTable<X> {
 
     /// The state of a tenant, if it has a profile.
     pub fn get(&self, company_id: &str) -> Option<&Tenant<X>> {
-        self.tenants.get(company_id).map(|t| &**t)
+        self.find(company_id)
     }
 
     /// The state of a tenant, mutable, if it has a profile.
     pub fn get_mut(&mut self, company_id: &str) -> Option<&mut Tenant<X>> {
-        self.tenants.get_mut(company_id).map(|t| &mut **t)
+        self.find_mut(company_id)
     }
 
     /// Every tenant, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tenant<X>)> {
-        self.tenants.iter().map(|(id, t)| (&**id, &**t))
+        self.tenants.iter().map(|t| (t.id.as_str(), &**t))
     }
 
     /// Every tenant's state, mutable, in no particular order.
     pub fn tenants_mut(&mut self) -> impl Iterator<Item = &mut Tenant<X>> {
-        self.tenants.values_mut().map(|t| &mut **t)
+        self.tenants.iter_mut().map(|t| &mut **t)
     }
 
-    pub(crate) fn insert(&mut self, id: Box<str>, tenant: Tenant<X>) {
-        self.tenants.insert(id, Box::new(tenant));
+    /// Adds a tenant, replacing one of the same id.
+    pub(crate) fn insert(&mut self, tenant: Tenant<X>) {
+        let hash = self.hash(tenant.id.as_str());
+        let hasher = &self.hasher;
+        match self.tenants.entry(
+            hash,
+            |t| t.id == tenant.id,
+            |t| hasher.hash_one(t.id.as_bytes()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut old) => *old.get_mut() = Box::new(tenant),
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(Box::new(tenant));
+            }
+        }
     }
 
     /// Makes `company` the tenant's latest profile, keeping its windows.
@@ -239,32 +286,28 @@ impl<X> TenantTable<X> {
     ) {
         let industry_weight = model.industry_weight(&profile.industry);
         let ext = ext(&profile);
-        match self.tenants.get_mut(company_id) {
+        match self.find_mut(company_id) {
             Some(tenant) => {
                 tenant.profile = profile;
                 tenant.industry_weight = industry_weight;
                 tenant.ext = ext;
                 tenant.refresh_at_ms = refresh_at_ms;
             }
-            None => {
-                self.tenants.insert(
-                    company_id.into(),
-                    Box::new(Tenant {
-                        profile,
-                        industry_weight,
-                        window: DayWindow::default(),
-                        refresh_at_ms,
-                        activity: Activity::default(),
-                        ext,
-                    }),
-                );
-            }
+            None => self.insert(Tenant {
+                id: TenantKey::new(company_id),
+                profile,
+                industry_weight,
+                window: DayWindow::default(),
+                refresh_at_ms,
+                activity: Activity::default(),
+                ext,
+            }),
         }
     }
 
     /// Where the tenant's profile came from; `None` without a profile.
     pub fn origin(&self, company_id: &str) -> Option<ProfileOrigin> {
-        self.tenants.get(company_id).map(|t| match t.refresh_at_ms {
+        self.find(company_id).map(|t| match t.refresh_at_ms {
             NEVER => ProfileOrigin::Input,
             refresh_at_ms => ProfileOrigin::Fetched { refresh_at_ms },
         })
@@ -272,7 +315,7 @@ impl<X> TenantTable<X> {
 
     /// Postpones the next fetch of a fetched profile (after a failed refresh).
     pub fn postpone_refresh(&mut self, company_id: &str, refresh_at_ms: i64) {
-        if let Some(tenant) = self.tenants.get_mut(company_id)
+        if let Some(tenant) = self.find_mut(company_id)
             && tenant.refresh_at_ms != NEVER
         {
             tenant.refresh_at_ms = refresh_at_ms;
@@ -281,7 +324,13 @@ impl<X> TenantTable<X> {
 
     /// Forgets a tenant, windows included (the TenantManager no longer knows it).
     pub fn remove(&mut self, company_id: &str) {
-        self.tenants.remove(company_id);
+        let hash = self.hash(company_id);
+        if let Ok(entry) = self
+            .tenants
+            .find_entry(hash, |t| t.id.as_bytes() == company_id.as_bytes())
+        {
+            entry.remove();
+        }
     }
 
     /// Counts a job event into its tenant's window, then scores the tenant.
@@ -292,11 +341,12 @@ impl<X> TenantTable<X> {
         creation_date: i64,
         model: &Model,
     ) -> JobOutcome<'_, X> {
-        let Some(tenant) = self.tenants.get_mut(company_id) else {
+        let retention = self.retention;
+        let Some(tenant) = self.find_mut(company_id) else {
             return JobOutcome::UnknownCompany;
         };
         let day = tenantflow_core::time::day_of(creation_date);
-        let counts = match tenant.window.add(day, nb_jobs, self.retention) {
+        let counts = match tenant.window.add(day, nb_jobs, retention) {
             Ok(counts) => counts,
             Err(e) => return JobOutcome::TooLate(e),
         };
@@ -317,6 +367,11 @@ impl<X> TenantTable<X> {
 }
 
 impl<X> Tenant<X> {
+    /// Its `companyID`.
+    pub fn id(&self) -> &str {
+        self.id.as_str()
+    }
+
     /// `(job30, job90)` as of the tenant's newest day: the profile's baseline plus the
     /// jobs of the windows ending on that day.
     pub fn counts_at_newest_day(&self) -> (i64, i64) {
