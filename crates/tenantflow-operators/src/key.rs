@@ -71,7 +71,11 @@ mod tests {
             let key = TenantKey::new(id);
             assert_eq!(key.as_str(), id);
             assert_eq!(key.as_bytes(), id.as_bytes());
-            assert_eq!(matches!(key.0, Repr::Inline { .. }), id.len() <= INLINE, "{id}");
+            assert_eq!(
+                matches!(key.0, Repr::Inline { .. }),
+                id.len() <= INLINE,
+                "{id}"
+            );
         }
         assert_ne!(TenantKey::new("a"), TenantKey::new("a\0"));
     }

@@ -255,7 +255,7 @@ impl<X> TenantTable<X> {
             |t| t.id == tenant.id,
             |t| hasher.hash_one(t.id.as_bytes()),
         ) {
-            hashbrown::hash_table::Entry::Occupied(mut old) => *old.get_mut() = Box::new(tenant),
+            hashbrown::hash_table::Entry::Occupied(mut old) => **old.get_mut() = tenant,
             hashbrown::hash_table::Entry::Vacant(slot) => {
                 slot.insert(Box::new(tenant));
             }
