@@ -82,8 +82,8 @@ impl ProfileFields<'_> {
 /// work, as JSON with these field names).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompanyProfile {
-    /// Industry, e.g. `retail`.
-    pub industry: Box<str>,
+    /// Industry, e.g. `retail` (one allocation per name, shared).
+    pub industry: crate::Industry,
     /// Revenue.
     pub revenu: i64,
     /// Number of employees.

@@ -37,7 +37,7 @@ const SCORER: &str = "scorer";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreRow {
     /// The tenant's industry.
-    pub industry: Box<str>,
+    pub industry: tenantflow_core::Industry,
     /// The numeric features.
     pub features: Features,
 }
