@@ -3,11 +3,12 @@
 # disk folder and on tmpfs: the way this shared, noisy machine allows a comparison.
 #
 #   bench/alternate.sh --a BIN --b BIN [--rounds N] [--events N] [--companies C]
-#                      [--disk DIR] [--tmpfs DIR] [-- RUN ARGS...]
+#                      [--disk DIR] [--tmpfs DIR] [--where disk|tmpfs|both]
+#                      [-- RUN ARGS...]
 #
 # Each round runs A and B (the order swaps every round), each to DIR on disk and to a
 # folder on tmpfs, and prints wall time, records/s, user and system CPU, CPU-seconds per
-# million records and peak RSS. The input is generated once (../shared/bench) and copied
+# million records and peak RSS (`--where` limits the runs to one of the two folders). The input is generated once (../shared/bench) and copied
 # to tmpfs, so that every run reads it from memory. Before each run: `sync`, the page
 # cache dropped when this user may (root), and a pause, so that no run pays for an
 # earlier one's writeback or memory reclaim. tmpfs results are deleted after each run;
@@ -19,6 +20,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 shared="$(cd "$here/../../shared" && pwd)"
 a="" b="" rounds=4 events=10000000 companies=10000 disk="$here/out" tmpfs=/dev/shm/tenantflow-bench
+places="disk tmpfs"
 while [ $# -gt 0 ]; do
   case "$1" in
     --a) a="$2"; shift 2 ;;
@@ -28,8 +30,12 @@ while [ $# -gt 0 ]; do
     --companies) companies="$2"; shift 2 ;;
     --disk) disk="$2"; shift 2 ;;
     --tmpfs) tmpfs="$2"; shift 2 ;;
+    --where)
+      case "$2" in both) places="disk tmpfs" ;; disk|tmpfs) places="$2" ;;
+        *) echo "--where: disk, tmpfs or both" >&2; exit 2 ;; esac
+      shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -56,7 +62,7 @@ for round in $(seq 1 "$rounds"); do
   if [ $((round % 2)) = 1 ]; then order="A B"; else order="B A"; fi
   for which in $order; do
     if [ "$which" = A ]; then binary="$a"; else binary="$b"; fi
-    for where in disk tmpfs; do
+    for where in $places; do
       if [ "$where" = disk ]; then base="$disk"; else base="$tmpfs"; fi
       out="$base/results-$which-$(date +%s%N)"
       sync
