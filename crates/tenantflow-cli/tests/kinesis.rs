@@ -387,6 +387,87 @@ fn results_go_to_the_output_stream_in_order_per_tenant() {
     stream.delete();
 }
 
+/// `--output-stream` sends results as they come, not when a full request's worth has
+/// gathered or at a checkpoint: with checkpoints off and a handful of events, every
+/// result is on the stream while the job still runs.
+#[test]
+fn a_few_results_reach_the_output_stream_while_the_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = TestStream::create("trickle-in", 1);
+    let output = TestStream::create("trickle-out", 1);
+    let lines = [
+        r#"{"type":"company","companyID":"c1","industry":"retail","revenu":10,"employees":2,"job30":1,"job90":3,"monthlyFee":9.5,"totalFee":20.0}"#,
+        r#"{"type":"job","companyID":"c1","userID":"u1","nbJobs":1,"creationDate":1767225600000}"#,
+        r#"{"type":"job","companyID":"c1","userID":"u2","nbJobs":2,"creationDate":1767225601000}"#,
+        r#"{"type":"job","companyID":"c1","userID":"u3","nbJobs":3,"creationDate":1767225602000}"#,
+    ];
+    let file = dir.path().join("trickle.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    kinesis(&[
+        "produce",
+        "--stream",
+        &input,
+        "--input",
+        file.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let out = dir.path().join("out");
+    let mut run = command(&[
+        "run",
+        "--input",
+        &format!("kinesis://{input}"),
+        "--output",
+        out.to_str().unwrap(),
+        "--output-stream",
+        &output,
+        "--checkpoint-interval",
+        "off",
+    ])
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut users = Vec::new();
+    runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let config = tenantflow_kinesis::consumer::ConsumerConfig::new(&output);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let consumer = tokio::spawn(tenantflow_kinesis::consumer::consume(
+            local_client(),
+            config,
+            tx,
+            stop_rx,
+        ));
+        // Bounded: before the fix the results stayed in the writer until the job ended.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while users.len() < 3 {
+            let batch = tokio::time::timeout_at(deadline, rx.recv()).await;
+            let Ok(Some(batch)) = batch else {
+                break;
+            };
+            for record in &batch.records {
+                let row: serde_json::Value = serde_json::from_slice(&record.data).unwrap();
+                users.push(row["userID"].as_str().unwrap().to_owned());
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = consumer.await;
+    });
+    let still_running = run.try_wait().unwrap().is_none();
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let status = run.wait().unwrap();
+    assert_eq!(users, ["u1", "u2", "u3"], "results on the output stream");
+    assert!(still_running, "the job ended before its results were read");
+    assert!(status.success(), "{status:?}");
+    input.delete();
+    output.delete();
+}
+
 /// Every record of `stream`, read from its start until it has been idle for 2 s.
 fn read_stream(stream: &str) -> Vec<tenantflow_kinesis::consumer::RecordBatch> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -4,7 +4,10 @@
 //! Workers buffer results and hand them to one writer task per batch. A tenant's results
 //! come from one worker, in order, and the channel keeps each worker's order, so the
 //! writer ([`tenantflow_kinesis::writer::RecordWriter`]) sees them in order and keeps
-//! them so on the stream. At each checkpoint every worker waits until the writer has
+//! them so on the stream. The writer sends what it holds as soon as no chunk is waiting,
+//! so a result is on the stream a request's time after its batch was processed, at any
+//! rate; under load, results gather while a request is out and requests stay full. At
+//! each checkpoint every worker waits until the writer has
 //! written what it sent before the barrier. Delivery is at least once: after a crash,
 //! results written since the last checkpoint are written again.
 

@@ -126,6 +126,15 @@ impl StreamStage {
                                 for (key, json) in results {
                                     writer.send(&key, json).await?;
                                 }
+                                // Nothing else waiting: what is queued goes now, not
+                                // when enough results for a full request have come
+                                // (at a low rate, minutes later, or at the next
+                                // checkpoint). Under load, results gather in the
+                                // channel while a request is out, so requests stay
+                                // full.
+                                if rx.is_empty() {
+                                    writer.flush().await?;
+                                }
                             }
                             Chunk::Sync(done) => {
                                 writer.flush().await?;
