@@ -71,6 +71,12 @@ job=$!
 echo "$server: rate $rate/s for $seconds s, $shards shard(s) in and out, --checkpoint-interval $interval $*"
 "$python" "$here/latency.py" --endpoint "$AWS_ENDPOINT_URL_KINESIS" --input-stream lat-in \
   --output-stream lat-out --output-dir "$work/out" --rate "$rate" --seconds "$seconds"
+# The job's CPU time so far (user and system, from /proc), to tell a job that cannot
+# keep up from a server that cannot.
+read -r -a stat < "/proc/$job/stat"
+ticks=$(getconf CLK_TCK)
+awk -v u="${stat[13]}" -v s="${stat[14]}" -v t="$ticks" \
+  'BEGIN { printf "job CPU: user %.2f s, system %.2f s\n", u / t, s / t }'
 kill -TERM "$job"
 wait "$job" || { echo "the job failed:" >&2; tail -20 "$work/job.log" >&2; exit 1; }
 job=""
