@@ -30,6 +30,7 @@ impl TenantKey {
     }
 
     /// The key's bytes (UTF-8).
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
@@ -38,6 +39,7 @@ impl TenantKey {
     }
 
     /// The key.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match &self.0 {
             // Copied from a `&str` whole: always UTF-8, so never the empty fallback.
