@@ -132,7 +132,7 @@ impl OutputPort for FileOutput {
             PortCheckpoint {
                 files: SinkState {
                     seq: self.sink.seq(),
-                    open: Vec::new(),
+                    ..SinkState::default()
                 },
                 dead_letters,
                 pending,

@@ -11,11 +11,13 @@
 //! previous hour; a stream's shards are replayed at different points in time); past
 //! [`FileSinkConfig::max_open_files`] the least recently written one is finished. A file is also finished when it reaches
 //! [`FileSinkConfig::max_file_bytes`], and at the first checkpoint after it is
-//! [`FileSinkConfig::max_file_age`] old. Otherwise row files (NDJSON, CSV, gzip or not)
-//! stay open across checkpoints: their size does not depend on the checkpoint interval.
-//! Parquet files are finished at every checkpoint, since a Parquet footer must describe
-//! every row group of its file (see `docs/ARCHITECTURE.md`).
+//! [`FileSinkConfig::max_file_age`] old. Otherwise files stay open across checkpoints:
+//! their size does not depend on the checkpoint interval. A Parquet file's buffered rows
+//! become a row group at each checkpoint, which records the metadata of its row groups
+//! beside the file's upload, so that a restarted job writes the footer of the same file
+//! when it finishes (see [`crate::encoding::parquet`] and `docs/ARCHITECTURE.md`).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use crate::SinkError;
 use crate::encoding::parquet::ParquetPart;
 use crate::encoding::{Format, ProfileFragments};
 use crate::finisher::Finisher;
+use crate::store::StoreError;
 use crate::upload::{FileUpload, Location, PendingFile, Staging, UploadState};
 
 /// Uncompressed bytes gathered before they go through gzip.
@@ -248,6 +251,10 @@ pub struct SinkState {
     pub seq: u64,
     /// Files open across the checkpoint, with their event hour.
     pub open: Vec<(i64, UploadState)>,
+    /// For each open Parquet file (by path), the object in the checkpoint store that
+    /// records its row groups' metadata.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub row_groups: BTreeMap<String, String>,
 }
 
 enum Body {
@@ -361,14 +368,49 @@ impl PartitionedFileSink {
         for (hour, upload) in &state.open {
             let file =
                 FileUpload::restore(&sink.config.output.store, &sink.config.staging, upload)?;
+            let body = match sink.config.format {
+                Format::Parquet => Body::Parquet(Box::new(sink.restore_parquet(&file, state)?)),
+                Format::Ndjson | Format::Csv => Body::Rows { gzip: None },
+            };
             sink.open.push(OpenPart {
                 hour: *hour,
                 last_use: 0,
                 file,
-                body: Body::Rows { gzip: None },
+                body,
             });
         }
         Ok(sink)
+    }
+
+    /// An open Parquet file's writer, from the row groups its checkpoint recorded.
+    fn restore_parquet(
+        &self,
+        file: &FileUpload,
+        state: &SinkState,
+    ) -> Result<ParquetPart, SinkError> {
+        let missing = |message: &str| StoreError::State {
+            op: "restoring",
+            location: file.path().to_owned(),
+            message: message.to_owned(),
+        };
+        let object = state.row_groups.get(file.path()).ok_or_else(|| {
+            missing("the checkpoint records no row groups for this open Parquet file")
+        })?;
+        let recorded = self
+            .config
+            .staging
+            .location
+            .store
+            .get(object)?
+            .ok_or_else(|| {
+                missing("the record of this open Parquet file's row groups is missing")
+            })?;
+        ParquetPart::restore(
+            file.path(),
+            self.config.model_version_field,
+            file.len(),
+            &recorded,
+        )
     }
 
     /// Files open now.
@@ -441,9 +483,11 @@ impl PartitionedFileSink {
         Ok(())
     }
 
-    /// At a checkpoint: finishes the files that must not stay open (Parquet, and files
-    /// past their age), makes the others durable, and hands over the files finished
-    /// since the last checkpoint. `tails` is the checkpoint's folder for staged tails.
+    /// At a checkpoint: finishes the files past their age (or every file, with
+    /// `finish_at_checkpoint`), makes the others durable (a Parquet file's buffered rows
+    /// become a row group, and its row groups' metadata is recorded), and hands over the
+    /// files finished since the last checkpoint. `tails` is the checkpoint's folder for
+    /// staged tails.
     ///
     /// # Errors
     /// When a file cannot be finished or its tail staged.
@@ -457,22 +501,31 @@ impl PartitionedFileSink {
         while i < self.open.len() {
             let part = &self.open[i];
             let too_old = now_ms.saturating_sub(part.file.opened_ms()) >= max_age;
-            if too_old || self.config.finish_at_checkpoint || matches!(part.body, Body::Parquet(_))
-            {
+            if too_old || self.config.finish_at_checkpoint {
                 self.finish(i)?;
             } else {
                 i += 1;
             }
         }
         let mut open = Vec::with_capacity(self.open.len());
+        let mut row_groups = BTreeMap::new();
         for part in &mut self.open {
             part.flush_gzip(true)?;
+            if let Body::Parquet(parquet) = &mut part.body {
+                let recorded = parquet.checkpoint(part.file.path())?;
+                let bytes = parquet.take_bytes();
+                part.file.write(&bytes, 0)?;
+                let object = tails.path(&format!("{}.row-groups", part.file.path()));
+                tails.store.put(&object, recorded.into())?;
+                row_groups.insert(part.file.path().to_owned(), object);
+            }
             let tail = tails.path(part.file.path());
             open.push((part.hour, part.file.persist(&tail)?));
         }
         let state = SinkState {
             seq: self.seq,
             open,
+            row_groups,
         };
         self.drain()?;
         Ok((state, std::mem::take(&mut self.pending)))
@@ -528,10 +581,9 @@ impl PartitionedFileSink {
             now_ms(),
         )?;
         let body = match self.config.format {
-            Format::Parquet => Body::Parquet(Box::new(ParquetPart::new(
-                file.path(),
-                self.config.model_version_field,
-            )?)),
+            Format::Parquet => {
+                Body::Parquet(Box::new(ParquetPart::new(self.config.model_version_field)))
+            }
             Format::Ndjson | Format::Csv => Body::Rows { gzip: None },
         };
         self.open.push(OpenPart {
@@ -744,18 +796,79 @@ mod tests {
     }
 
     #[test]
-    fn parquet_files_finish_at_checkpoints_and_old_files_at_their_age() {
+    fn parquet_files_stay_open_across_checkpoints_and_survive_a_restore() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::RowAccessor;
+        let (store, mut config) = config();
+        config.format = Format::Parquet;
+        config.max_file_age = Duration::from_secs(60);
+        let p = profile();
+        let fragments = config.format.profile_fragments("c", &p);
+        let mut sink = PartitionedFileSink::new(config.clone(), 0);
+        for i in 0..1000 {
+            sink.write(&row(&p, T0 + i), &fragments).unwrap();
+        }
+        let chk1 = config.staging.location.child("chk-1");
+        let (state, pending) = sink.checkpoint(&chk1, now_ms()).unwrap();
+        assert!(pending.is_empty());
+        assert_eq!((state.open.len(), state.row_groups.len()), (1, 1));
+        // Rows after the checkpoint are lost with the crash.
+        for i in 0..500 {
+            sink.write(&row(&p, T0 + 5000 + i), &fragments).unwrap();
+        }
+        drop(sink);
+        // The record survives a manifest's round trip through JSON.
+        let state: SinkState =
+            serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        let mut sink = PartitionedFileSink::restore(config.clone(), 0, &state).unwrap();
+        for i in 1000..1010 {
+            sink.write(&row(&p, T0 + i), &fragments).unwrap();
+        }
+        let chk2 = config.staging.location.child("chk-2");
+        let (state, _) = sink.checkpoint(&chk2, now_ms()).unwrap();
+        let mut sink = PartitionedFileSink::restore(config.clone(), 0, &state).unwrap();
+        for i in 1010..1015 {
+            sink.write(&row(&p, T0 + i), &fragments).unwrap();
+        }
+        let (stats, pending) = sink.close().unwrap();
+        assert_eq!((stats.files, stats.rows), (1, 1015));
+        commit_all(&config, &pending);
+        let names = results(store.as_ref());
+        assert_eq!(names.len(), 1, "{names:?}");
+        let reader = SerializedFileReader::new(store.get(&names[0]).unwrap().unwrap()).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        let times: Vec<i64> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().get_timestamp_millis(12).unwrap())
+            .collect();
+        assert_eq!(times, (0..1015).map(|i| T0 + i).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_restored_parquet_file_needs_its_row_groups_record() {
         let (_, mut config) = config();
         config.format = Format::Parquet;
+        config.max_file_age = Duration::from_secs(60);
+        let p = profile();
+        let fragments = config.format.profile_fragments("c", &p);
+        let mut sink = PartitionedFileSink::new(config.clone(), 0);
+        sink.write(&row(&p, T0), &fragments).unwrap();
+        let chk = config.staging.location.child("chk-1");
+        let (mut state, _) = sink.checkpoint(&chk, now_ms()).unwrap();
+        state.row_groups.clear();
+        let Err(e) = PartitionedFileSink::restore(config, 0, &state) else {
+            panic!("restored without the record");
+        };
+        assert!(e.to_string().contains("records no row groups"), "{e}");
+    }
+
+    #[test]
+    fn old_files_finish_at_their_age() {
+        let (_, mut config) = config();
         let p = profile();
         let fragments = config.format.profile_fragments("c", &p);
         let tails = config.staging.location.child("chk-1");
-        let mut sink = PartitionedFileSink::new(config.clone(), 0);
-        sink.write(&row(&p, T0), &fragments).unwrap();
-        let (state, pending) = sink.checkpoint(&tails, now_ms()).unwrap();
-        assert_eq!((state.open.len(), pending.len()), (0, 1));
-
-        config.format = Format::Ndjson;
         config.max_file_age = Duration::from_secs(60);
         let mut sink = PartitionedFileSink::new(config, 0);
         sink.write(&row(&p, T0), &fragments).unwrap();

@@ -186,7 +186,7 @@ mod tests {
             ),
             "{json}"
         );
-        let mut part = parquet::ParquetPart::new("v.parquet", true).unwrap();
+        let mut part = parquet::ParquetPart::new(true);
         part.push(&r, "v.parquet").unwrap();
         let unversioned = row("c", &p, "u");
         assert!(part.push(&unversioned, "v.parquet").is_err());
@@ -212,7 +212,7 @@ mod tests {
             encode(Format::Csv, &r),
             "c,retail,1234567,250,15,43,450.0,9800.0,true\n"
         );
-        let mut part = parquet::ParquetPart::new("s.parquet", false).unwrap();
+        let mut part = parquet::ParquetPart::new(false);
         part.push(&r, "s.parquet").unwrap();
         part.push(&row("d", &p, "u"), "s.parquet").unwrap();
         let bytes = part.finish("s.parquet").unwrap();
