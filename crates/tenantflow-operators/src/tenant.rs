@@ -7,7 +7,6 @@ use hashbrown::HashTable;
 use tenantflow_core::{Company, CompanyProfile};
 
 use crate::key::TenantKey;
-
 use crate::score::{Features, Model};
 use crate::window::{Counts, DayWindow, Retention, WindowError};
 
