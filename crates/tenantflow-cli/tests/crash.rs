@@ -5,8 +5,10 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
+use parquet::file::reader::{FileReader, SerializedFileReader};
 use tenantflow_core::rng::SplitMix64;
 
 use crate::common::{
@@ -145,7 +147,6 @@ fn killed_at_random_moments_a_run_resumes_to_exactly_the_uninterrupted_results()
 
 /// Every row of every Parquet result file under `dir`, as text, sorted.
 fn parquet_rows(dir: &Path) -> Vec<String> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut rows = Vec::new();
     for file in result_files(dir, ".parquet") {
         let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
@@ -221,7 +222,6 @@ fn killed_at_random_moments_a_parquet_run_resumes_to_exactly_the_uninterrupted_r
     let most = files
         .iter()
         .map(|f| {
-            use parquet::file::reader::{FileReader, SerializedFileReader};
             SerializedFileReader::new(std::fs::File::open(f).unwrap())
                 .unwrap()
                 .metadata()

@@ -116,7 +116,7 @@ pub fn push_customer_csv(out: &mut Vec<u8>, r: &CustomerRow<'_>) {
     }
     out.push(b',');
     if let Some(ms) = r.last_event_ms {
-        out.extend_from_slice(iso_millis(ms).as_bytes());
+        push_iso_millis(out, ms);
     }
     out.push(b',');
     push_int(out, r.events);
@@ -389,22 +389,22 @@ fn write_all<T: parquet::data_type::DataType>(
     Ok(())
 }
 
-/// `2026-01-29T19:01:08.951Z`.
-fn iso_millis(ms: i64) -> String {
-    let day = ms.div_euclid(86_400_000);
+/// Appends `2026-01-29T19:01:08.951Z`.
+fn push_iso_millis(out: &mut Vec<u8>, ms: i64) {
     let in_day = ms.rem_euclid(86_400_000);
-    let (h, m, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    let mut date = Vec::with_capacity(10);
-    push_iso_day(&mut date, day);
-    format!(
-        "{}T{h:02}:{m:02}:{s:02}.{milli:03}Z",
-        String::from_utf8_lossy(&date)
-    )
+    push_iso_day(out, ms.div_euclid(86_400_000));
+    for (sep, value, digits) in [
+        (b'T', in_day / 3_600_000, 2),
+        (b':', in_day / 60_000 % 60, 2),
+        (b':', in_day / 1000 % 60, 2),
+        (b'.', in_day % 1000, 3),
+    ] {
+        out.push(sep);
+        for place in (0..digits).rev() {
+            out.push(b'0' + (value / 10_i64.pow(place) % 10) as u8);
+        }
+    }
+    out.push(b'Z');
 }
 
 /// Appends `2026-01-29` (a year outside 0..=9999 as it comes).

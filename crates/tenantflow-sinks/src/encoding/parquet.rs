@@ -332,7 +332,8 @@ impl ParquetPart {
 /// `group` with every offset in it moved by `shift` bytes.
 fn moved(group: RowGroupMetaData, shift: i64) -> Result<RowGroupMetaData, ParquetError> {
     let at = |offset: Option<i64>| offset.map(|o| o + shift);
-    let mut builder = group.clone().into_builder();
+    let file_offset = group.file_offset();
+    let mut builder = group.into_builder();
     let columns = builder
         .take_columns()
         .into_iter()
@@ -350,7 +351,7 @@ fn moved(group: RowGroupMetaData, shift: i64) -> Result<RowGroupMetaData, Parque
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut builder = builder.set_column_metadata(columns);
-    if let Some(offset) = group.file_offset() {
+    if let Some(offset) = file_offset {
         builder = builder.set_file_offset(offset + shift);
     }
     builder.build()
