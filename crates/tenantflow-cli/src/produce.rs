@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use tenantflow_core::dead_letter::Redriven;
 use tenantflow_core::decode::{Decoder, DefaultKind};
 use tenantflow_kinesis::writer::RecordWriter;
 use tenantflow_sources::generator::GeneratorConfig;
@@ -187,9 +188,36 @@ fn read_records(
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     return Ok(ControlFlow::Continue(()));
                 }
+                // A dead letter is re-driven: its record goes on the stream.
+                let redriven;
+                let (bytes, format, first_line) = if format == InputFormat::DeadLetters {
+                    match Redriven::parse(bytes) {
+                        Ok(letter) => {
+                            let format = if letter.is_json() {
+                                InputFormat::Ndjson
+                            } else {
+                                InputFormat::Csv
+                            };
+                            redriven = letter.record;
+                            (&*redriven, format, false)
+                        }
+                        Err(error) => {
+                            tracing::warn!(
+                                input = input.name(),
+                                line = event.number,
+                                %error,
+                                "Skipping a line that cannot be re-driven."
+                            );
+                            skipped += 1;
+                            return Ok(ControlFlow::Continue(()));
+                        }
+                    }
+                } else {
+                    (bytes, format, event.number == 1)
+                };
                 let key = match format {
                     InputFormat::Csv => decoder
-                        .decode_csv(bytes, event.number == 1)
+                        .decode_csv(bytes, first_line)
                         .ok()
                         .flatten()
                         .map(|r| r.company_id().to_owned()),

@@ -169,8 +169,9 @@ pub struct RunArgs {
     #[arg(long, env = "TENANTFLOW_MODEL_VERSION_FIELD")]
     model_version_field: bool,
 
-    /// Line format of inputs: `auto` (CSV for `.csv` and `.csv.gz` names, else NDJSON),
-    /// `ndjson` or `csv`.
+    /// Line format of inputs: `auto` (dead letters for files in a `_rejected` folder,
+    /// CSV for `.csv` and `.csv.gz` names, else NDJSON), `ndjson`, `csv` or
+    /// `dead-letters` (each line's record is read again: a re-drive).
     #[arg(long, value_name = "FORMAT", value_parser = word::<tenantflow_sources::InputFormat>, env = "TENANTFLOW_INPUT_FORMAT")]
     input_format: Option<tenantflow_sources::InputFormat>,
 
@@ -1053,6 +1054,12 @@ fn print_summary(s: &RunSummary, inputs: &str, output: &str, format: String, mod
         println!(
             "  arrival time      {:>14}  job events had no creationDate and took their read time",
             thousands(m.event_time_from_arrival)
+        );
+    }
+    if m.redriven > 0 {
+        println!(
+            "  re-driven         {:>14}  dead letters read again (their records are counted above)",
+            thousands(m.redriven)
         );
     }
 }

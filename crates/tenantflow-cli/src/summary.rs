@@ -61,6 +61,7 @@ pub fn to_json(s: &RunSummary, inputs: &str, output: &str, format: &str, model: 
             "csv_header_lines": m.header_lines,
         },
         "event_time_from_arrival": m.event_time_from_arrival,
+        "redriven": m.redriven,
         "stopped_by_signal": s.stopped_by_signal,
     })
 }

@@ -17,6 +17,7 @@ mod leases_profiles;
 mod lookup;
 mod original;
 mod readme;
+mod redrive;
 mod reference;
 mod s3;
 mod scoring;

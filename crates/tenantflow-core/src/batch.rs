@@ -2,7 +2,9 @@
 //!
 //! Records move between threads in batches, never one by one. A batch owns one byte
 //! arena for all the strings of its records, so filling it allocates nothing per record
-//! once its buffers have grown, and a drained batch is sent back to be reused.
+//! once its buffers have grown, and a drained batch is sent back to be reused. A job
+//! event's line is kept whole (for its dead letter, should it become one), and its ids
+//! point into it when they are written there as they are.
 
 use std::borrow::Cow;
 
@@ -22,6 +24,7 @@ enum Item {
         user_id: Span,
         nb_jobs: u64,
         creation_date: i64,
+        raw: Option<Span>,
     },
     Company {
         company_id: Span,
@@ -89,12 +92,16 @@ impl Batch {
     /// [`Batch::arena_len`]).
     pub fn push(&mut self, record: &Record<'_>, event_time: i64, position: Position) {
         let item = match record {
-            Record::Job(job) => Item::Job {
-                company_id: self.intern(&job.company_id),
-                user_id: self.intern(&job.user_id),
-                nb_jobs: job.nb_jobs,
-                creation_date: job.creation_date.unwrap_or(event_time),
-            },
+            Record::Job(job) => {
+                let raw = job.raw.as_deref().map(|raw| (raw, self.intern(raw)));
+                Item::Job {
+                    company_id: self.intern_within(&job.company_id, raw),
+                    user_id: self.intern_within(&job.user_id, raw),
+                    nb_jobs: job.nb_jobs,
+                    creation_date: job.creation_date.unwrap_or(event_time),
+                    raw: raw.map(|(_, span)| span),
+                }
+            }
             Record::Company(company) => {
                 let p = &company.profile;
                 Item::Company {
@@ -121,6 +128,22 @@ impl Batch {
         }
     }
 
+    /// `s`'s span inside `outer` (a string already in the arena at `span`) when `s` is
+    /// a part of it, else a copy of `s`.
+    fn intern_within(&mut self, s: &str, outer: Option<(&str, Span)>) -> Span {
+        if let Some((outer, span)) = outer {
+            let start = (s.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize);
+            if start <= outer.len() && s.len() <= outer.len() - start {
+                return Span {
+                    // Both fit in `span`, which fits in u32.
+                    start: span.start + start as u32,
+                    len: s.len() as u32,
+                };
+            }
+        }
+        self.intern(s)
+    }
+
     fn str(&self, span: Span) -> &str {
         let start = span.start as usize;
         &self.arena[start..start + span.len as usize]
@@ -135,11 +158,13 @@ impl Batch {
                     user_id,
                     nb_jobs,
                     creation_date,
+                    raw,
                 } => Record::Job(JobEvent {
                     company_id: Cow::Borrowed(self.str(company_id)),
                     user_id: Cow::Borrowed(self.str(user_id)),
                     nb_jobs,
                     creation_date: Some(creation_date),
+                    raw: raw.map(|span| Cow::Borrowed(self.str(span))),
                 }),
                 Item::Company {
                     company_id,
@@ -201,5 +226,53 @@ mod tests {
         assert_eq!(back[1].1, Position { source: 0, line: 2 });
         batch.clear();
         assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn a_job_events_line_comes_back_whole_and_its_ids_are_not_copied_twice() {
+        let decoder = Decoder::new(DefaultKind::Infer);
+        let plain = r#"{"companyID":"c-1", "userID":"u","nbJobs":7}"#;
+        let escaped = r#"{"companyID":"c\u002d2","userID":"u","nbJobs":1}"#;
+        let mut batch = Batch::with_capacity(2);
+        for (i, line) in [plain, escaped].into_iter().enumerate() {
+            let mut record = decoder.decode_json(line.as_bytes()).unwrap();
+            if let Record::Job(job) = &mut record {
+                job.raw = Some(Cow::Borrowed(line));
+            }
+            let arena = batch.arena_len();
+            batch.push(
+                &record,
+                0,
+                Position {
+                    source: 0,
+                    line: i as u64,
+                },
+            );
+            let grown = batch.arena_len() - arena;
+            // The first line's ids are in it; the second's id is unescaped, so copied.
+            if i == 0 {
+                assert_eq!(grown, line.len(), "{line}");
+            } else {
+                assert!(grown >= line.len() + "c-2".len(), "{line}");
+            }
+        }
+        let back: Vec<_> = batch.iter().collect();
+        let ids: Vec<_> = back
+            .iter()
+            .map(|(r, _)| match r {
+                Record::Job(job) => (
+                    job.company_id.to_string(),
+                    job.raw.as_deref().map(str::to_owned),
+                ),
+                Record::Company(_) => panic!("not a job"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("c-1".to_owned(), Some(plain.to_owned())),
+                ("c-2".to_owned(), Some(escaped.to_owned())),
+            ]
+        );
     }
 }

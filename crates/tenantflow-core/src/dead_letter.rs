@@ -1,8 +1,13 @@
-//! Dead letters: records the job could not turn into results, with the reason.
+//! Dead letters: records the job could not turn into results, with the reason, and
+//! the record as it was read, byte for byte, so that it can be fixed and re-driven
+//! ([`Redriven`] reads one back).
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::Serialize;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Why a record became a dead letter. The string form is the metric label and the
 /// `reason` field of the dead letter.
@@ -99,6 +104,14 @@ pub struct DeadLetter<'a> {
     /// Set when `record` is a lossy copy of bytes that were not UTF-8.
     #[serde(rename = "recordLossy", skip_serializing_if = "std::ops::Not::not")]
     pub record_lossy: bool,
+    /// The record's bytes when they are not UTF-8 (`record` is then a lossy copy),
+    /// written in base64 as `recordBase64`: the original byte for byte.
+    #[serde(
+        rename = "recordBase64",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "base64_bytes"
+    )]
+    pub record_bytes: Option<&'a [u8]>,
     /// Set when `record` is only the start of a longer record.
     #[serde(
         rename = "recordTruncatedFrom",
@@ -107,12 +120,101 @@ pub struct DeadLetter<'a> {
     pub record_truncated_from: Option<u64>,
 }
 
+fn base64_bytes<S: Serializer>(bytes: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
+    match bytes {
+        Some(bytes) => s.serialize_str(&BASE64.encode(bytes)),
+        None => s.serialize_none(),
+    }
+}
+
 impl DeadLetter<'_> {
     /// Appends the dead letter to `out` as one JSON line.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
         // Serializing a struct of strings and numbers into a Vec cannot fail.
         serde_json::to_writer(&mut *out, self).expect("a dead letter serializes to JSON");
         out.push(b'\n');
+    }
+}
+
+/// A dead letter read back to be processed again: its record as it was first read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Redriven<'a> {
+    /// The record's bytes.
+    pub record: Cow<'a, [u8]>,
+    /// Why it became a dead letter.
+    pub reason: String,
+}
+
+/// Why a line of a dead-letter file cannot be re-driven.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedriveError {
+    /// The line is not a dead letter's JSON object.
+    #[error("not a dead letter (a JSON object with `reason` and `record`): {0}")]
+    NotADeadLetter(String),
+    /// `recordBase64` is not base64.
+    #[error("`recordBase64` is not base64: {0}")]
+    Base64(String),
+    /// The dead letter kept only the start of a record over the size limit.
+    #[error(
+        "this dead letter keeps only the first {kept} bytes of a record of {len} bytes: \
+         read the record again from its source, with a --max-record-bytes that fits it"
+    )]
+    Truncated {
+        /// Bytes kept.
+        kept: usize,
+        /// The record's length.
+        len: u64,
+    },
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    reason: String,
+    #[serde(borrow)]
+    record: Cow<'a, str>,
+    #[serde(rename = "recordBase64", default)]
+    record_base64: Option<String>,
+    #[serde(rename = "recordTruncatedFrom", default)]
+    record_truncated_from: Option<u64>,
+}
+
+impl<'a> Redriven<'a> {
+    /// Whether the record is read as JSON (it starts with `{`) or else as CSV: the
+    /// rule for stream records, which carry no format either.
+    pub fn is_json(&self) -> bool {
+        self.record.trim_ascii_start().starts_with(b"{")
+    }
+
+    /// Reads one line of a dead-letter file (as [`DeadLetter::write_json_line`] wrote
+    /// it, possibly with its `record` edited): the record to process again.
+    ///
+    /// # Errors
+    /// When the line is not a dead letter, or its record cannot be processed again whole.
+    pub fn parse(line: &'a [u8]) -> Result<Self, RedriveError> {
+        let envelope: Envelope<'a> = serde_json::from_slice(line)
+            .map_err(|e| RedriveError::NotADeadLetter(e.to_string()))?;
+        let record: Cow<'a, [u8]> = match envelope.record_base64 {
+            Some(encoded) => Cow::Owned(
+                BASE64
+                    .decode(encoded)
+                    .map_err(|e| RedriveError::Base64(e.to_string()))?,
+            ),
+            None => match envelope.record {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            },
+        };
+        if let Some(len) = envelope.record_truncated_from {
+            return Err(RedriveError::Truncated {
+                kept: record.len(),
+                len,
+            });
+        }
+        Ok(Self {
+            record,
+            reason: envelope.reason,
+        })
     }
 }
 
@@ -132,6 +234,7 @@ mod tests {
             sequence: None,
             record: r#"{"companyID":"#,
             record_lossy: false,
+            record_bytes: None,
             record_truncated_from: None,
         }
         .write_json_line(&mut out);
@@ -143,5 +246,72 @@ mod tests {
                 "\n"
             )
         );
+    }
+
+    fn written(letter: &DeadLetter<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        letter.write_json_line(&mut out);
+        out
+    }
+
+    fn letter<'a>(record: &'a str, bytes: Option<&'a [u8]>) -> DeadLetter<'a> {
+        DeadLetter {
+            reason: DeadLetterReason::UnknownCompany,
+            error: "no profile",
+            source: "in.csv",
+            line: Some(2),
+            shard: None,
+            sequence: None,
+            record,
+            record_lossy: bytes.is_some(),
+            record_bytes: bytes,
+            record_truncated_from: None,
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_gives_back_its_record_byte_for_byte() {
+        let cases: [&[u8]; 4] = [
+            br#"{ "companyID" : "c\u00e9", "userID":"u", "nbJobs": 1 }  "#,
+            b"comp_1,user 2,3,1767225601555\r",
+            "caf\u{e9},\u{1F600},\t\"quoted\"".as_bytes(),
+            b"\xff\xfe,not utf-8,\x00",
+        ];
+        for original in cases {
+            let text = String::from_utf8_lossy(original);
+            let bytes = std::str::from_utf8(original).is_err().then_some(original);
+            let line = written(&letter(&text, bytes));
+            assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+            let back = Redriven::parse(line.trim_ascii_end()).unwrap();
+            assert_eq!(&*back.record, original, "{text}");
+            assert_eq!(back.reason, "unknown_company");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_re_driven_says_why() {
+        let mut truncated = letter("comp_1,u", None);
+        truncated.reason = DeadLetterReason::RecordTooLarge;
+        truncated.record_truncated_from = Some(5_000_000);
+        let line = written(&truncated);
+        assert_eq!(
+            Redriven::parse(&line),
+            Err(RedriveError::Truncated {
+                kept: 8,
+                len: 5_000_000
+            })
+        );
+        for bad in [
+            &b"comp_1,u,1"[..],
+            br#"{"reason":"malformed"}"#,
+            br#"{"reason":"malformed","record":7}"#,
+            br#"{"reason":"malformed","record":"x","recordBase64":"%%"}"#,
+        ] {
+            let error = Redriven::parse(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("not a dead letter") || error.contains("base64"),
+                "{error}"
+            );
+        }
     }
 }

@@ -33,6 +33,10 @@ pub struct JobEvent<'a> {
     /// Event time in epoch milliseconds; `None` when the record carried none (the source
     /// then uses the arrival time).
     pub creation_date: Option<i64>,
+    /// The record as it was read (a line of a file or of a stream record), once the
+    /// job has it: a dead letter gives it back byte for byte, so that it can be fixed
+    /// and re-driven. Decoders leave it `None`; the router sets it.
+    pub raw: Option<Cow<'a, str>>,
 }
 
 /// A company profile as carried by the `companies` stream or the TenantManager.
@@ -125,6 +129,7 @@ impl Record<'_> {
                 user_id: own(&job.user_id),
                 nb_jobs: job.nb_jobs,
                 creation_date: job.creation_date,
+                raw: job.raw.as_ref().map(own),
             }),
             Record::Company(company) => Record::Company(Company {
                 company_id: own(&company.company_id),

@@ -81,6 +81,9 @@ pub(crate) struct ScoringRow {
     pub(crate) nb_jobs: u64,
     pub(crate) creation_date: i64,
     pub(crate) at: At,
+    /// The event as it was read (absent in older checkpoints, and for generated events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) raw: Option<Box<str>>,
 }
 
 /// A record waiting for its tenant's lookup, as it was read.
@@ -93,6 +96,9 @@ pub(crate) enum WaitingRecord {
         nb_jobs: u64,
         creation_date: Option<i64>,
         at: At,
+        /// The event as it was read (absent in older checkpoints, and for generated events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        raw: Option<Box<str>>,
     },
     Company {
         company_id: Box<str>,
@@ -111,6 +117,7 @@ impl WaitingRecord {
                 nb_jobs: job.nb_jobs,
                 creation_date: job.creation_date,
                 at,
+                raw: job.raw.as_deref().map(Into::into),
             },
             Record::Company(company) => Self::Company {
                 company_id: company.company_id.as_ref().into(),
@@ -129,12 +136,14 @@ impl WaitingRecord {
                 nb_jobs,
                 creation_date,
                 at,
+                raw,
             } => (
                 Record::Job(JobEvent {
                     company_id: Cow::Owned(company_id.into()),
                     user_id: Cow::Owned(user_id.into()),
                     nb_jobs,
                     creation_date,
+                    raw: raw.map(String::from).map(Cow::Owned),
                 }),
                 at.into(),
             ),
@@ -190,6 +199,7 @@ mod tests {
                 nb_jobs: 3,
                 creation_date: 1_700_000_000_000,
                 at: At { source: 1, line: 7 },
+                raw: Some(r#"c-1,u"1,3,1700000000000"#.into()),
             }],
             lookups: vec![
                 WaitingRecord::Job {
@@ -198,6 +208,15 @@ mod tests {
                     nb_jobs: 1,
                     creation_date: None,
                     at: At { source: 0, line: 9 },
+                    raw: Some(r#"{ "companyID": "c-2", "userID": "u2", "nbJobs": 1 }"#.into()),
+                },
+                WaitingRecord::Job {
+                    company_id: "c-3".into(),
+                    user_id: "u3".into(),
+                    nb_jobs: 2,
+                    creation_date: Some(5),
+                    at: At { source: 2, line: 1 },
+                    raw: None,
                 },
                 WaitingRecord::Company {
                     company_id: "c-2".into(),

@@ -16,6 +16,9 @@ pub struct Metrics {
     pub empty_lines: AtomicU64,
     /// CSV header lines, skipped.
     pub header_lines: AtomicU64,
+    /// Dead letters read again (an input of format `dead-letters`): their records are
+    /// counted as any record from there on.
+    pub redriven: AtomicU64,
     /// Job events decoded.
     pub job_events: AtomicU64,
     /// Company records decoded.
@@ -49,6 +52,8 @@ pub struct MetricsSnapshot {
     pub empty_lines: u64,
     /// See [`Metrics::header_lines`].
     pub header_lines: u64,
+    /// See [`Metrics::redriven`].
+    pub redriven: u64,
     /// See [`Metrics::job_events`].
     pub job_events: u64,
     /// See [`Metrics::company_records`].
@@ -84,6 +89,7 @@ impl Metrics {
             lines_read: get(&self.lines_read),
             empty_lines: get(&self.empty_lines),
             header_lines: get(&self.header_lines),
+            redriven: get(&self.redriven),
             job_events: get(&self.job_events),
             company_records: get(&self.company_records),
             event_time_from_arrival: get(&self.event_time_from_arrival),
@@ -107,6 +113,7 @@ impl Metrics {
         add(&self.lines_read, &mut local.lines_read);
         add(&self.empty_lines, &mut local.empty_lines);
         add(&self.header_lines, &mut local.header_lines);
+        add(&self.redriven, &mut local.redriven);
         add(&self.job_events, &mut local.job_events);
         add(&self.company_records, &mut local.company_records);
         add(

@@ -1,6 +1,7 @@
 //! Decoding records and routing them to the keyed workers: one `Router` per thread that
 //! produces records (the file reader, each stream's thread).
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
@@ -8,6 +9,7 @@ use crossbeam_channel::Sender as WorkerSender;
 
 use tenantflow_core::batch::Position;
 use tenantflow_core::clock::now_ms;
+use tenantflow_core::dead_letter::Redriven;
 use tenantflow_core::decode::Decoder;
 use tenantflow_core::partition::worker_for;
 use tenantflow_core::time::EventTimeBounds;
@@ -198,11 +200,40 @@ impl<'a> Router<'a> {
             self.local.empty_lines += 1;
             return Ok(());
         }
-        let decoded = match format {
-            InputFormat::Csv => decoder.decode_csv(bytes, origin.line == Some(1)),
-            InputFormat::Ndjson | InputFormat::Auto => decoder.decode_json(bytes).map(Some),
+        // A dead letter read again: its record, read as a stream record is.
+        let redriven;
+        let (bytes, format, first_line) = match format {
+            InputFormat::DeadLetters => match Redriven::parse(bytes) {
+                Ok(letter) => {
+                    self.local.redriven += 1;
+                    let format = if letter.is_json() {
+                        InputFormat::Ndjson
+                    } else {
+                        InputFormat::Csv
+                    };
+                    redriven = letter.record;
+                    (&*redriven, format, false)
+                }
+                Err(e) => {
+                    let error = format!("re-driving a dead letter: {e}");
+                    return self.dead_letter(
+                        DeadLetterReason::Malformed,
+                        &error,
+                        origin,
+                        bytes,
+                        None,
+                    );
+                }
+            },
+            other => (bytes, other, origin.line == Some(1)),
         };
-        let record = match decoded {
+        let decoded = match format {
+            InputFormat::Csv => decoder.decode_csv(bytes, first_line),
+            InputFormat::Ndjson | InputFormat::Auto | InputFormat::DeadLetters => {
+                decoder.decode_json(bytes).map(Some)
+            }
+        };
+        let mut record = match decoded {
             Ok(Some(record)) => record,
             Ok(None) => {
                 self.local.header_lines += 1;
@@ -245,9 +276,11 @@ impl<'a> Router<'a> {
                 }
             }
         }
-        match &record {
+        match &mut record {
             Record::Job(job) => {
                 self.local.job_events += 1;
+                // Kept for the event's dead letter, should it become one in its worker.
+                job.raw = std::str::from_utf8(bytes).ok().map(Cow::Borrowed);
                 let event_ms = match (job.creation_date, self.missing_event_time) {
                     (Some(t), _) => t,
                     (None, MissingEventTime::ArrivalTime) => {
@@ -331,6 +364,7 @@ impl<'a> Router<'a> {
     ) -> Result<(), RunError> {
         self.local.dead_letters[reason.index()] += 1;
         let record = String::from_utf8_lossy(bytes);
+        let lossy = matches!(record, Cow::Owned(_));
         let sequence = origin.shard.map(|(_, seq, sub)| match sub {
             Some(i) => format!("{seq}/{i}"),
             None => seq.to_owned(),
@@ -344,7 +378,8 @@ impl<'a> Router<'a> {
                 shard: origin.shard.map(|(shard, _, _)| shard),
                 sequence: sequence.as_deref(),
                 record: &record,
-                record_lossy: std::str::from_utf8(bytes).is_err(),
+                record_lossy: lossy,
+                record_bytes: lossy.then_some(bytes),
                 record_truncated_from: truncated_from,
             })
             .map_err(RunError::Sink)

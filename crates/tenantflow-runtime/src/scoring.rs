@@ -158,6 +158,8 @@ pub(crate) struct Unscored {
     pub(crate) nb_jobs: u64,
     pub(crate) creation_date: i64,
     pub(crate) position: Position,
+    /// The event as it was read, for its dead letter if scoring fails.
+    pub(crate) raw: Option<Box<str>>,
 }
 
 /// A batch closed, sent (or waiting for a free request slot), and its answer once it
@@ -292,6 +294,7 @@ impl Scorings {
                 nb_jobs: row.nb_jobs,
                 creation_date: row.creation_date,
                 at: At::from(row.position),
+                raw: row.raw.clone(),
             })
             .collect()
     }
@@ -415,6 +418,7 @@ mod tests {
                 nb_jobs: 1,
                 creation_date: 0,
                 position: Position { source: 0, line: 1 },
+                raw: None,
             },
             ScoreRow {
                 industry: "retail".into(),

@@ -322,6 +322,7 @@ impl<O: OutputPort> Worker<'_, O> {
                 nb_jobs: row.nb_jobs,
                 creation_date: row.creation_date,
                 position: row.at.into(),
+                raw: row.raw,
                 profile,
             };
             if self.scoring.is_some() {
@@ -509,6 +510,7 @@ impl<O: OutputPort> Worker<'_, O> {
                             user_id: Cow::Borrowed(&row.user_id),
                             nb_jobs: row.nb_jobs,
                             creation_date: Some(row.creation_date),
+                            raw: row.raw.as_deref().map(Cow::Borrowed),
                         };
                         let message = format!("scoring company `{}`: {error}", row.company_id);
                         self.dead_letter(
@@ -673,6 +675,7 @@ impl<O: OutputPort> Worker<'_, O> {
                     nb_jobs: job.nb_jobs,
                     creation_date,
                     position,
+                    raw: job.raw.as_deref().map(Into::into),
                 };
                 self.score_remotely(unscored, features, local)
             }
@@ -740,15 +743,23 @@ impl<O: OutputPort> Worker<'_, O> {
         local: &mut MetricsSnapshot,
     ) -> Result<(), RunError> {
         local.dead_letters[reason.index()] += 1;
-        // The canonical form of the event, so that the dead letter can be replayed.
-        let record = serde_json::json!({
-            "type": "job",
-            "companyID": job.company_id,
-            "userID": job.user_id,
-            "nbJobs": job.nb_jobs,
-            "creationDate": job.creation_date,
-        })
-        .to_string();
+        // The record as it was read; the canonical form of the event for a source that
+        // keeps none (the generator), so that the dead letter can be re-driven.
+        let canonical;
+        let record = match &job.raw {
+            Some(raw) => raw.as_ref(),
+            None => {
+                canonical = serde_json::json!({
+                    "type": "job",
+                    "companyID": job.company_id,
+                    "userID": job.user_id,
+                    "nbJobs": job.nb_jobs,
+                    "creationDate": job.creation_date,
+                })
+                .to_string();
+                &canonical
+            }
+        };
         let source = self
             .sources
             .get(position.source as usize)
@@ -760,8 +771,9 @@ impl<O: OutputPort> Worker<'_, O> {
             line: (position.line > 0).then_some(position.line),
             shard: None,
             sequence: None,
-            record: &record,
+            record,
             record_lossy: false,
+            record_bytes: None,
             record_truncated_from: None,
         })
     }
@@ -879,6 +891,7 @@ mod tests {
             user_id: Cow::Owned(user.into()),
             nb_jobs: 1,
             creation_date: Some(T0 + day * DAY),
+            raw: None,
         })
     }
 

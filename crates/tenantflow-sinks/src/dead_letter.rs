@@ -186,6 +186,7 @@ mod tests {
                 sequence: None,
                 record: "x",
                 record_lossy: false,
+                record_bytes: None,
                 record_truncated_from: None,
             })
             .unwrap();

@@ -35,13 +35,18 @@ impl InputSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputFormat {
-    /// By file name: `.csv` (or `.csv.gz`) is CSV, anything else NDJSON.
+    /// By file name: a file in a `_rejected` folder holds dead letters, `.csv` (or
+    /// `.csv.gz`) is CSV, anything else NDJSON.
     #[default]
     Auto,
     /// One JSON object per line.
     Ndjson,
     /// Headerless CSV lines (see `Decoder::decode_csv`).
     Csv,
+    /// Dead letters, as a run writes them in `OUTPUT/_rejected/`: each line's `record`
+    /// (or `recordBase64`) is read again, as JSON when it starts with `{`, else as CSV.
+    #[serde(rename = "dead-letters")]
+    DeadLetters,
 }
 
 /// Why an input cannot be read.
@@ -135,7 +140,13 @@ impl Input {
         let name = path.to_string_lossy().into_owned();
         let gzip = name.ends_with(".gz");
         let stem = name.strip_suffix(".gz").unwrap_or(&name);
+        let in_rejected = path.parent().is_some_and(|folder| {
+            folder
+                .components()
+                .any(|c| c.as_os_str() == std::ffi::OsStr::new("_rejected"))
+        });
         let format = match format {
+            InputFormat::Auto if in_rejected => InputFormat::DeadLetters,
             InputFormat::Auto if stem.ends_with(".csv") => InputFormat::Csv,
             InputFormat::Auto => InputFormat::Ndjson,
             chosen => chosen,
@@ -396,6 +407,24 @@ mod tests {
                 ("c.json.gz".into(), InputFormat::Ndjson),
             ]
         );
+    }
+
+    #[test]
+    fn files_in_a_rejected_folder_are_dead_letters_unless_a_format_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let rejected = dir.path().join("out/_rejected");
+        std::fs::create_dir_all(&rejected).unwrap();
+        std::fs::write(rejected.join("worker-00-000001.ndjson"), b"").unwrap();
+        let spec = [InputSpec::Path(rejected.clone())];
+        let formats = |format| -> Vec<InputFormat> {
+            let inputs = Input::resolve(&spec, format).unwrap();
+            inputs.iter().map(Input::format).collect()
+        };
+        assert_eq!(formats(InputFormat::Auto), [InputFormat::DeadLetters]);
+        assert_eq!(formats(InputFormat::Ndjson), [InputFormat::Ndjson]);
+        let file = [InputSpec::Path(rejected.join("worker-00-000001.ndjson"))];
+        let inputs = Input::resolve(&file, InputFormat::Auto).unwrap();
+        assert_eq!(inputs[0].format(), InputFormat::DeadLetters);
     }
 
     #[test]

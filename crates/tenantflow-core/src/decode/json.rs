@@ -77,6 +77,7 @@ pub(super) fn scan_canonical_job(line: &[u8], tag_required: bool) -> Option<JobE
         user_id: Cow::Borrowed(user_id),
         nb_jobs: validate::nb_jobs(nb_jobs).ok()?,
         creation_date: Some(creation_date),
+        raw: None,
     })
 }
 

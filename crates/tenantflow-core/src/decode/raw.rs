@@ -150,6 +150,7 @@ impl<'a> RawRecord<'a> {
             user_id,
             nb_jobs,
             creation_date: self.creation_date,
+            raw: None,
         })
     }
 

@@ -535,6 +535,7 @@ mod tests {
                 source: 0,
                 line: 10,
             },
+            raw: None,
         });
         let want = waiting.in_flight.clone();
         let mut stats = CheckpointStats::default();
