@@ -1,4 +1,4 @@
-//! One call's life: retried with exponential back-off and full jitter when the failure
+//! One call's life: retried with exponential back-off and equal jitter when the failure
 //! is worth retrying (connect errors, resets, timeouts, 5xx, 429), never more than
 //! `max_in_flight` attempts at once over every clone of the stack, each attempt within
 //! its own timeout.
@@ -6,6 +6,11 @@
 //! The stack, outermost first: retry → error mapping → concurrency limit → timeout →
 //! the service. A request waiting for a slot is not timed, and a request sleeping
 //! between attempts holds no slot.
+//!
+//! Equal jitter (a pause between half its cap and its cap) rather than full jitter
+//! (between nothing and its cap): retries still spread out, and the attempts of a call
+//! span at least half the sum of the caps, so how long an outage a call rides out is a
+//! bound, not a chance. [`retry_span`] gives that bound for a number of attempts.
 
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -41,6 +46,17 @@ pub struct CallConfig {
 pub const BACKOFF_BASE: Duration = Duration::from_millis(50);
 /// Their longest back-off.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The shortest and longest time that the pauses between `attempts` attempts add up to,
+/// with back-off from `base` doubling up to `max` (attempts' own time not counted): a
+/// service unreachable for less than the first fails no call; one unreachable for
+/// longer than the second (plus the attempts' timeouts) fails every call made meanwhile.
+pub fn retry_span(attempts: u32, base: Duration, max: Duration) -> (Duration, Duration) {
+    let caps = (0..attempts.saturating_sub(1))
+        .map(|i| base.saturating_mul(1 << i.min(20)).min(max))
+        .fold(Duration::ZERO, Duration::saturating_add);
+    (caps / 2, caps)
+}
 
 /// Why a call failed.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -309,7 +325,7 @@ impl Drop for Attempt {
     }
 }
 
-/// The retry policy: exponential back-off with full jitter, at least what a
+/// The retry policy: exponential back-off with equal jitter, at least what a
 /// `Retry-After` asked for; at the last attempt the error becomes
 /// [`CallError::Exhausted`].
 #[derive(Clone)]
@@ -334,7 +350,9 @@ impl Backoff {
     fn delay(&self, retry_after: Option<Duration>) -> Duration {
         let exponent = self.attempts.saturating_sub(1).min(20);
         let cap = self.base.saturating_mul(1 << exponent).min(self.max);
-        let jittered = Duration::from_micros(fastrand::u64(0..=cap.as_micros() as u64));
+        let half = cap / 2;
+        let jittered =
+            half + Duration::from_micros(fastrand::u64(0..=(cap - half).as_micros() as u64));
         retry_after.map_or(jittered, |asked| asked.min(self.max).max(jittered))
     }
 }
@@ -526,6 +544,19 @@ mod tests {
     }
 
     #[test]
+    fn the_default_attempts_ride_out_eight_seconds_of_outage() {
+        let (shortest, longest) = retry_span(10, BACKOFF_BASE, BACKOFF_MAX);
+        assert_eq!(
+            (shortest, longest),
+            (Duration::from_millis(8_175), Duration::from_millis(16_350))
+        );
+        assert_eq!(
+            retry_span(1, BACKOFF_BASE, BACKOFF_MAX),
+            (Duration::ZERO, Duration::ZERO)
+        );
+    }
+
+    #[test]
     fn back_off_grows_and_keeps_within_its_bounds() {
         let mut policy = Backoff {
             attempts: 0,
@@ -538,7 +569,11 @@ mod tests {
             policy.attempts = attempts;
             let cap = Duration::from_millis(10 << (attempts - 1).min(10)).min(policy.max);
             for _ in 0..100 {
-                assert!(policy.delay(None) <= cap);
+                let delay = policy.delay(None);
+                assert!(
+                    cap / 2 <= delay && delay <= cap,
+                    "{delay:?} against {cap:?}"
+                );
             }
             let asked = Duration::from_millis(60);
             assert!(policy.delay(Some(asked)) >= asked);

@@ -1,7 +1,7 @@
 //! Calls from the job to remote services, the equivalent of Flink's AsyncIO.
 //!
 //! - [`call`]: one request's life: a `tower` stack of retry (exponential back-off with
-//!   full jitter, on what is worth retrying), a bound on requests in flight, and a
+//!   equal jitter, on what is worth retrying), a bound on requests in flight, and a
 //!   timeout per attempt.
 //! - [`keyed`]: the worker's side: records wait behind their key's request, in order,
 //!   emitted in arrival order ([`keyed::Emission::Ordered`]) or as their key is ready

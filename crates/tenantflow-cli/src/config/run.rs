@@ -73,7 +73,7 @@ pub const DEFAULT_UNKNOWN_TENANT_TTL: LongSpan = LongSpan::new(Duration::from_se
 pub const DEFAULT_LOOKUP_MAX_IN_FLIGHT: InFlight = InFlight::new(64);
 pub const DEFAULT_SCORE_MAX_IN_FLIGHT: InFlight = InFlight::new(16);
 pub const DEFAULT_ATTEMPT_TIMEOUT: AttemptTimeout = AttemptTimeout::new(Duration::from_secs(5));
-pub const DEFAULT_ATTEMPTS: Attempts = Attempts::new(5);
+pub const DEFAULT_ATTEMPTS: Attempts = Attempts::new(10);
 pub const DEFAULT_SCORE_BATCH: ScoreBatch = ScoreBatch::new(100);
 pub const DEFAULT_SCORE_LINGER: Linger = Linger::new(Duration::from_millis(10));
 /// A lease setting: a tenth of a second to an hour.
@@ -408,7 +408,7 @@ impl Config for RunConfig {
         ),
         (
             "sources.input_format",
-            "Line format of inputs: `auto` (CSV for `.csv`/`.csv.gz` names, else NDJSON), `ndjson` or `csv`.",
+            "Line format of inputs: `auto` (dead letters in a `_rejected` folder, CSV for `.csv`/`.csv.gz` names, else NDJSON), `ndjson`, `csv` or `dead-letters` (a re-drive).",
             None,
         ),
         (
