@@ -209,8 +209,15 @@ fn forward(upstream: &str, line: &str, headers: &[String], body: &[u8]) -> Vec<u
     let head = String::from_utf8_lossy(&answer[..split]).into_owned();
     let body = &answer[split + 4..];
     let mut out = String::new();
+    // The answer to a HEAD has no body, but its content-length is the object's: kept.
+    let is_head = line.starts_with("HEAD ");
     for (i, header) in head.split("\r\n").enumerate() {
         let lower = header.to_ascii_lowercase();
+        if is_head && lower.starts_with("content-length:") {
+            out.push_str(header);
+            out.push_str("\r\n");
+            continue;
+        }
         if i > 0
             && (lower.starts_with("content-length:")
                 || lower.starts_with("connection:")
@@ -221,7 +228,11 @@ fn forward(upstream: &str, line: &str, headers: &[String], body: &[u8]) -> Vec<u
         out.push_str(header);
         out.push_str("\r\n");
     }
-    out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    if is_head {
+        out.push_str("\r\n");
+    } else {
+        out.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    }
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
     bytes

@@ -9,6 +9,7 @@ mod crash;
 mod deploy;
 mod fault_http;
 mod fault_proxy;
+mod faults;
 mod hostile;
 mod inputs;
 mod kinesis;
