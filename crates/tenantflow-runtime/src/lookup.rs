@@ -36,8 +36,10 @@ pub struct LookupConfig {
     pub unknown_ttl: Duration,
 }
 
-/// Most records a worker keeps waiting for lookups; past it, the worker waits.
-const MAX_QUEUED: usize = 100_000;
+/// Most records a worker keeps waiting for lookups; past it, the worker waits. Waiting
+/// records come out late, after records read later: the bound is also on how far out
+/// of event-time order results go (a batch's worth), which keeps result files whole.
+const MAX_QUEUED: usize = 4_096;
 
 /// The job's lookup service, shared by the workers: one bound on requests in flight.
 pub(crate) struct LookupService {
@@ -192,6 +194,14 @@ impl Lookups {
     }
 
     /// Where answers arrive.
+    /// An answer already arrived, if any, while requests are out (without waiting).
+    pub(crate) fn try_answer(&self) -> Option<Completion<LookupAnswer>> {
+        if self.queue.in_flight() == 0 {
+            return None;
+        }
+        self.executor.completions().try_recv().ok()
+    }
+
     pub(crate) fn completions(&self) -> Receiver<Completion<LookupAnswer>> {
         self.executor.completions().clone()
     }

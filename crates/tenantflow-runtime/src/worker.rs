@@ -198,6 +198,10 @@ impl<O: OutputPort> Worker<'_, O> {
                     continue;
                 }
             };
+            // Answers that came meanwhile first: taking one per turn of the loop, as the
+            // select does, would leave records waiting behind answers already here for
+            // many batches, and their results far out of event-time order.
+            self.take_ready_answers(&mut local)?;
             for (record, position) in batch.iter() {
                 self.process(&record, position, &mut local)?;
             }
@@ -395,6 +399,12 @@ impl<O: OutputPort> Worker<'_, O> {
         while self.lookups.as_ref().is_some_and(AsyncStage::is_full) {
             self.take_one_answer(local)?;
         }
+        // Answers already here first, so that records wait no longer than their
+        // lookups take: records held back longer come out far from their event time's
+        // neighbours (many small result files).
+        while let Some(answer) = self.lookups.as_ref().and_then(Lookups::try_answer) {
+            self.resolve(answer, local)?;
+        }
         let Some(lookups) = &mut self.lookups else {
             return self.apply(record, position, None, local);
         };
@@ -435,6 +445,21 @@ impl<O: OutputPort> Worker<'_, O> {
             // The executor holds a sender: not reached while it lives.
             Err(_) => Err(RunError::Aborted),
         }
+    }
+
+    /// Takes every lookup and scoring answer already arrived, without waiting.
+    fn take_ready_answers(&mut self, local: &mut MetricsSnapshot) -> Result<(), RunError> {
+        if let Some(answers) = self.lookups.as_ref().map(AsyncStage::answers) {
+            while let Ok(answer) = answers.try_recv() {
+                self.resolve(answer, local)?;
+            }
+        }
+        if let Some(answers) = self.scoring.as_ref().map(AsyncStage::answers) {
+            while let Ok(answer) = answers.try_recv() {
+                self.take_scores(answer, local)?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes answers until nothing waits.
@@ -1321,7 +1346,8 @@ mod tests {
         // Many tenants at once with one request in flight: the worker does not wait
         // for each answer; every event gets its tenant's profile.
         let asked = Arc::new(AtomicUsize::new(0));
-        let mut lookups = counting_tenant_manager(&runtime, Arc::clone(&asked), Duration::ZERO);
+        let mut lookups =
+            counting_tenant_manager(&runtime, Arc::clone(&asked), Duration::from_secs(3600));
         lookups.set_max_in_flight_for_test(1);
         let records: Vec<Record<'static>> = (0..50)
             .map(|i| job(&format!("t{}", i % 10), &format!("u{i}"), 0))
