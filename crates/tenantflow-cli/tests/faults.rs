@@ -17,13 +17,14 @@ use crate::fault_http::{self, Action, Then};
 
 const T0: i64 = 1_767_225_600_000;
 
-/// `companies` profiles and `events` job events over them (seeded), as two NDJSON files
-/// in `dir`.
+/// `companies` profiles and `events` job events over them (seeded), one every
+/// `every_ms` of event time, as two NDJSON files in `dir`.
 pub fn write_tenants_and_jobs(
     dir: &Path,
     companies: u64,
     events: u64,
     seed: u64,
+    every_ms: i64,
 ) -> (PathBuf, PathBuf) {
     let industries = ["retail", "finance", "healthcare", "IT", "media"];
     let profiles: Vec<String> = (0..companies)
@@ -49,7 +50,7 @@ pub fn write_tenants_and_jobs(
                 r % companies,
                 (r >> 20) % 50,
                 1 + (r >> 32) % 9,
-                T0 + i as i64 * 45_000,
+                T0 + i as i64 * every_ms,
             )
         })
         .collect();
@@ -97,7 +98,7 @@ fn calls(summary: &Value, service: &str) -> (u64, u64) {
 #[test]
 fn the_tenant_manager_and_the_scorer_down_for_seconds_change_no_result() {
     let dir = tempfile::tempdir().unwrap();
-    let (companies, jobs) = write_tenants_and_jobs(dir.path(), 120, 6_000, 7);
+    let (companies, jobs) = write_tenants_and_jobs(dir.path(), 120, 6_000, 7, 45_000);
     let db = format!("sqlite://{}", dir.path().join("tenants.db").display());
     let manager = Server::start(
         &[
@@ -195,7 +196,7 @@ impl Drop for Unmount {
 #[test]
 fn a_full_disk_stops_the_job_with_the_error_and_it_resumes_exactly_once_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
-    let (companies, jobs) = write_tenants_and_jobs(dir.path(), 300, 30_000, 11);
+    let (companies, jobs) = write_tenants_and_jobs(dir.path(), 300, 30_000, 11, 45_000);
     let want = dir.path().join("want");
     JobRun::new(&want).input(&companies).input(&jobs).summary();
 
@@ -250,7 +251,7 @@ fn s3_answering_503_and_slowly_changes_no_result() {
     use crate::s3::{download, s3_url};
 
     let dir = tempfile::tempdir().unwrap();
-    let (companies, jobs) = write_tenants_and_jobs(dir.path(), 150, 10_000, 23);
+    let (companies, jobs) = write_tenants_and_jobs(dir.path(), 150, 10_000, 23, 45_000);
     let want = dir.path().join("want");
     JobRun::new(&want).input(&companies).input(&jobs).summary();
 
@@ -262,12 +263,12 @@ fn s3_answering_503_and_slowly_changes_no_result() {
         moto.trim_start_matches("http://").to_owned(),
         move |request| {
             let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
-            let then = if n % 4 == 0 && request.attempt == 1 {
+            let then = if n.is_multiple_of(4) && request.attempt == 1 {
                 Then::Status(503)
             } else {
                 Then::Forward
             };
-            let delay = if n % 13 == 0 {
+            let delay = if n.is_multiple_of(13) {
                 Duration::from_secs(1)
             } else {
                 Duration::ZERO

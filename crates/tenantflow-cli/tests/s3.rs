@@ -3,7 +3,8 @@
 //! `$TENANTFLOW_TEST_S3_BUCKET`): results written
 //! to S3 with crashes at random moments equal one uninterrupted run; Parquet results
 //! read back by an independent reader (pyarrow, `$TENANTFLOW_TEST_PYTHON`) give the same
-//! five figures.
+//! five figures; twenty kills of a job with lookups and remote scoring lose and
+//! duplicate nothing.
 #![cfg(feature = "s3-integration-tests")]
 
 use std::path::Path;
@@ -11,10 +12,15 @@ use std::process::Command;
 
 use tenantflow_sinks::store::{S3Store, Store};
 
+use std::time::Duration;
+
+use tenantflow_core::rng::SplitMix64;
+
 use crate::common::{
-    assert_same_results, check_output_figures, gen_w1, sorted_result_lines, tenantflow,
+    Server, assert_same_results, check_output_figures, gen_w1, sorted_result_lines, tenantflow,
 };
-use crate::crash::{command, job_events, kill_repeatedly};
+use crate::crash::{command, job_events, kill_after, kill_repeatedly};
+use crate::faults::{builtin_model, write_tenants_and_jobs};
 
 pub fn bucket() -> String {
     std::env::var("TENANTFLOW_TEST_S3_BUCKET")
@@ -252,4 +258,83 @@ fn a_second_job_on_an_s3_output_refuses_and_a_stale_lock_is_taken_over() {
         .filter(|o| o.path.contains("/part-"))
         .count();
     assert_eq!(results, 1);
+}
+
+/// The whole job at once, killed twenty times: tenants looked up from the TenantManager,
+/// scored by the remote scorer, results and checkpoints in S3; each run killed with
+/// SIGKILL at a seeded moment, the same command started again; the results are those
+/// of one uninterrupted run, each event's exactly once.
+#[test]
+fn twenty_kills_with_lookups_and_remote_scoring_into_s3_lose_and_duplicate_nothing() {
+    const EVENTS: u64 = 200_000;
+    const KILLS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let (companies, jobs) = write_tenants_and_jobs(dir.path(), 400, EVENTS, 29, 2_000);
+    let db = format!("sqlite://{}", dir.path().join("tenants.db").display());
+    let manager = Server::start(
+        &[
+            "tenant-manager",
+            "--database",
+            &db,
+            "--seed",
+            companies.to_str().unwrap(),
+        ],
+        "tenant-manager: ready",
+    );
+    let model = builtin_model();
+    let scorer = Server::start(
+        &["scorer", "--model", model.to_str().unwrap()],
+        "scorer: serving",
+    );
+    let scorer_url = format!("{}/invocations", scorer.url);
+    let job = |output: &str| {
+        command(&[
+            "run",
+            "--quiet",
+            "--input",
+            jobs.to_str().unwrap(),
+            "--output",
+            output,
+            "--tenant-manager",
+            &manager.url,
+            "--scorer",
+            &scorer_url,
+            "--checkpoint-interval",
+            "200ms",
+        ])
+    };
+    let want = dir.path().join("want");
+    let status = job(want.to_str().unwrap()).status().unwrap();
+    assert!(status.success());
+
+    let url = s3_url("kills");
+    let mut rng = SplitMix64::new(2026);
+    let mut killed = 0;
+    while killed < KILLS {
+        let moment = Duration::from_millis(250 + rng.next_u64() % 750);
+        assert!(
+            kill_after(job(&url), moment),
+            "the job ended after {killed} kills: the input is too small for {KILLS}"
+        );
+        killed += 1;
+    }
+    let status = job(&url).status().unwrap();
+    assert!(status.success());
+
+    let got = dir.path().join("got");
+    download(&url, &got);
+    let (got, want) = (sorted_result_lines(&got), sorted_result_lines(&want));
+    assert_eq!(want.len() as u64, EVENTS);
+    let lost = want
+        .iter()
+        .filter(|l| got.binary_search(l).is_err())
+        .count();
+    let twice = got.windows(2).filter(|w| w[0] == w[1]).count();
+    assert_eq!(
+        (lost, twice, got.len()),
+        (0, 0, want.len()),
+        "after {killed} kills"
+    );
+    assert!(got == want, "after {killed} kills the results differ");
+    eprintln!("{killed} SIGKILLs with lookups and remote scoring into S3: 0 lost, 0 twice");
 }
