@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod common;
 mod config;
+mod corpus;
 mod crash;
 mod deploy;
 mod fault_http;

@@ -51,11 +51,11 @@ impl std::fmt::Display for EventTimeError {
         match *self {
             EventTimeError::BeforeMin { event_ms } => write!(
                 f,
-                "event time {event_ms} ms is before 2000-01-01 ({MIN_EVENT_TIME_MS} ms):                  not epoch milliseconds?"
+                "event time {event_ms} ms is before 2000-01-01 ({MIN_EVENT_TIME_MS} ms): not epoch milliseconds?"
             ),
             EventTimeError::TooFarAhead { event_ms, max_ms } => write!(
                 f,
-                "event time {event_ms} ms is ahead of the wall clock by more than the                  allowed skew (latest accepted {max_ms} ms)"
+                "event time {event_ms} ms is ahead of the wall clock by more than the allowed skew (latest accepted {max_ms} ms)"
             ),
         }
     }
