@@ -20,6 +20,8 @@
 #   (TENANTFLOW_ADMIN=127.0.0.1:0), so that parallel runs do not compete for 9464.
 # - PostgreSQL 15 from Debian: a throwaway cluster (initdb as user postgres) started with
 #   pg_ctl on a free loopback port, for the TenantManager's tests.
+# - Then scripts/fuzz.sh: each fuzz target of fuzz/ for 10 s (nightly, which these
+#   machines have; cargo-fuzz from crates.io, cached in .cache/test-tools/cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -148,3 +150,6 @@ cargo test --workspace --locked \
   --features tenantflow-cli/kinesis-integration-tests,tenantflow-cli/s3-integration-tests \
   --features tenantflow-cli/openapi-validation-tests,tenantflow-cli/browser-tests \
   --features tenantflow-tenants/postgres-integration-tests,tenantflow-cluster/dynamodb-integration-tests "$@"
+
+# The fuzz targets, 10 s each (scripts/fuzz.sh says how to fuzz longer).
+scripts/fuzz.sh
