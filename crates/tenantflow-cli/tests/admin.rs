@@ -550,7 +550,9 @@ fn aggregates_are_never_torn_across_a_kill_and_the_job_is_not_ready_while_recove
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let input = dir.path().join("in.ndjson");
-    let tenants = workload(3000, 60, 21);
+    // Long enough that the first run is still reading after two checkpoints, however
+    // loaded the machine (180,000 events were sometimes read in fewer).
+    let tenants = workload(3000, 150, 21);
     std::fs::write(&input, lines(&tenants, &[]).join("\n") + "\n").unwrap();
     let args = [
         "--checkpoint-interval",
@@ -609,7 +611,17 @@ fn aggregates_are_never_torn_across_a_kill_and_the_job_is_not_ready_while_recove
         &[("TENANTFLOW_PAUSE", "recovery:1500")],
     );
     assert_eq!(second.get("/healthz").0, 200);
-    let (status, body) = second.json("/readyz");
+    // Not ready from its start: `starting` (the admin server may answer before the
+    // recovery begins), then `recovering` (held 1.5 s).
+    let started = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = second.json("/readyz");
+        if body["phase"] != "starting" || started.elapsed() > Duration::from_secs(30) {
+            break (status, body);
+        }
+        assert_eq!(status, 503, "{body}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert_eq!(
         (status, &body["phase"]),
         (503, &Value::from("recovering")),
