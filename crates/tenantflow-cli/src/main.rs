@@ -1,6 +1,6 @@
 //! `tenantflow`: real-time tenant analytics. See `tenantflow --help`.
 
-mod config;
+mod config_command;
 mod flags;
 mod health;
 mod produce;
@@ -14,6 +14,10 @@ mod tenant_manager;
 mod train;
 
 use std::process::ExitCode;
+
+// The configuration files' loader is the library's (so that a fuzz target can link it);
+// `crate::config::…` names it throughout the binary.
+use tenantflow_cli::config;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -66,7 +70,7 @@ enum Command {
     /// Serve a churn model over HTTP (SageMaker-compatible, and /assessChurn).
     Scorer(scorer::ScorerArgs),
     /// Print an example configuration file, or check one.
-    Config(config::command::ConfigArgs),
+    Config(config_command::ConfigArgs),
     /// Ask a running job's admin server whether it is alive (or ready): exit 0 if so.
     Health(health::HealthArgs),
 }
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
         Command::TenantManager(args) => tenant_manager::run(args),
         Command::Train(args) => train::run(args),
         Command::Scorer(args) => scorer::run(args),
-        Command::Config(args) => config::command::run(args),
+        Command::Config(args) => config_command::run(args),
         Command::Health(args) => health::run(args),
     };
     match result {

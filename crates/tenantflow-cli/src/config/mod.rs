@@ -4,7 +4,6 @@
 //! exist or a value out of its bounds is refused at start, naming the key's full path,
 //! the value and what was expected; `main` exits 2 on it.
 
-pub mod command;
 pub mod properties;
 pub mod run;
 pub mod service;

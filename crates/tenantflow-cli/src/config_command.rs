@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
 
-use super::run::RunConfig;
-use super::service::{ScorerConfig, TenantManagerConfig};
-use super::{effective, example};
+use crate::config::run::RunConfig;
+use crate::config::service::{ScorerConfig, TenantManagerConfig};
+use crate::config::{effective, example};
 
 /// Flags of `tenantflow config`.
 #[derive(Debug, Args)]
