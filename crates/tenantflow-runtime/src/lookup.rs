@@ -193,7 +193,6 @@ impl Lookups {
         }
     }
 
-    /// Where answers arrive.
     /// An answer already arrived, if any, while requests are out (without waiting).
     pub(crate) fn try_answer(&self) -> Option<Completion<LookupAnswer>> {
         if self.queue.in_flight() == 0 {
@@ -202,6 +201,7 @@ impl Lookups {
         self.executor.completions().try_recv().ok()
     }
 
+    /// Where answers arrive.
     pub(crate) fn completions(&self) -> Receiver<Completion<LookupAnswer>> {
         self.executor.completions().clone()
     }
