@@ -193,11 +193,7 @@ fn read_records(
                 let (bytes, format, first_line) = if format == InputFormat::DeadLetters {
                     match Redriven::parse(bytes) {
                         Ok(letter) => {
-                            let format = if letter.is_json() {
-                                InputFormat::Ndjson
-                            } else {
-                                InputFormat::Csv
-                            };
+                            let format = InputFormat::of_redriven(&letter);
                             redriven = letter.record;
                             (&*redriven, format, false)
                         }

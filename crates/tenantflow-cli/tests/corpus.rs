@@ -11,6 +11,7 @@ use md5::{Digest, Md5};
 use serde_json::Value;
 
 use crate::common::{JobRun, Server, http, sorted_result_lines};
+use crate::scoring::{builtin_model, start_scorer};
 
 const TS: i64 = 1_767_225_601_555;
 
@@ -163,19 +164,10 @@ fn each_bad_record_is_one_dead_letter_with_its_reason_and_good_results_are_uncha
     assert_eq!(letter["reason"], "record_too_large");
 }
 
-/// Every TenantManager case answered with its status and error, the service up after.
-#[test]
-fn bad_tenant_manager_requests_get_their_4xx_and_the_service_stays_up() {
-    let corpus = corpus();
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("tenants.db").display());
-    let key = "corpus-key-1234";
-    let manager = Server::start(
-        &["tenant-manager", "--database", &db, "--api-key", key],
-        "tenant-manager: ready",
-    );
-    let addr = manager.url.trim_start_matches("http://");
-    for case in cases(&corpus, "tenant_manager") {
+/// Sends each case to the server at `addr` and checks its status and error; with an API
+/// key, each request carries it (or the case's own) and no answer may show it.
+fn assert_answers(addr: &str, cases: &[Value], key: Option<&str>) {
+    for case in cases {
         let name = text(case, "name");
         let body = match case["body_repeat"].as_array() {
             Some(r) => Some(
@@ -185,12 +177,14 @@ fn bad_tenant_manager_requests_get_their_4xx_and_the_service_stays_up() {
             ),
             None => case["body"].as_str().map(str::to_owned),
         };
-        let api_key = case["api_key"].as_str().unwrap_or(key);
-        let mut headers = vec![("x-api-key", api_key)];
+        let mut headers = Vec::new();
+        if let Some(key) = key {
+            headers.push(("x-api-key", case["api_key"].as_str().unwrap_or(key)));
+        }
         if let Some(ct) = case["content_type"].as_str() {
             headers.push(("content-type", ct));
         }
-        let (status, answer) = http_with(
+        let (status, answer) = http(
             addr,
             text(case, "method"),
             text(case, "path"),
@@ -203,8 +197,25 @@ fn bad_tenant_manager_requests_get_their_4xx_and_the_service_stays_up() {
             "{name}: {answer}"
         );
         assert!(answer.contains(text(case, "error")), "{name}: {answer}");
-        assert!(!answer.contains(key), "{name}: the key shows");
+        if let Some(key) = key {
+            assert!(!answer.contains(key), "{name}: the key shows");
+        }
     }
+}
+
+/// Every TenantManager case answered with its status and error, the service up after.
+#[test]
+fn bad_tenant_manager_requests_get_their_4xx_and_the_service_stays_up() {
+    let corpus = corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("tenants.db").display());
+    let key = "corpus-key-1234";
+    let manager = Server::start(
+        &["tenant-manager", "--database", &db, "--api-key", key],
+        "tenant-manager: ready",
+    );
+    let addr = manager.url.trim_start_matches("http://");
+    assert_answers(addr, cases(&corpus, "tenant_manager"), Some(key));
     assert_eq!(http(addr, "GET", "/healthz", &[], None).0, 200);
 }
 
@@ -212,70 +223,10 @@ fn bad_tenant_manager_requests_get_their_4xx_and_the_service_stays_up() {
 #[test]
 fn bad_scoring_requests_get_their_4xx_and_the_scorer_stays_up() {
     let corpus = corpus();
-    let model = crate::faults::builtin_model();
-    let scorer = Server::start(
-        &["scorer", "--model", model.to_str().unwrap()],
-        "scorer: serving",
-    );
+    let scorer = start_scorer(&builtin_model());
     let addr = scorer.url.trim_start_matches("http://");
-    for case in cases(&corpus, "scorer") {
-        let name = text(case, "name");
-        let mut headers = Vec::new();
-        if let Some(ct) = case["content_type"].as_str() {
-            headers.push(("content-type", ct));
-        }
-        let (status, answer) = http_with(
-            addr,
-            text(case, "method"),
-            text(case, "path"),
-            &headers,
-            case["body"].as_str(),
-        );
-        assert_eq!(
-            u64::from(status),
-            case["status"].as_u64().unwrap(),
-            "{name}: {answer}"
-        );
-        assert!(answer.contains(text(case, "error")), "{name}: {answer}");
-    }
+    assert_answers(addr, cases(&corpus, "scorer"), None);
     assert_eq!(http(addr, "GET", "/ping", &[], None).0, 200);
-}
-
-/// [`http`] with a content type of the caller's (the helper sends JSON).
-fn http_with(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    let mut typed = false;
-    for (name, value) in headers {
-        typed |= name.eq_ignore_ascii_case("content-type");
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if let Some(b) = body {
-        if !typed {
-            head.push_str("content-type: application/json\r\n");
-        }
-        head.push_str(&format!("content-length: {}\r\n", b.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    // A server may answer (413) and close before it reads a long body.
-    let _ = stream.write_all(body.unwrap_or("").as_bytes());
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
 }
 
 /// Every configuration case refused at start: exit 2 for a file that does not

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{JobRun, Server, sorted_result_lines, splitmix};
+use crate::common::{JobRun, sorted_result_lines, splitmix};
 use crate::fault_http::{self, Action, Then};
+use crate::lookup::start_tenant_manager;
+use crate::scoring::{builtin_model, start_scorer};
 
 const T0: i64 = 1_767_225_600_000;
 
@@ -61,10 +63,6 @@ pub fn write_tenants_and_jobs(
     (companies_path, jobs_path)
 }
 
-pub fn builtin_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenantflow-operators/models/builtin.json")
-}
-
 /// A plan that forwards everything, except for `outage` from the `from`-th request on,
 /// when it does `then`: a service down for a while.
 fn outage(from: u64, outage: Duration, then: Then) -> impl Fn(&fault_http::Request<'_>) -> Action {
@@ -99,22 +97,8 @@ fn calls(summary: &Value, service: &str) -> (u64, u64) {
 fn the_tenant_manager_and_the_scorer_down_for_seconds_change_no_result() {
     let dir = tempfile::tempdir().unwrap();
     let (companies, jobs) = write_tenants_and_jobs(dir.path(), 120, 6_000, 7, 45_000);
-    let db = format!("sqlite://{}", dir.path().join("tenants.db").display());
-    let manager = Server::start(
-        &[
-            "tenant-manager",
-            "--database",
-            &db,
-            "--seed",
-            companies.to_str().unwrap(),
-        ],
-        "tenant-manager: ready",
-    );
-    let model = builtin_model();
-    let scorer = Server::start(
-        &["scorer", "--model", model.to_str().unwrap()],
-        "scorer: serving",
-    );
+    let manager = start_tenant_manager(dir.path(), &companies);
+    let scorer = start_scorer(&builtin_model());
     let run = |out: &Path, manager: &str, scorer: &str| {
         JobRun::new(out)
             .input(&jobs)

@@ -21,7 +21,7 @@ use crate::common::{
 use crate::crash::{command, kill_repeatedly};
 
 /// A `tenantflow tenant-manager` seeded from `seed`, on SQLite in `dir`.
-fn start_tenant_manager(dir: &Path, seed: &Path) -> Server {
+pub(crate) fn start_tenant_manager(dir: &Path, seed: &Path) -> Server {
     let db = format!("sqlite://{}", dir.join("tenants.db").display());
     Server::start(
         &[

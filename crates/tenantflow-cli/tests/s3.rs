@@ -17,10 +17,12 @@ use std::time::Duration;
 use tenantflow_core::rng::SplitMix64;
 
 use crate::common::{
-    Server, assert_same_results, check_output_figures, gen_w1, sorted_result_lines, tenantflow,
+    assert_same_results, check_output_figures, gen_w1, sorted_result_lines, tenantflow,
 };
 use crate::crash::{command, job_events, kill_after, kill_repeatedly};
-use crate::faults::{builtin_model, write_tenants_and_jobs};
+use crate::faults::write_tenants_and_jobs;
+use crate::lookup::start_tenant_manager;
+use crate::scoring::{builtin_model, start_scorer};
 
 pub fn bucket() -> String {
     std::env::var("TENANTFLOW_TEST_S3_BUCKET")
@@ -270,22 +272,8 @@ fn twenty_kills_with_lookups_and_remote_scoring_into_s3_lose_and_duplicate_nothi
     const KILLS: usize = 20;
     let dir = tempfile::tempdir().unwrap();
     let (companies, jobs) = write_tenants_and_jobs(dir.path(), 400, EVENTS, 29, 2_000);
-    let db = format!("sqlite://{}", dir.path().join("tenants.db").display());
-    let manager = Server::start(
-        &[
-            "tenant-manager",
-            "--database",
-            &db,
-            "--seed",
-            companies.to_str().unwrap(),
-        ],
-        "tenant-manager: ready",
-    );
-    let model = builtin_model();
-    let scorer = Server::start(
-        &["scorer", "--model", model.to_str().unwrap()],
-        "scorer: serving",
-    );
+    let manager = start_tenant_manager(dir.path(), &companies);
+    let scorer = start_scorer(&builtin_model());
     let scorer_url = format!("{}/invocations", scorer.url);
     let job = |output: &str| {
         command(&[

@@ -21,7 +21,7 @@ use crate::crash::{command, kill_repeatedly};
 use crate::fault_http::{self, Action, Request, Then};
 
 /// `tenantflow scorer` serving `model`.
-fn start_scorer(model: &Path) -> Server {
+pub(crate) fn start_scorer(model: &Path) -> Server {
     Server::start(
         &["scorer", "--model", model.to_str().unwrap()],
         "scorer: serving",
@@ -560,7 +560,7 @@ fn an_unreachable_scorer_makes_every_event_a_dead_letter_with_the_reason() {
 
 /// The built-in model's file, for a `tenantflow scorer` that scores as the embedded
 /// model does.
-fn builtin_model() -> std::path::PathBuf {
+pub(crate) fn builtin_model() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tenantflow-operators/models/builtin.json")
 }
 

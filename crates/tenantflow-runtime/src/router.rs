@@ -206,11 +206,7 @@ impl<'a> Router<'a> {
             InputFormat::DeadLetters => match Redriven::parse(bytes) {
                 Ok(letter) => {
                     self.local.redriven += 1;
-                    let format = if letter.is_json() {
-                        InputFormat::Ndjson
-                    } else {
-                        InputFormat::Csv
-                    };
+                    let format = InputFormat::of_redriven(&letter);
                     redriven = letter.record;
                     (&*redriven, format, false)
                 }

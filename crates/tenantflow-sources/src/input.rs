@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use tenantflow_core::dead_letter::Redriven;
 use thiserror::Error;
 
 use crate::generator::{Generator, GeneratorConfig};
@@ -47,6 +48,18 @@ pub enum InputFormat {
     /// (or `recordBase64`) is read again, as JSON when it starts with `{`, else as CSV.
     #[serde(rename = "dead-letters")]
     DeadLetters,
+}
+
+impl InputFormat {
+    /// How the record of a dead letter being re-driven is read: as a stream record is,
+    /// as JSON when it starts with `{`, else as CSV (a dead letter names no format).
+    pub fn of_redriven(letter: &Redriven<'_>) -> InputFormat {
+        if letter.is_json() {
+            InputFormat::Ndjson
+        } else {
+            InputFormat::Csv
+        }
+    }
 }
 
 /// Why an input cannot be read.
